@@ -1,0 +1,16 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from pugc.components import images
+
+
+@dsl.component(base_image=images.TRAINER, install_kfp_package=False)
+def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
+                 dpo_model: Output[Model], metrics: Output[Metrics]):
+    """Stage 7: DPO (or SimPO) of the policy on the preference pairs; saves a from_pretrained checkpoint."""
+    from pugc.stage_runner import publish, run_training
+
+    report = run_training(preference_pairs.path, dpo_model.path, config, engines)
+    publish(report, [dpo_model], metrics, recipe_digest)
+    dpo_model.metadata.update({"base_model": report["training"]["base_model"], "method": report["training"]["method"],
+                               "beta": report["training"]["beta"], "steps": report["training"]["steps"]})

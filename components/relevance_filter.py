@@ -1,0 +1,14 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from pugc.components import images
+
+
+@dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
+def relevance_filter(instructions: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
+                     relevant_instructions: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 3: keep questions whose document holds enough information to answer them."""
+    from pugc.stage_runner import publish, run_stage
+
+    report = run_stage("relevance_filter", instructions.path, relevant_instructions.path, dropped.path, config, engines)
+    publish(report, [relevant_instructions, dropped], metrics, recipe_digest)

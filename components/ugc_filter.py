@@ -1,0 +1,14 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from pugc.components import images
+
+
+@dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
+def ugc_filter(ugc: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
+               filtered_ugc: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 1: rate each document's quality 1-5, keep those at or above the threshold."""
+    from pugc.stage_runner import publish, run_stage
+
+    report = run_stage("ugc_filter", ugc.path, filtered_ugc.path, dropped.path, config, engines)
+    publish(report, [filtered_ugc, dropped], metrics, recipe_digest)

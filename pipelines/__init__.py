@@ -1,0 +1,1 @@
+"""The PUGC pipeline (the DAG) and its compile / local-run entry points."""

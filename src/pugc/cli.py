@@ -1,0 +1,139 @@
+"""The `pugc` command: run the pipeline locally, compile it for a cluster, or run one stage by hand."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pugc.config import ConfigError, load_recipe
+
+DEFAULT_RECIPE = "tiny"
+DEFAULT_INPUT = "data/sample_ugc.jsonl"
+
+
+def _recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name under recipes/ or a YAML path")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a recipe value (repeatable), e.g. --set reward_scoring.n=4")
+
+
+def _print_table(summary: dict) -> None:
+    from pugc.summary import stage_table
+
+    rows = [("stage", "in", "out", "dropped")] + [(n, str(i), str(o), d) for n, i, o, d in stage_table(summary["stages"])]
+    widths = [max(len(str(r[c])) for r in rows) for c in range(4)]
+    for number, row in enumerate(rows):
+        print("  ".join(str(cell).ljust(w) if c in (0, 3) else str(cell).rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def cmd_run(args) -> int:
+    from pugc.logs import setup_logging
+    from pugc.pipelines.local import run_local
+
+    setup_logging()
+    recipe = load_recipe(args.recipe, args.overrides)
+    input_uri = args.input or recipe.input.uri or DEFAULT_INPUT
+    summary = run_local(recipe, input_uri, args.output, args.run_id)
+    print()
+    _print_table(summary)
+    print(f"\ninput lines {summary['input_lines']} (quarantined {summary['quarantined']}), "
+          f"preference pairs {summary['preference_pairs']}, {summary['wall_seconds']}s")
+    print(f"run: {Path(args.output) / summary['run_id']}  (also {Path(args.output) / 'latest'})")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from pugc.pipelines.local import compile_pipeline
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    path = compile_pipeline(recipe, args.output)
+    print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) to {path}")
+    return 0
+
+
+def cmd_stage(args) -> int:
+    from pugc import stage_runner
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    sections = recipe.to_dict()
+    dropped = args.dropped or str(Path(args.output).with_suffix("")) + ".dropped.jsonl"
+    if args.name == "ingest_ugc":
+        quarantine = str(Path(args.output).with_suffix("")) + ".quarantine.jsonl"
+        report = stage_runner.run_ingest(args.input, sections["input"], args.output, quarantine, dropped)
+    elif args.name == "dpo_training":
+        report = stage_runner.run_training(args.input, args.output, sections["dpo_training"], sections["engines"])
+    else:
+        report = stage_runner.run_stage(args.name, args.input, args.output, dropped, sections[args.name],
+                                        sections["engines"])
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_recipe(args) -> int:
+    from pugc.config import dump_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(f"# digest {recipe.digest()}\n{dump_recipe(recipe)}", end="")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from pugc.models import resolve_model
+    from pugc.models.tiny import TINY_MODELS
+
+    for role in TINY_MODELS:
+        print(f"pugc-tiny/{role}: {resolve_model(f'pugc-tiny/{role}')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pugc import __version__
+
+    parser = argparse.ArgumentParser(prog="pugc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pugc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (KFP SubprocessRunner)")
+    _recipe_args(run)
+    run.add_argument("--input", help=f"UGC JSONL or Parquet (default: the recipe's input.uri, else {DEFAULT_INPUT})")
+    run.add_argument("--output", default="runs", help="folder that receives runs/<run_id>/ (default: runs)")
+    run.add_argument("--run-id", help="name of the run folder (default: time, recipe and digest)")
+    run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="write the pipeline YAML for Kubeflow Pipelines")
+    _recipe_args(comp)
+    comp.add_argument("-o", "--output", default="pugc.yaml")
+    comp.set_defaults(func=cmd_compile)
+
+    stage = sub.add_parser("stage", help="run one stage on files, without KFP")
+    stage.add_argument("name", choices=["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter",
+                                        "response_sampling", "reward_scoring", "preference_pairs", "dpo_training"])
+    _recipe_args(stage)
+    stage.add_argument("--input", required=True, help="the stage's input JSONL (raw UGC for ingest_ugc)")
+    stage.add_argument("--output", required=True, help="output JSONL (a model folder for dpo_training)")
+    stage.add_argument("--dropped", help="where dropped records go (default: <output>.dropped.jsonl)")
+    stage.set_defaults(func=cmd_stage)
+
+    rec = sub.add_parser("recipe", help="validate a recipe and print it resolved, with its digest")
+    _recipe_args(rec)
+    rec.set_defaults(func=cmd_recipe)
+
+    models = sub.add_parser("models", help="build (once) and list the embedded tiny models")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"pugc: recipe error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

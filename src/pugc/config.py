@@ -1,0 +1,379 @@
+"""Typed configs, one per stage, and the recipe loader.
+
+A recipe is one YAML file with a section per stage (keys = that stage's config fields), plus `engines:` and
+`cluster:`. Loading rejects unknown keys and wrong types with the key's full path, so a typo such as
+`reward_scoring.temprature` fails before any model loads or any pipeline is compiled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+STAGES = (
+    "ugc_filter",
+    "instruction_gen",
+    "relevance_filter",
+    "response_sampling",
+    "reward_scoring",
+    "preference_pairs",
+    "dpo_training",
+)
+# Tasks of the pipeline that are not PUGC stages but still get resources.
+AUX_TASKS = ("ingest_ugc", "run_summary")
+VerdictMode = Literal["sampled", "expected"]
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the schema; the message names the key's path."""
+
+
+# ----------------------------------------------------------------------------------------------- engines
+@dataclass
+class EngineConfig:
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    model: str = "pugc-tiny/policy"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 16  # prompts per forward pass (hf)
+    max_model_len: Optional[int] = None  # prompt + completion token budget; None = the model's own
+    options: dict = field(default_factory=dict)  # backend-specific keyword arguments, passed through
+
+
+@dataclass
+class EnginesConfig:
+    """Which model plays which PUGC role, on which backend."""
+
+    policy: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/policy"))
+    generator: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/generator"))
+    judge: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/judge"))
+
+
+# ------------------------------------------------------------------------------------------------ stages
+@dataclass
+class InputConfig:
+    uri: Optional[str] = None  # a JSONL/Parquet file; `pugc run --input` overrides
+    text_field: str = "text"
+    id_field: str = "id"
+    format: Literal["auto", "jsonl", "parquet"] = "auto"
+
+
+@dataclass
+class UGCFilterConfig:
+    """Rate each document's quality 1-5; keep score >= threshold (None keeps everything, no model runs)."""
+
+    threshold: Optional[float] = 4.0
+    mode: VerdictMode = "expected"
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 0.9
+    max_tokens: int = 8
+    seed: int = 0
+
+
+@dataclass
+class InstructionGenConfig:
+    """Write the one question a reader would ask that the document answers."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 96
+    seed: int = 0
+
+
+@dataclass
+class RelevanceFilterConfig:
+    """Keep a question if P(yes: the document answers it) >= threshold (None keeps everything)."""
+
+    threshold: Optional[float] = 0.5
+    mode: VerdictMode = "expected"
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 0.9
+    max_tokens: int = 8
+    seed: int = 0
+
+
+@dataclass
+class ResponseSamplingConfig:
+    k: int = 5
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class RewardScoringConfig:
+    """Prometheus-style absolute grading, the UGC document as the score-5 reference answer."""
+
+    mode: VerdictMode = "sampled"
+    n: int = 8
+    temperature: float = 1.0
+    top_p: float = 0.9
+    repetition_penalty: float = 1.03
+    max_tokens: int = 1024
+    reference: bool = True  # False: the reference-free ablation
+    # expected mode: the judge writes its feedback greedily (up to this many tokens), then the verdict is
+    # read as probabilities at the position after "[RESULT] ".
+    feedback_max_tokens: int = 256
+    seed: int = 0
+
+
+@dataclass
+class PreferencePairsConfig:
+    """chosen = highest mean score, rejected = lowest; drop ties and margins below min_margin."""
+
+    min_margin: float = 0.0
+    min_scored_responses: int = 2
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: Any = "all-linear"  # a PEFT value: "all-linear" or a list of module names
+    merge: bool = True  # merge adapters into the saved model so from_pretrained loads it directly
+
+
+@dataclass
+class DPOTrainingConfig:
+    """Our own switches; every other key of the section is a TRL DPOConfig (or CPOConfig) field."""
+
+    method: Literal["dpo", "simpo"] = "dpo"
+    lora: Optional[LoraConfig] = None
+    trainer: dict = field(default_factory=dict)  # TRL fields, validated against TRL's config class
+
+    OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora")
+
+
+# ----------------------------------------------------------------------------------------------- cluster
+@dataclass
+class ResourceSpec:
+    cpu_request: Optional[str] = None
+    cpu_limit: Optional[str] = None
+    memory_request: Optional[str] = None
+    memory_limit: Optional[str] = None
+    accelerator_type: Optional[str] = None  # Kubernetes resource name, e.g. nvidia.com/gpu
+    accelerator_count: int = 0
+
+
+@dataclass
+class ClusterConfig:
+    pipeline_root: Optional[str] = None
+    resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ recipe
+@dataclass
+class Recipe:
+    name: str = "unnamed"
+    description: str = ""
+    input: InputConfig = field(default_factory=InputConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
+    ugc_filter: UGCFilterConfig = field(default_factory=UGCFilterConfig)
+    instruction_gen: InstructionGenConfig = field(default_factory=InstructionGenConfig)
+    relevance_filter: RelevanceFilterConfig = field(default_factory=RelevanceFilterConfig)
+    response_sampling: ResponseSamplingConfig = field(default_factory=ResponseSamplingConfig)
+    reward_scoring: RewardScoringConfig = field(default_factory=RewardScoringConfig)
+    preference_pairs: PreferencePairsConfig = field(default_factory=PreferencePairsConfig)
+    dpo_training: DPOTrainingConfig = field(default_factory=DPOTrainingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        dpo = data["dpo_training"]
+        data["dpo_training"] = {"method": dpo["method"], "lora": dpo["lora"], **dpo["trainer"]}
+        return data
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def section(self, stage: str) -> dict:
+        """One stage's section as plain data: what the compiled pipeline passes to that stage's task."""
+        return self.to_dict()[stage]
+
+
+STAGE_CONFIGS = {
+    "ugc_filter": UGCFilterConfig,
+    "instruction_gen": InstructionGenConfig,
+    "relevance_filter": RelevanceFilterConfig,
+    "response_sampling": ResponseSamplingConfig,
+    "reward_scoring": RewardScoringConfig,
+    "preference_pairs": PreferencePairsConfig,
+    "dpo_training": DPOTrainingConfig,
+}
+
+
+# ------------------------------------------------------------------------------------------- validation
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against the annotation `tp`; return it (numbers normalised), or raise naming `path`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} fits none of {_type_name(tp)}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        if args:
+            return {k: _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+        return dict(value)
+    if origin is list or tp is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        # KFP hands dict parameters back with every number as a float; accept integral floats.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")
+
+
+def unknown_key_error(key: str, known: typing.Iterable[str], path: str) -> ConfigError:
+    hint = difflib.get_close_matches(key, list(known), n=1)
+    suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return ConfigError(f"unknown key '{path}'{suggestion}")
+
+
+def build(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
+    if cls is DPOTrainingConfig:
+        return _build_dpo(data, path)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            raise unknown_key_error(str(key), names, key_path)
+        kwargs[key] = _coerce(value, hints[key], key_path)
+    return cls(**kwargs)
+
+
+def _build_dpo(data: dict, path: str) -> DPOTrainingConfig:
+    own = {k: v for k, v in data.items() if k in DPOTrainingConfig.OWN_KEYS}
+    trainer = {k: v for k, v in data.items() if k not in DPOTrainingConfig.OWN_KEYS}
+    hints = typing.get_type_hints(DPOTrainingConfig)
+    method = _coerce(own.get("method", "dpo"), hints["method"], f"{path}.method")
+    lora = _coerce(own.get("lora"), hints["lora"], f"{path}.lora")
+    from pugc.training.trl_args import validate_trainer_args
+
+    trainer = validate_trainer_args(method, trainer, path)
+    return DPOTrainingConfig(method=method, lora=lora, trainer=trainer)
+
+
+def _check_resource_keys(recipe: Recipe) -> None:
+    for task in recipe.cluster.resources:
+        if task not in STAGES + AUX_TASKS:
+            raise unknown_key_error(task, STAGES + AUX_TASKS, f"cluster.resources.{task}")
+
+
+# ----------------------------------------------------------------------------------- loading, overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'reward_scoring.n=4' -> (['reward_scoring', 'n'], 4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"override {text!r} must name a section and a key, e.g. reward_scoring.n=4")
+    return parts, yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    recipe = build(Recipe, data, "")
+    _check_resource_keys(recipe)
+    return recipe
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """A path, or a bare name looked up in ./recipes and in the source checkout's recipes/."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix else f"{path.name}.yaml"
+    for folder in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"recipe {str(name_or_path)!r} not found (a YAML path, or a name under recipes/)")
+
+
+def load_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> Recipe:
+    path = find_recipe(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+    data.setdefault("name", path.stem)
+    try:
+        return recipe_from_dict(apply_overrides(data, overrides))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

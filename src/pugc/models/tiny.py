@@ -1,0 +1,95 @@
+"""Deterministic tiny chat models, built locally for tests and laptop runs.
+
+Each `pugc-tiny/<role>` model is a byte-level BPE tokenizer trained on local text (the prompt templates plus a
+small corpus shipped with the package) and a randomly initialised 2-layer Llama with a chat template. The
+same id always yields the same weights, so runs are reproducible without any download.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from pugc.models import TINY_PREFIX, cache_dir
+
+log = logging.getLogger(__name__)
+
+BUILD_VERSION = "v1"  # bump when the recipe below changes, so caches rebuild
+VOCAB_SIZE = 2048
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+# One seed per role, so policy, generator and judge are different networks.
+TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "base": 5}
+
+
+def _training_text() -> list[str]:
+    from pugc.prompts import all_template_text
+
+    corpus = resources.files("pugc.models").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
+    return corpus.splitlines() + all_template_text().splitlines() + [" ".join(str(i) for i in range(10))] * 20
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(_training_text(), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<|bos|>", eos_token="<|end|>", pad_token="<|pad|>",
+        chat_template=CHAT_TEMPLATE, padding_side="left", model_max_length=4096,
+    )
+
+
+def build_model(vocab_size: int, seed: int, tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        # A wider init than usual makes a random model's verdicts spread out instead of sitting at uniform.
+        initializer_range=0.3, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def ensure_tiny_model(model_id: str) -> Path:
+    role = model_id[len(TINY_PREFIX):]
+    if role not in TINY_MODELS:
+        raise ValueError(f"unknown tiny model {model_id!r}; known: {', '.join(TINY_PREFIX + r for r in TINY_MODELS)}")
+    target = cache_dir() / "models" / f"pugc-tiny-{role}-{BUILD_VERSION}"
+    if (target / "config.json").is_file():
+        return target
+    log.info("building tiny model %s in %s", model_id, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        tokenizer = build_tokenizer()
+        model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer)
+        tokenizer.save_pretrained(staging)
+        model.save_pretrained(staging)
+        os.replace(staging, target)  # atomic: a concurrent builder's finished copy wins, never a half one
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,131 @@
+"""The records that flow between stages, in one place.
+
+Each stage reads one record type and writes the next; every record keeps the id of the UGC document it came
+from (`doc_id`), so any preference pair can be traced back to its source line. Records travel as JSONL rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def content_id(*parts: str, length: int = 16) -> str:
+    """A stable id from content: the same text always gets the same id, on any machine."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+@dataclass
+class Document:
+    """One piece of user-generated content; `meta` holds every other input field, passed through."""
+
+    id: str
+    text: str
+    meta: dict = field(default_factory=dict)
+    quality: float | None = None  # ugc_filter's 1-5 rating
+
+
+@dataclass
+class Instruction:
+    """A reader's question that the document answers; the document is its reference answer."""
+
+    id: str
+    doc_id: str
+    document: str
+    instruction: str
+    meta: dict = field(default_factory=dict)
+    quality: float | None = None
+    relevance: float | None = None  # relevance_filter's P(yes) or fraction of yes votes
+
+
+@dataclass
+class Response:
+    id: str
+    instruction_id: str
+    doc_id: str
+    instruction: str
+    document: str
+    response: str
+    sample_index: int
+    num_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+@dataclass
+class ScoredResponse(Response):
+    score: float | None = None  # mean judge score over the samples that parsed (or the expectation)
+    judge_scores: list = field(default_factory=list)  # one per judge sample; None where it did not parse
+    judge_outputs: list = field(default_factory=list)  # the judge's raw text, kept for inspection
+
+
+@dataclass
+class PreferencePair:
+    """TRL's conversational preference format, plus where the pair came from and how far apart it is."""
+
+    prompt: list
+    chosen: list
+    rejected: list
+    score_chosen: float
+    score_rejected: float
+    margin: float
+    instruction_id: str
+    doc_id: str
+    chosen_id: str
+    rejected_id: str
+
+
+@dataclass
+class Dropped:
+    """A record a stage did not pass on, and why (a reason code, plus free-text detail)."""
+
+    stage: str
+    reason: str
+    record_id: str
+    detail: str = ""
+    record: dict = field(default_factory=dict)
+
+
+@dataclass
+class StageResult:
+    """What one stage did: the records it kept, the ones it dropped (with reasons), and its figures."""
+
+    stage: str
+    n_in: int
+    kept: list
+    dropped: list[Dropped] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return {
+            "in": self.n_in,
+            "out": len(self.kept),
+            "dropped": dict(sorted(Counter(d.reason for d in self.dropped).items())),
+        }
+
+
+class RecordError(ValueError):
+    """A row that does not fit its record type; the message names where it came from and the key."""
+
+
+def to_row(record: Any) -> dict:
+    return dataclasses.asdict(record)
+
+
+def from_row(cls: type[T], row: Any, where: str) -> T:
+    if not isinstance(row, dict):
+        raise RecordError(f"{where}: expected a JSON object for {cls.__name__}, got {type(row).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = [
+        name for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in row]
+    if missing:
+        raise RecordError(f"{where}: {cls.__name__} record lacks key(s) {', '.join(missing)}")
+    return cls(**{k: v for k, v in row.items() if k in fields})

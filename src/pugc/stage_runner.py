@@ -1,0 +1,160 @@
+"""Run one stage from files: read its input artifact, build its config and engine, call it, write, report.
+
+This is the body of every KFP component and of `pugc stage`; it imports no kfp, so it runs anywhere.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from pugc import __version__
+from pugc.config import STAGE_CONFIGS, EngineConfig, build
+from pugc.io import read_records, write_jsonl
+from pugc.logs import setup_logging
+from pugc.records import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def check_accounting(result: StageResult, per_group_key: str | None = None) -> None:
+    """Every input record is passed on or dropped with a reason; anything else is a bug worth stopping for."""
+    if per_group_key:  # 1:K stages: count the distinct inputs that produced output
+        produced = {getattr(r, per_group_key) for r in result.kept}
+        accounted = len(produced) + len(result.dropped)
+    else:
+        accounted = len(result.kept) + len(result.dropped)
+    if accounted != result.n_in:
+        raise RuntimeError(f"{result.stage}: {result.n_in} records in, but {accounted} passed or dropped")
+
+
+def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
+              engines: dict | None = None) -> dict[str, Any]:
+    from pugc.engines import make_engine
+    from pugc.stages import STAGE_SPECS
+
+    setup_logging()
+    spec = STAGE_SPECS[stage]
+    config = build(STAGE_CONFIGS[stage], section, stage)
+    started = time.monotonic()
+    rows = read_records(input_path, spec.input_type)
+    log.info("%s: %d input records from %s", stage, len(rows), input_path)
+    engine = None
+    if rows and spec.engine_role and spec.needs_engine(config):
+        role = spec.engine_role
+        engine = make_engine(build(EngineConfig, (engines or {}).get(role, {}), f"engines.{role}"))
+    try:
+        result = spec.run(rows, config, engine) if rows else StageResult(stage, 0, [])
+    finally:
+        if engine is not None:
+            engine.close()
+    check_accounting(result, "instruction_id" if stage == "response_sampling" else None)
+    write_jsonl(output_path, result.kept)
+    write_jsonl(dropped_path, result.dropped)
+    report = {
+        "stage": stage,
+        "counts": result.counts,
+        "metrics": result.metrics,
+        "model": engine.model_id if engine else None,
+        "engine_stats": asdict(engine.stats) if engine else None,
+        "seconds": round(time.monotonic() - started, 3),
+        "pugc_version": __version__,
+    }
+    log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, result.n_in, len(result.kept),
+             result.counts["dropped"] or "none", report["seconds"])
+    return report
+
+
+def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
+    """Lineage: row counts, recipe digest, model and version on each output artifact; counts as Metrics.
+
+    `outputs` and `metrics` are KFP artifacts, used only through `.metadata` and `.log_metric`.
+    """
+    counts = report["counts"]
+    for artifact in outputs:
+        artifact.metadata.update({
+            "stage": report["stage"], "rows_in": counts["in"], "rows_out": counts["out"],
+            "dropped": counts["dropped"], "recipe_digest": recipe_digest, "model": report.get("model") or "",
+            "pugc_version": report["pugc_version"], "report": report,
+        })
+    if metrics is not None:
+        metrics.log_metric("records_in", counts["in"])
+        metrics.log_metric("records_out", counts["out"])
+        for reason, count in counts["dropped"].items():
+            metrics.log_metric(f"dropped_{reason}", count)
+        for name, value in report["metrics"].items():
+            metrics.log_metric(name, round(float(value), 6))
+        metrics.log_metric("seconds", report["seconds"])
+
+
+def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: str, dropped_path: str) -> dict:
+    """Stage 0: raw input -> Documents, with every malformed line quarantined (line number + error)."""
+    from pugc.config import InputConfig
+    from pugc.io import iter_input_rows
+    from pugc.stages import ingest
+
+    setup_logging()
+    config = build(InputConfig, section, "input")
+    if not input_uri:
+        raise ValueError("no input: pass --input (or the input_uri pipeline parameter) or set input.uri in the recipe")
+    started = time.monotonic()
+    outcome = ingest.run(iter_input_rows(input_uri, config.format), config, source=input_uri)
+    result = outcome.result
+    check_accounting(result)
+    write_jsonl(ugc_path, result.kept)
+    write_jsonl(quarantine_path, outcome.quarantined)
+    write_jsonl(dropped_path, result.dropped)
+    for item in outcome.quarantined:
+        log.warning("quarantined %s line %d: %s", item.source, item.line, item.error)
+    report = {
+        "stage": ingest.STAGE, "counts": result.counts, "input_lines": outcome.input_lines,
+        "quarantined": len(outcome.quarantined), "metrics": {}, "model": None,
+        "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
+    }
+    log.info("ingest: %d lines, %d documents, %d quarantined, %d duplicates", outcome.input_lines,
+             len(result.kept), len(outcome.quarantined), len(result.dropped))
+    return report
+
+
+def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict) -> dict:
+    from pugc.config import DPOTrainingConfig
+    from pugc.training.dpo import train
+
+    setup_logging()
+    config = build(DPOTrainingConfig, section, "dpo_training")
+    policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
+    started = time.monotonic()
+    training = train(pairs_path, model_dir, config, policy)
+    return {
+        "stage": "dpo_training",
+        "counts": {"in": training["pairs"], "out": training["pairs"], "dropped": {}},
+        "metrics": {"steps": training["steps"], "final_loss": training["final_loss"] or 0.0,
+                    "train_loss": training["train_loss"]},
+        "training": training, "model": policy.model,
+        "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
+    }
+
+
+def summarize(reports: list[dict]) -> dict:
+    """The run's accounting from every task's report (as found in its artifact metadata)."""
+    ingest = next(r for r in reports if r["stage"] == "ingest_ugc")
+    as_int = lambda value: int(round(value))  # noqa: E731  (KFP hands metadata numbers back as floats)
+    stages = {
+        r["stage"]: {
+            "in": as_int(r["counts"]["in"]), "out": as_int(r["counts"]["out"]),
+            "dropped": {k: as_int(v) for k, v in r["counts"]["dropped"].items()},
+            "metrics": r.get("metrics", {}), "seconds": r.get("seconds"),
+        }
+        for r in reports
+    }
+    pairs = stages.get("preference_pairs", {}).get("out", 0)
+    training = next((r.get("training") for r in reports if r["stage"] == "dpo_training"), None)
+    return {
+        "input_lines": as_int(ingest["input_lines"]),
+        "quarantined": as_int(ingest["quarantined"]),
+        "input_records": as_int(ingest["input_lines"]) - as_int(ingest["quarantined"]),
+        "stages": stages,
+        "preference_pairs": pairs,
+        "training": training,
+    }

@@ -1,0 +1,42 @@
+"""The PUGC stages as pure functions: records in, records out, engine injected.
+
+`STAGE_SPECS` ties each stage to its input record type and the engine role it needs, so one runner
+(`pugc.stage_runner`) serves the KFP components and the `pugc stage` command alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pugc.records import Document, Instruction, Response, ScoredResponse
+from pugc.stages import (
+    instruction_gen,
+    preference_pairs,
+    relevance_filter,
+    response_sampling,
+    reward_scoring,
+    ugc_filter,
+)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    input_type: type
+    engine_role: str | None  # "policy", "generator", "judge", or None for CPU-only stages
+    run: Callable
+    # Whether the stage can skip loading its model for this config (e.g. a disabled filter).
+    needs_engine: Callable[[object], bool] = lambda config: True
+
+
+STAGE_SPECS = {
+    spec.name: spec
+    for spec in (
+        StageSpec("ugc_filter", Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
+        StageSpec("instruction_gen", Document, "generator", instruction_gen.run),
+        StageSpec("relevance_filter", Instruction, "generator", relevance_filter.run, lambda c: c.threshold is not None),
+        StageSpec("response_sampling", Instruction, "policy", response_sampling.run),
+        StageSpec("reward_scoring", Response, "judge", reward_scoring.run),
+        StageSpec("preference_pairs", ScoredResponse, None, lambda rows, config, engine: preference_pairs.run(rows, config)),
+    )
+}

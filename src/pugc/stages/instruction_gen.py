@@ -1,0 +1,50 @@
+"""Stage 2: write the one self-contained question a reader might ask that the document answers."""
+from __future__ import annotations
+
+import re
+
+from pugc.config import InstructionGenConfig
+from pugc.engines.base import Engine, SamplingParams
+from pugc.prompts import load_template
+from pugc.records import Document, Dropped, Instruction, StageResult, content_id, to_row
+from pugc.stages.llm import generate_parsed
+
+STAGE = "instruction_gen"
+
+# Labels and preambles that instruct models put before the question itself.
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
+    r"(?:here(?:'s| is)\s+(?:a|the|one)\s+(?:possible\s+)?question[^:\n]*:\s*)?"
+    r"(?:\**\s*(?:question|q|instruction|user)\s*\d*\s*\**\s*[:.)-]\s*)?",
+    re.IGNORECASE,
+)
+_QUOTES = "\"'“”‘’`*"
+
+
+def clean_question(text: str) -> str | None:
+    """The question itself: preamble and labels stripped, first non-empty line, quotes removed; None if empty."""
+    for line in (text or "").splitlines():
+        candidate = _PREAMBLE.sub("", line.strip(), count=1).strip().strip(_QUOTES).strip()
+        if candidate:
+            return candidate
+    return None
+
+
+def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> StageResult:
+    template = load_template("instruction_gen")
+    params = SamplingParams(
+        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=1, seed=config.seed
+    )
+    outputs = generate_parsed(engine, [template.render(document=d.text) for d in docs], params, clean_question)
+    kept, dropped = [], []
+    for doc, (parsed,) in zip(docs, outputs):
+        if not parsed.value:
+            dropped.append(Dropped(STAGE, "empty_instruction", doc.id, repr(parsed.completion.text[:200]), to_row(doc)))
+            continue
+        kept.append(
+            Instruction(
+                id=content_id(doc.id, parsed.value), doc_id=doc.id, document=doc.text,
+                instruction=parsed.value, meta=doc.meta, quality=doc.quality,
+            )
+        )
+    return StageResult(STAGE, len(docs), kept, dropped)

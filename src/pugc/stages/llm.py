@@ -1,0 +1,104 @@
+"""The one shape every LLM stage shares: prompts -> engine -> parse.
+
+`generate_parsed` serves the stages that want text (questions, responses); `judge` serves the stages that
+want a verdict (quality, relevance, reward), in either mode:
+- sampled: n generations per prompt, each parsed; the score is the mean over those that parsed.
+- expected: one pass reads the probabilities of the verdict tokens at the verdict position and takes the
+  expectation. With `rationale_tokens`, the judge first writes its rationale greedily and the verdict is
+  read right after `verdict_prefix` (Prometheus: feedback, then "[RESULT] ").
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Callable, Generic, Sequence, TypeVar
+
+from pugc.engines.base import Completion, Engine, Prompt, SamplingParams
+from pugc.stages.verdicts import VerdictScale
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Parsed(Generic[T]):
+    value: T | None  # None when the output could not be parsed
+    completion: Completion
+
+
+def generate_parsed(
+    engine: Engine, prompts: Sequence[Prompt], params: SamplingParams, parse: Callable[[str], T | None]
+) -> list[list[Parsed[T]]]:
+    outputs = engine.generate(prompts, params)
+    return [[Parsed(parse(c.text), c) for c in completions] for completions in outputs]
+
+
+@dataclass
+class Judgement:
+    score: float | None  # None when no sample parsed
+    votes: list[float | None] = field(default_factory=list)  # parsed verdict of each sample
+    raw: list[str] = field(default_factory=list)  # the judge's own text (samples, or the greedy rationale)
+    verdict_mass: float | None = None  # expected mode: probability held by valid verdict tokens
+    generated_tokens: int = 0
+
+
+def judge(
+    engine: Engine,
+    prompts: Sequence[Prompt],
+    scale: VerdictScale,
+    mode: str,
+    params: SamplingParams,
+    rationale_tokens: int = 0,
+    verdict_prefix: str = "",
+    rationale_stop: str | None = None,
+) -> list[Judgement]:
+    if mode == "sampled":
+        return _judge_sampled(engine, prompts, scale, params)
+    if mode == "expected":
+        return _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, rationale_stop)
+    raise ValueError(f"unknown verdict mode {mode!r}; use 'sampled' or 'expected'")
+
+
+def _judge_sampled(engine, prompts, scale, params) -> list[Judgement]:
+    judgements = []
+    for samples in generate_parsed(engine, prompts, params, scale.parse):
+        votes = [None if s.value is None else float(s.value) for s in samples]
+        parsed = [v for v in votes if v is not None]
+        judgements.append(
+            Judgement(
+                score=sum(parsed) / len(parsed) if parsed else None,
+                votes=votes,
+                raw=[s.completion.text for s in samples],
+                generated_tokens=sum(s.completion.num_tokens for s in samples),
+            )
+        )
+    return judgements
+
+
+def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, rationale_stop) -> list[Judgement]:
+    rationales = [""] * len(prompts)
+    generated = [0] * len(prompts)
+    if rationale_tokens > 0:
+        greedy = SamplingParams(max_tokens=rationale_tokens, temperature=0.0, n=1)
+        for i, (completion,) in enumerate(engine.generate(prompts, greedy)):
+            text = completion.text
+            if rationale_stop and rationale_stop in text:
+                text = text[: text.index(rationale_stop)]  # the judge's own verdict is read from probs instead
+            rationales[i] = text.rstrip()
+            generated[i] = completion.num_tokens
+    scoring_prompts = [
+        replace(p, assistant_prefix=p.assistant_prefix + rationale + (" " if rationale else "") + verdict_prefix)
+        for p, rationale in zip(prompts, rationales)
+    ]
+    probs = engine.next_token_probs(scoring_prompts, list(scale.options))
+    judgements = []
+    for rationale, tokens, token_probs in zip(rationales, generated, probs):
+        score, mass = scale.expectation(token_probs)
+        judgements.append(
+            Judgement(score=score, votes=[score], raw=[rationale], verdict_mass=mass, generated_tokens=tokens)
+        )
+    return judgements
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,52 @@
+"""Stage 6: per question, chosen = highest mean judge score, rejected = lowest (no model involved)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pugc.config import PreferencePairsConfig
+from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult, to_row
+from pugc.stages.response_sampling import policy_prompt
+
+STAGE = "preference_pairs"
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def run(scored: list[ScoredResponse], config: PreferencePairsConfig) -> StageResult:
+    """`in` counts questions (groups of responses); every question ends as a pair or a drop reason."""
+    groups: dict[str, list[ScoredResponse]] = defaultdict(list)
+    for response in scored:
+        groups[response.instruction_id].append(response)
+    pairs, dropped = [], []
+    for instruction_id in sorted(groups):
+        # Ties break by sample order, so the same scores always give the same pair.
+        group = sorted(groups[instruction_id], key=lambda r: r.sample_index)
+        first = group[0]
+        summary = {"instruction_id": instruction_id, "doc_id": first.doc_id, "scores": [r.score for r in group]}
+        if len(group) < config.min_scored_responses:
+            dropped.append(Dropped(STAGE, "too_few_responses", instruction_id, f"{len(group)} scored", summary))
+            continue
+        chosen = max(group, key=lambda r: r.score)
+        rejected = min(group, key=lambda r: r.score)
+        margin = chosen.score - rejected.score
+        if margin <= 0:
+            dropped.append(Dropped(STAGE, "all_tied", instruction_id, f"all scores {chosen.score}", summary))
+            continue
+        if margin < config.min_margin:
+            dropped.append(Dropped(STAGE, "below_margin", instruction_id, f"margin {margin:.3f} < {config.min_margin}", summary))
+            continue
+        pairs.append(
+            PreferencePair(
+                prompt=list(policy_prompt(first.instruction).messages),
+                chosen=_assistant(chosen.response), rejected=_assistant(rejected.response),
+                score_chosen=chosen.score, score_rejected=rejected.score, margin=round(margin, 4),
+                instruction_id=instruction_id, doc_id=first.doc_id, chosen_id=chosen.id, rejected_id=rejected.id,
+            )
+        )
+    margins = [p.margin for p in pairs]
+    return StageResult(
+        STAGE, len(groups), pairs, dropped,
+        metrics={"margin_mean": sum(margins) / len(margins) if margins else 0.0, "responses": float(len(scored))},
+    )

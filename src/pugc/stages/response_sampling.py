@@ -1,0 +1,42 @@
+"""Stage 4: sample K responses per question from the policy."""
+from __future__ import annotations
+
+from pugc.config import ResponseSamplingConfig
+from pugc.engines.base import Engine, Prompt, SamplingParams
+from pugc.records import Dropped, Instruction, Response, StageResult, to_row
+from pugc.stages.llm import generate_parsed
+
+
+def policy_prompt(instruction: str) -> Prompt:
+    """The policy sees the question alone, exactly as DPO will later see it (the pair's `prompt`)."""
+    return Prompt(messages=({"role": "user", "content": instruction},))
+
+
+STAGE = "response_sampling"
+
+
+def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine: Engine) -> StageResult:
+    params = SamplingParams(
+        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=config.k, seed=config.seed
+    )
+    outputs = generate_parsed(engine, [policy_prompt(i.instruction) for i in instructions], params, str.strip)
+    kept, dropped = [], []
+    for item, samples in zip(instructions, outputs):
+        responses = [
+            Response(
+                id=f"{item.id}-{k}", instruction_id=item.id, doc_id=item.doc_id, instruction=item.instruction,
+                document=item.document, response=s.value, sample_index=k,
+                num_tokens=s.completion.num_tokens, finish_reason=s.completion.finish_reason,
+            )
+            for k, s in enumerate(samples)
+            if s.value
+        ]
+        if not responses:
+            dropped.append(Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", to_row(item)))
+        kept.extend(responses)
+    truncated = sum(r.finish_reason == "length" for r in kept)
+    return StageResult(
+        STAGE, len(instructions), kept, dropped,
+        metrics={"responses_per_instruction": len(kept) / len(instructions) if instructions else 0.0,
+                 "truncated_fraction": truncated / len(kept) if kept else 0.0},
+    )

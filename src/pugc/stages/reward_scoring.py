@@ -1,0 +1,65 @@
+"""Stage 5: score every response 1-5 with a Prometheus-style judge, the UGC document as reference answer."""
+from __future__ import annotations
+
+import statistics
+
+from pugc.config import RewardScoringConfig
+from pugc.engines.base import Engine, Prompt, SamplingParams
+from pugc.prompts import load_template
+from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
+from pugc.stages.llm import judge
+from pugc.stages.verdicts import RESULT_1_TO_5
+
+STAGE = "reward_scoring"
+RESULT_MARKER = "[RESULT]"
+
+
+def judge_prompt(response: Response, with_reference: bool) -> Prompt:
+    template = load_template("reward_judge")
+    if with_reference:
+        clause = template.part("reference_clause")
+        section = template.part("reference_section", reference=response.document)
+    else:
+        clause = section = ""
+    return template.render(
+        instruction=response.instruction, response=response.response,
+        reference_clause=clause, reference_section=section,
+    )
+
+
+def judge_order(responses: list[Response]) -> list[int]:
+    """Indices grouped by (instruction, document): the K responses share the judge prompt's long prefix."""
+    return sorted(range(len(responses)), key=lambda i: (responses[i].instruction_id, responses[i].sample_index))
+
+
+def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
+    order = judge_order(responses)
+    ordered = [responses[i] for i in order]
+    params = SamplingParams(
+        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=config.n,
+        seed=config.seed, repetition_penalty=config.repetition_penalty,
+    )
+    judgements = judge(
+        engine, [judge_prompt(r, config.reference) for r in ordered], RESULT_1_TO_5, config.mode, params,
+        rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER,
+    )
+    kept, dropped = [], []
+    for response, verdict in zip(ordered, judgements):
+        if verdict.score is None:
+            dropped.append(Dropped(STAGE, "unparsable_judgement", response.id, repr(verdict.raw[:2]), to_row(response)))
+            continue
+        kept.append(
+            ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes,
+                           judge_outputs=verdict.raw)
+        )
+    scores = [r.score for r in kept]
+    votes = [v for j in judgements for v in j.votes]
+    return StageResult(
+        STAGE, len(responses), kept, dropped,
+        metrics={
+            "score_mean": statistics.fmean(scores) if scores else 0.0,
+            "score_stdev": statistics.pstdev(scores) if scores else 0.0,
+            "parse_rate": sum(v is not None for v in votes) / len(votes) if votes else 0.0,
+            "judge_generated_tokens": float(sum(j.generated_tokens for j in judgements)),
+        },
+    )

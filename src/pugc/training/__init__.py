@@ -1,0 +1,1 @@
+"""Preference optimisation (DPO, SimPO) with TRL."""

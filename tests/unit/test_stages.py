@@ -1,0 +1,190 @@
+"""Stage logic with a scripted engine: what is kept, what is dropped and why, and the record shapes."""
+import re
+
+import pytest
+
+from pugc.config import (InstructionGenConfig, PreferencePairsConfig, RelevanceFilterConfig,
+                         ResponseSamplingConfig, RewardScoringConfig, UGCFilterConfig)
+from pugc.records import Document, Instruction, Response, ScoredResponse
+from pugc.stages import instruction_gen, preference_pairs, relevance_filter, response_sampling, reward_scoring, ugc_filter
+from pugc.stages.instruction_gen import clean_question
+from pugc.stages.llm import judge
+from pugc.stages.verdicts import RESULT_1_TO_5
+from pugc.engines.base import Prompt, SamplingParams
+from tests.fakes import FakeEngine
+
+
+def docs(*texts):
+    return [Document(id=f"d{i}", text=t) for i, t in enumerate(texts)]
+
+
+def instruction(i, question="How do I fix it?", document="Turn it off and on."):
+    return Instruction(id=f"i{i}", doc_id=f"d{i}", document=document, instruction=question)
+
+
+# ------------------------------------------------------------------------------------------- ugc_filter
+def test_ugc_filter_expected_keeps_at_threshold_and_records_reason():
+    probs = {"GOOD": {"5": 1.0}, "OKAY": {"3": 0.5, "5": 0.5}, "BAD": {"1": 1.0}}
+    engine = FakeEngine(probs=lambda text: next(v for k, v in probs.items() if k in text))
+    result = ugc_filter.run(docs("GOOD post", "OKAY post", "BAD post"), UGCFilterConfig(threshold=4.0), engine)
+    assert [d.text for d in result.kept] == ["GOOD post", "OKAY post"]
+    assert [d.quality for d in result.kept] == [5.0, 4.0]
+    assert result.counts == {"in": 3, "out": 2, "dropped": {"low_quality": 1}}
+    assert result.dropped[0].record["text"] == "BAD post"
+
+
+def test_ugc_filter_sampled_means_parsed_votes_and_drops_unparsable():
+    replies = {"A": ["5", "4", "garbage"], "B": ["no idea", "??", "n/a"]}
+    engine = FakeEngine(reply=lambda text, i: next(v for k, v in replies.items() if f"{k}-doc" in text)[i])
+    config = UGCFilterConfig(threshold=4.0, mode="sampled", n=3)
+    result = ugc_filter.run(docs("A-doc", "B-doc"), config, engine)
+    assert [d.quality for d in result.kept] == [4.5]
+    assert result.counts["dropped"] == {"unparsable_judgement": 1}
+    assert engine.generate_calls[0][1].n == 3
+
+
+def test_ugc_filter_disabled_runs_no_model():
+    result = ugc_filter.run(docs("x", "y"), UGCFilterConfig(threshold=None), engine=None)
+    assert len(result.kept) == 2 and not result.dropped
+
+
+# -------------------------------------------------------------------------------------- instruction_gen
+@pytest.mark.parametrize("raw, expected", [
+    ("How do I descale a kettle?", "How do I descale a kettle?"),
+    ("Question: How do I descale a kettle?", "How do I descale a kettle?"),
+    ("Sure! Here is a question: \"How do I descale a kettle?\"", "How do I descale a kettle?"),
+    ("\n\n**Question:** What is a good tent?\nExtra line", "What is a good tent?"),
+    ("Q: Why?", "Why?"),
+    ("   \n  ", None),
+    ("Question:", None),
+])
+def test_clean_question(raw, expected):
+    assert clean_question(raw) == expected
+
+
+def test_instruction_gen_drops_empty_and_gives_stable_ids():
+    engine = FakeEngine(reply=lambda text, i: "Question: What now?" if "first" in text else "  ")
+    result = instruction_gen.run(docs("first doc", "second doc"), InstructionGenConfig(), engine)
+    assert [i.instruction for i in result.kept] == ["What now?"]
+    assert result.kept[0].doc_id == "d0" and result.kept[0].document == "first doc"
+    assert result.counts["dropped"] == {"empty_instruction": 1}
+    again = instruction_gen.run(docs("first doc"), InstructionGenConfig(), engine)
+    assert again.kept[0].id == result.kept[0].id
+
+
+# ------------------------------------------------------------------------------------- relevance_filter
+def test_relevance_filter_threshold_on_yes_probability():
+    engine = FakeEngine(probs=lambda text: {"yes": 0.9, "no": 0.1} if "tent" in text else {"No": 0.7, "yes": 0.3})
+    items = [instruction(0, "Which tent?"), instruction(1, "Which stove?")]
+    result = relevance_filter.run(items, RelevanceFilterConfig(threshold=0.5), engine)
+    assert [i.id for i in result.kept] == ["i0"]
+    assert result.kept[0].relevance == pytest.approx(0.9)
+    assert result.counts["dropped"] == {"not_relevant": 1}
+
+
+# ------------------------------------------------------------------------------------ response_sampling
+def test_response_sampling_k_samples_with_recipe_params():
+    engine = FakeEngine(reply=lambda text, i: f"answer {i}" if i != 2 else "  ")
+    config = ResponseSamplingConfig(k=3, temperature=0.7, top_p=0.9, max_tokens=50, seed=7)
+    result = response_sampling.run([instruction(0), instruction(1)], config, engine)
+    params = engine.generate_calls[0][1]
+    assert (params.n, params.temperature, params.top_p, params.max_tokens, params.seed) == (3, 0.7, 0.9, 50, 7)
+    assert [r.id for r in result.kept] == ["i0-0", "i0-1", "i1-0", "i1-1"]  # the empty sample is not a response
+    assert result.kept[0].instruction == "How do I fix it?" and result.kept[0].document == "Turn it off and on."
+
+
+def test_response_sampling_drops_question_with_no_usable_sample():
+    result = response_sampling.run([instruction(0)], ResponseSamplingConfig(k=2), FakeEngine(reply=lambda t, i: ""))
+    assert not result.kept and result.counts["dropped"] == {"empty_responses": 1}
+
+
+# ------------------------------------------------------------------------------------- reward_scoring
+def responses(*texts, instruction_id="i0"):
+    return [Response(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d0", instruction="Q?",
+                     document="THE REFERENCE DOC", response=t, sample_index=k) for k, t in enumerate(texts)]
+
+
+def test_judge_prompt_follows_prometheus_format_with_reference():
+    prompt = reward_scoring.judge_prompt(responses("R1")[0], with_reference=True)
+    user = prompt.messages[-1]["content"]
+    headers = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:",
+               "###Reference Answer (Score 5):", "###Score Rubrics:", "###Feedback:"]
+    positions = [user.index(h) for h in headers]
+    assert positions == sorted(positions)
+    assert user.rstrip().endswith("###Feedback:")
+    assert "THE REFERENCE DOC" in user and "[RESULT]" in user
+    assert all(f"Score {i}:" in user for i in range(1, 6))
+
+
+def test_judge_prompt_reference_free_ablation():
+    user = reward_scoring.judge_prompt(responses("R1")[0], with_reference=False).messages[-1]["content"]
+    assert "Reference Answer" not in user and "THE REFERENCE DOC" not in user and "reference answer that" not in user
+
+
+def test_reward_scoring_sampled_means_parsed_samples():
+    outputs = {"good": ["Fine. [RESULT] 5", "Fine. [RESULT] 4", "[RESULT] 9"], "bad": ["meh [RESULT] 1"] * 3,
+               "broken": ["no verdict"] * 3}
+    engine = FakeEngine(reply=lambda text, i: next(v for k, v in outputs.items() if f"\n{k}\n" in text)[i])
+    result = reward_scoring.run(responses("good", "bad", "broken"), RewardScoringConfig(mode="sampled", n=3), engine)
+    scores = {r.response: r.score for r in result.kept}
+    assert scores == {"good": 4.5, "bad": 1.0}
+    assert result.kept[0].judge_scores == [5.0, 4.0, None]
+    assert result.kept[0].judge_outputs[2] == "[RESULT] 9"  # raw output kept for inspection
+    assert result.counts["dropped"] == {"unparsable_judgement": 1}
+
+
+def test_reward_scoring_expected_reads_verdict_after_feedback():
+    engine = FakeEngine(reply=lambda text, i: "Solid answer. [RESULT] 5 trailing",
+                        probs=lambda text: {"4": 0.5, "5": 0.5} if text.endswith("Solid answer. [RESULT] ") else {})
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine)
+    assert result.kept[0].score == pytest.approx(4.5)
+    greedy = engine.generate_calls[0][1]
+    assert greedy.temperature == 0.0 and greedy.max_tokens == 32 and greedy.n == 1
+
+
+def test_judge_groups_responses_of_one_question_together():
+    mixed = responses("a", "b", instruction_id="i1") + responses("c", "d", instruction_id="i0")
+    mixed = [mixed[3], mixed[0], mixed[2], mixed[1]]
+    engine = FakeEngine(reply=lambda text, i: "[RESULT] 3")
+    reward_scoring.run(mixed, RewardScoringConfig(mode="sampled", n=1), engine)
+    seen = [re.search(r"###Response to evaluate:\n(\w)", p.messages[-1]["content"]).group(1)
+            for p in engine.generate_calls[0][0]]
+    assert seen == ["c", "d", "a", "b"]
+
+
+def test_expected_judge_always_scores_and_costs_one_greedy_pass():
+    engine = FakeEngine(reply=lambda text, i: "x", probs=lambda text: {"3": 1.0})
+    prompts = [Prompt(messages=({"role": "user", "content": "q"},))] * 4
+    out = judge(engine, prompts, RESULT_1_TO_5, "expected", SamplingParams(n=8), rationale_tokens=5, verdict_prefix="[RESULT] ")
+    assert [j.score for j in out] == [3.0] * 4
+    assert len(engine.generate_calls) == 1 and engine.generate_calls[0][1].n == 1
+
+
+# ----------------------------------------------------------------------------------- preference_pairs
+def scored(instruction_id, *scores):
+    return [ScoredResponse(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d", instruction="Q?",
+                           document="D", response=f"resp {instruction_id} {k}", sample_index=k, score=s)
+            for k, s in enumerate(scores)]
+
+
+def test_pairs_take_max_and_min_in_trl_conversational_format():
+    result = preference_pairs.run(scored("a", 2.0, 4.5, 1.0, 3.0), PreferencePairsConfig())
+    (pair,) = result.kept
+    assert pair.prompt == [{"role": "user", "content": "Q?"}]
+    assert pair.chosen == [{"role": "assistant", "content": "resp a 1"}]
+    assert pair.rejected == [{"role": "assistant", "content": "resp a 2"}]
+    assert (pair.score_chosen, pair.score_rejected, pair.margin) == (4.5, 1.0, 3.5)
+    assert (pair.chosen_id, pair.rejected_id, pair.doc_id) == ("a-1", "a-2", "d")
+
+
+def test_pairs_drop_ties_margins_and_singletons():
+    rows = scored("tied", 3.0, 3.0) + scored("close", 3.0, 3.2) + scored("wide", 1.0, 5.0) + scored("alone", 4.0)
+    result = preference_pairs.run(rows, PreferencePairsConfig(min_margin=0.5))
+    assert [p.instruction_id for p in result.kept] == ["wide"]
+    assert result.counts == {"in": 4, "out": 1,
+                             "dropped": {"all_tied": 1, "below_margin": 1, "too_few_responses": 1}}
+
+
+def test_pairs_break_score_ties_by_sample_order():
+    (pair,) = preference_pairs.run(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
+    assert (pair.chosen_id, pair.rejected_id) == ("a-0", "a-1")
