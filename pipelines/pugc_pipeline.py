@@ -3,7 +3,7 @@
 `build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
 and applies the recipe's per-stage resources to the tasks, so what `pugc compile` writes is what runs.
 """
-from __future__ import annotations
+# No `from __future__ import annotations` here: KFP reads the pipeline signature's real types.
 
 from typing import NamedTuple
 
@@ -28,7 +28,7 @@ Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_
 
 
 def build_pipeline(recipe: Recipe):
-    sections = recipe.to_dict()
+    sections = recipe.pipeline_sections()
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)")
     def pugc_pipeline(

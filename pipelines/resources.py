@@ -13,13 +13,13 @@ def apply_resources(cluster: ClusterConfig, tasks: dict) -> None:
         if spec is None:
             continue
         if spec.cpu_request:
-            task.set_cpu_request(spec.cpu_request)
+            task.set_cpu_request(str(spec.cpu_request))
         if spec.cpu_limit:
-            task.set_cpu_limit(spec.cpu_limit)
+            task.set_cpu_limit(str(spec.cpu_limit))
         if spec.memory_request:
-            task.set_memory_request(spec.memory_request)
+            task.set_memory_request(str(spec.memory_request))
         if spec.memory_limit:
-            task.set_memory_limit(spec.memory_limit)
+            task.set_memory_limit(str(spec.memory_limit))
         if spec.accelerator_count > 0:
             task.set_accelerator_type(spec.accelerator_type or "nvidia.com/gpu")
             task.set_accelerator_limit(spec.accelerator_count)

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -68,9 +68,13 @@ class InputConfig:
 
 @dataclass
 class UGCFilterConfig:
-    """Rate each document's quality 1-5; keep score >= threshold (None keeps everything, no model runs)."""
+    """Rate each document's quality 1-5; keep score >= threshold.
 
-    threshold: Optional[float] = 4.0
+    threshold None (the default) keeps everything and loads no model: the paper found quantity matters more
+    than quality (its Fig. 4); paper.yaml sets 4 (keep 4-5) as the paper did.
+    """
+
+    threshold: Optional[float] = None
     mode: VerdictMode = "expected"
     n: int = 1
     temperature: float = 1.0
@@ -91,9 +95,9 @@ class InstructionGenConfig:
 
 @dataclass
 class RelevanceFilterConfig:
-    """Keep a question if P(yes: the document answers it) >= threshold (None keeps everything)."""
+    """Keep a question if P(yes: the document answers it) >= threshold (sampled: the fraction of yes votes)."""
 
-    threshold: Optional[float] = 0.5
+    threshold: float = 0.5
     mode: VerdictMode = "expected"
     n: int = 1
     temperature: float = 1.0
@@ -157,12 +161,15 @@ class DPOTrainingConfig:
 
 
 # ----------------------------------------------------------------------------------------------- cluster
+Quantity = Optional[Union[str, int, float]]  # a Kubernetes quantity: "500m", 2, "16Gi"
+
+
 @dataclass
 class ResourceSpec:
-    cpu_request: Optional[str] = None
-    cpu_limit: Optional[str] = None
-    memory_request: Optional[str] = None
-    memory_limit: Optional[str] = None
+    cpu_request: Quantity = None
+    cpu_limit: Quantity = None
+    memory_request: Quantity = None
+    memory_limit: Quantity = None
     accelerator_type: Optional[str] = None  # Kubernetes resource name, e.g. nvidia.com/gpu
     accelerator_count: int = 0
 
@@ -199,9 +206,22 @@ class Recipe:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
+    def pipeline_sections(self) -> dict:
+        """Sections as KFP dict parameters. KFP structs cannot hold null; every Optional field defaults to
+        None, so leaving nulls out rebuilds the same config on the other side."""
+        return without_nulls(self.to_dict())
+
     def section(self, stage: str) -> dict:
         """One stage's section as plain data: what the compiled pipeline passes to that stage's task."""
         return self.to_dict()[stage]
+
+
+def without_nulls(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: without_nulls(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [without_nulls(v) for v in data]
+    return data
 
 
 STAGE_CONFIGS = {
@@ -311,8 +331,9 @@ def _build_dpo(data: dict, path: str) -> DPOTrainingConfig:
     return DPOTrainingConfig(method=method, lora=lora, trainer=trainer)
 
 
-def _check_resource_keys(recipe: Recipe) -> None:
-    for task in recipe.cluster.resources:
+def _check_resource_keys(data: dict) -> None:
+    resources = (data.get("cluster") or {}).get("resources") or {}
+    for task in resources if isinstance(resources, dict) else ():
         if task not in STAGES + AUX_TASKS:
             raise unknown_key_error(task, STAGES + AUX_TASKS, f"cluster.resources.{task}")
 
@@ -343,9 +364,8 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
 
 
 def recipe_from_dict(data: dict) -> Recipe:
-    recipe = build(Recipe, data, "")
-    _check_resource_keys(recipe)
-    return recipe
+    _check_resource_keys(data)
+    return build(Recipe, data, "")
 
 
 def find_recipe(name_or_path: str | Path) -> Path:

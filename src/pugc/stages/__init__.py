@@ -34,7 +34,7 @@ STAGE_SPECS = {
     for spec in (
         StageSpec("ugc_filter", Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
         StageSpec("instruction_gen", Document, "generator", instruction_gen.run),
-        StageSpec("relevance_filter", Instruction, "generator", relevance_filter.run, lambda c: c.threshold is not None),
+        StageSpec("relevance_filter", Instruction, "generator", relevance_filter.run),
         StageSpec("response_sampling", Instruction, "policy", response_sampling.run),
         StageSpec("reward_scoring", Response, "judge", reward_scoring.run),
         StageSpec("preference_pairs", ScoredResponse, None, lambda rows, config, engine: preference_pairs.run(rows, config)),

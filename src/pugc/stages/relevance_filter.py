@@ -12,8 +12,6 @@ STAGE = "relevance_filter"
 
 
 def run(instructions: list[Instruction], config: RelevanceFilterConfig, engine: Engine | None) -> StageResult:
-    if config.threshold is None:
-        return StageResult(STAGE, len(instructions), kept=list(instructions), metrics={"threshold_disabled": 1.0})
     template = load_template("relevance")
     params = SamplingParams(
         max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=config.n, seed=config.seed

@@ -1,0 +1,71 @@
+import pytest
+
+from pugc.config import ConfigError, RewardScoringConfig, build, load_recipe, parse_override
+
+
+def test_recipes_load_and_paper_is_faithful():
+    paper = load_recipe("paper")
+    assert paper.response_sampling.k == 5 and paper.response_sampling.temperature == 0.8
+    assert paper.response_sampling.top_p == 0.95
+    assert (paper.reward_scoring.n, paper.reward_scoring.temperature, paper.reward_scoring.top_p,
+            paper.reward_scoring.repetition_penalty, paper.reward_scoring.max_tokens) == (8, 1.0, 0.9, 1.03, 1024)
+    assert paper.reward_scoring.mode == "sampled" and paper.reward_scoring.reference is True
+    assert paper.engines.policy.model == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert paper.engines.judge.model == "prometheus-eval/prometheus-7b-v2.0"
+    trainer = paper.dpo_training.trainer
+    assert (trainer["beta"], trainer["learning_rate"], trainer["num_train_epochs"]) == (0.01, 5e-7, 1)
+    assert trainer["per_device_train_batch_size"] * trainer["gradient_accumulation_steps"] == 128
+    assert trainer["lr_scheduler_type"] == "cosine" and trainer["warmup_steps"] == 0.1
+    assert load_recipe("tiny").engines.judge.model.startswith("pugc-tiny/")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("reward_scoring.temprature=0.5", "unknown key 'reward_scoring.temprature' (did you mean 'temperature'?)"),
+    ("reward_scoring.n=many", "reward_scoring.n: expected an integer"),
+    ("reward_scoring.mode=greedy", "reward_scoring.mode: 'greedy' is not one of"),
+    ("ugc_filter.threshold=high", "ugc_filter.threshold"),
+    ("engines.judge.modle=x", "unknown key 'engines.judge.modle'"),
+    ("dpo_training.bta=0.1", "unknown key 'dpo_training.bta' (did you mean 'beta'?)"),
+    ("dpo_training.loss_type=sigmod", "dpo_training.loss_type: 'sigmod' is not a DPO loss"),
+    ("cluster.resources.reward_scorng.cpu_limit=2", "unknown key 'cluster.resources.reward_scorng'"),
+    ("rewrd_scoring.n=2", "unknown key 'rewrd_scoring' (did you mean 'reward_scoring'?)"),
+])
+def test_bad_keys_and_types_fail_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_recipe("tiny", [override])
+    assert message in str(info.value)
+
+
+def test_overrides_apply_yaml_typed_values():
+    recipe = load_recipe("tiny", ["reward_scoring.n=4", "ugc_filter.threshold=null", "engines.judge.model=my/judge"])
+    assert recipe.reward_scoring.n == 4
+    assert recipe.ugc_filter.threshold is None
+    assert recipe.engines.judge.model == "my/judge"
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError):
+        parse_override("reward_scoring.n")
+    with pytest.raises(ConfigError):
+        parse_override("n=3")
+
+
+def test_kfp_float_numbers_are_accepted_for_integer_fields():
+    config = build(RewardScoringConfig, {"n": 8.0, "max_tokens": 1024.0}, "reward_scoring")
+    assert config.n == 8 and isinstance(config.n, int)
+    with pytest.raises(ConfigError):
+        build(RewardScoringConfig, {"n": 8.5}, "reward_scoring")
+
+
+def test_digest_tracks_content():
+    assert load_recipe("tiny").digest() == load_recipe("tiny").digest()
+    assert load_recipe("tiny").digest() != load_recipe("tiny", ["reward_scoring.n=2"]).digest()
+
+
+def test_recipe_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("reward_scoring:\n  temprature: 1\n")
+    with pytest.raises(ConfigError, match="bad.yaml: unknown key 'reward_scoring.temprature'"):
+        load_recipe(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe("no-such-recipe")

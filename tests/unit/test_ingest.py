@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from pugc.config import InputConfig
+from pugc.io import iter_input_rows, read_records, write_jsonl
+from pugc.records import Document, RecordError
+from pugc.stages import ingest
+
+
+def write_lines(path, lines):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_every_line_is_a_document_a_quarantine_or_a_duplicate(tmp_path):
+    path = write_lines(tmp_path / "in.jsonl", [
+        json.dumps({"id": "a", "text": "First post.", "source": "forum"}).encode(),
+        b"this is not json",
+        json.dumps({"body": "no text field"}).encode(),
+        json.dumps({"text": "   "}).encode(),
+        json.dumps({"text": 42}).encode(),
+        json.dumps(["an", "array"]).encode(),
+        b'{"text": "cut off',
+        json.dumps({"text": "Second post."}).encode(),
+        json.dumps({"text": "First post."}).encode(),  # exact duplicate of line 1
+        b"\xff\xfe not utf-8",
+        json.dumps({"id": "a", "text": "Other text, same id."}).encode(),
+    ])
+    outcome = ingest.run(iter_input_rows(path), InputConfig(), source=str(path))
+    result = outcome.result
+    assert outcome.input_lines == 11
+    assert [q.line for q in outcome.quarantined] == [2, 3, 4, 5, 6, 7, 10]
+    assert "not JSON" in outcome.quarantined[0].error
+    assert "missing text field 'text'" in outcome.quarantined[1].error
+    assert "not valid UTF-8" in outcome.quarantined[-1].error
+    assert [d.id for d in result.kept] == ["a", result.kept[1].id]
+    assert result.kept[0].meta == {"source": "forum", "source_line": 1}
+    assert result.counts["dropped"] == {"duplicate": 1, "duplicate_id": 1}
+    assert len(result.kept) + len(result.dropped) + len(outcome.quarantined) == outcome.input_lines
+
+
+def test_ids_are_content_hashes_when_absent(tmp_path):
+    path = write_lines(tmp_path / "in.jsonl", [json.dumps({"text": "Same words."}).encode()])
+    first = ingest.run(iter_input_rows(path), InputConfig()).result.kept[0].id
+    again = ingest.run(iter_input_rows(path), InputConfig()).result.kept[0].id
+    assert first == again and len(first) == 16
+
+
+def test_configurable_text_field_and_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"body": ["One.", "Two.", None], "rating": [1, 2, 3]}), path)
+    outcome = ingest.run(iter_input_rows(path), InputConfig(text_field="body"))
+    assert [d.text for d in outcome.result.kept] == ["One.", "Two."]
+    assert outcome.result.kept[1].meta["rating"] == 2
+    assert [q.line for q in outcome.quarantined] == [3]
+
+
+def test_read_records_names_file_line_and_key(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    write_jsonl(path, [Document(id="x", text="t")])
+    with open(path, "a") as handle:
+        handle.write(json.dumps({"id": "y"}) + "\n")
+    with pytest.raises(RecordError, match=r"docs.jsonl:2: Document record lacks key\(s\) text"):
+        read_records(path, Document)
+
+
+def test_write_jsonl_leaves_no_temporary_files(tmp_path):
+    write_jsonl(tmp_path / "out.jsonl", [{"a": 1}, {"a": 2}])
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
