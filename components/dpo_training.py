@@ -12,5 +12,3 @@ def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, 
 
     report = run_training(preference_pairs.path, dpo_model.path, config, engines)
     publish(report, [dpo_model], metrics, recipe_digest)
-    dpo_model.metadata.update({"base_model": report["training"]["base_model"], "method": report["training"]["method"],
-                               "beta": report["training"]["beta"], "steps": report["training"]["steps"]})

@@ -1,15 +1,20 @@
 """Compile the pipeline, and run it on this machine with KFP's local SubprocessRunner.
 
-A local run writes runs/<run_id>/: summary.json, preference_pairs.jsonl, rejected.jsonl (every record that
+A local run writes runs/<run_id>/: summary.json, pipeline.log (the runner's full output), preference_pairs.jsonl, rejected.jsonl (every record that
 did not make it, with stage and reason), model/ (the DPO checkpoint), recipe.yaml (resolved), artifacts/
 (every task's outputs as KFP wrote them); runs/latest points at the newest run.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 
 from kfp import compiler, local
@@ -35,6 +40,50 @@ def _point_latest(output_root: Path, run_dir: Path) -> None:
     os.replace(tmp, link)  # atomic: readers see the old run or the new one, never no link
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# What reaches the console: pugc's own progress lines, task start/finish, and anything that went wrong.
+_CONSOLE_LINE = re.compile(r" (INFO|WARNING|ERROR) pugc\b|Executing task|finished with status|Traceback|Error\b")
+
+
+class ConsoleFilter(io.TextIOBase):
+    """Everything the local runner prints goes to a log file; the console gets the lines worth reading
+    (KFP's executor dumps each task's full executor input, hundreds of lines per task)."""
+
+    def __init__(self, log_file, console):
+        self.log_file, self.console, self.pending = log_file, console, ""
+
+    def write(self, text: str) -> int:
+        self.log_file.write(text)
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if _CONSOLE_LINE.search(_ANSI.sub("", line)):
+                self.console.write(line.strip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.log_file.flush()
+        self.console.flush()
+
+
+@contextlib.contextmanager
+def _quiet_local_runner(log_path: Path):
+    """Route the runner's output through ConsoleFilter; silence its warnings about settings that only a
+    cluster honours (resources, custom images): those are checked on the compiled YAML instead."""
+    with open(log_path, "a", encoding="utf-8") as log_file, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+        console = sys.stdout
+        with contextlib.redirect_stdout(ConsoleFilter(log_file, console)):
+            try:
+                yield
+            except Exception:
+                sys.stdout.flush()
+                tail = log_path.read_text(encoding="utf-8").splitlines()[-40:]
+                console.write("\n".join(["", f"--- last lines of {log_path} ---", *tail, ""]))
+                raise
+
+
 def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "runs", run_id: str | None = None) -> dict:
     output_root = Path(output_root)
     run_id = run_id or new_run_id(recipe)
@@ -47,7 +96,8 @@ def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str((run_dir / "artifacts").resolve()),
                raise_on_error=True)
     started = time.monotonic()
-    outputs = build_pipeline(recipe)(input_uri=input_uri).outputs
+    with _quiet_local_runner(run_dir / "pipeline.log"):
+        outputs = build_pipeline(recipe)(input_uri=input_uri).outputs
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")
     shutil.copyfile(outputs["rejected"].path, run_dir / "rejected.jsonl")
     os.replace(outputs["dpo_model"].path, run_dir / "model")  # moved, not copied: checkpoints can be large

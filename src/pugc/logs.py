@@ -6,13 +6,22 @@ import os
 
 
 def setup_logging() -> None:
-    """INFO to stderr with timestamps, once; PUGC_LOG_LEVEL overrides. Quiets chatty libraries."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_pugc", False) for h in root.handlers):
+    """INFO and up from pugc's own loggers to stderr with timestamps, once; PUGC_LOG_LEVEL overrides.
+
+    The handler sits on the `pugc` logger (not the root) and does not propagate, so inside a KFP task, whose
+    executor configures the root logger itself, every line appears once.
+    """
+    logger = logging.getLogger("pugc")
+    if not any(getattr(h, "_pugc", False) for h in logger.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._pugc = True
-        root.addHandler(handler)
-    logging.getLogger("pugc").setLevel(os.environ.get("PUGC_LOG_LEVEL", "INFO"))
-    for noisy in ("httpx", "urllib3", "filelock", "datasets"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logger.addHandler(handler)
+    logger.setLevel(os.environ.get("PUGC_LOG_LEVEL", "INFO"))
+    logger.propagate = False
+    try:  # transformers' per-call progress bars (loading/writing weights) drown the stage progress
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass

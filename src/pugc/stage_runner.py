@@ -67,17 +67,19 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
 
 
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
-    """Lineage: row counts, recipe digest, model and version on each output artifact; counts as Metrics.
-
-    `outputs` and `metrics` are KFP artifacts, used only through `.metadata` and `.log_metric`.
+    """Lineage: row counts, drop reasons, recipe digest, model and version on each output artifact; the
+    counts and stage figures as Metrics. `outputs`/`metrics` are KFP artifacts, used only through
+    `.metadata` and `.log_metric`, so this module needs no kfp.
     """
     counts = report["counts"]
+    lineage = {
+        "stage": report["stage"], "rows_in": counts["in"], "rows_out": counts["out"], "dropped": counts["dropped"],
+        "metrics": report["metrics"], "seconds": report["seconds"], "model": report.get("model") or "",
+        "recipe_digest": recipe_digest, "pugc_version": report["pugc_version"],
+    }
+    lineage.update({key: report[key] for key in ("input_lines", "quarantined", "training") if key in report})
     for artifact in outputs:
-        artifact.metadata.update({
-            "stage": report["stage"], "rows_in": counts["in"], "rows_out": counts["out"],
-            "dropped": counts["dropped"], "recipe_digest": recipe_digest, "model": report.get("model") or "",
-            "pugc_version": report["pugc_version"], "report": report,
-        })
+        artifact.metadata.update(lineage)
     if metrics is not None:
         metrics.log_metric("records_in", counts["in"])
         metrics.log_metric("records_out", counts["out"])
@@ -131,30 +133,29 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict) 
         "counts": {"in": training["pairs"], "out": training["pairs"], "dropped": {}},
         "metrics": {"steps": training["steps"], "final_loss": training["final_loss"] or 0.0,
                     "train_loss": training["train_loss"]},
-        "training": training, "model": policy.model,
+        "training": {k: v for k, v in training.items() if k != "losses"}, "model": policy.model,
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
 
 
-def summarize(reports: list[dict]) -> dict:
-    """The run's accounting from every task's report (as found in its artifact metadata)."""
-    ingest = next(r for r in reports if r["stage"] == "ingest_ugc")
+def summarize(lineages: list[dict]) -> dict:
+    """The run's accounting from every task's lineage metadata (see `publish`)."""
     as_int = lambda value: int(round(value))  # noqa: E731  (KFP hands metadata numbers back as floats)
+    ingest = next(m for m in lineages if m["stage"] == "ingest_ugc")
     stages = {
-        r["stage"]: {
-            "in": as_int(r["counts"]["in"]), "out": as_int(r["counts"]["out"]),
-            "dropped": {k: as_int(v) for k, v in r["counts"]["dropped"].items()},
-            "metrics": r.get("metrics", {}), "seconds": r.get("seconds"),
+        m["stage"]: {
+            "in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
+            "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()},
+            "metrics": m.get("metrics", {}), "seconds": m.get("seconds"),
         }
-        for r in reports
+        for m in lineages
     }
-    pairs = stages.get("preference_pairs", {}).get("out", 0)
-    training = next((r.get("training") for r in reports if r["stage"] == "dpo_training"), None)
+    training = next((m.get("training") for m in lineages if m["stage"] == "dpo_training"), None)
     return {
         "input_lines": as_int(ingest["input_lines"]),
         "quarantined": as_int(ingest["quarantined"]),
         "input_records": as_int(ingest["input_lines"]) - as_int(ingest["quarantined"]),
         "stages": stages,
-        "preference_pairs": pairs,
+        "preference_pairs": stages.get("preference_pairs", {}).get("out", 0),
         "training": training,
     }

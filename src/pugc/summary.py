@@ -56,10 +56,9 @@ def markdown_report(summary: dict) -> str:
 
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str) -> dict:
-    """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's report."""
-    reports = [quarantine.metadata["report"]] + [a.metadata["report"] for a in stage_artifacts]
-    summary = {"recipe_digest": recipe_digest, **summarize(reports)}
-    dropped_paths = [a.path for a in stage_artifacts if a.metadata.get("report", {}).get("stage") != "dpo_training"]
+    """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`)."""
+    summary = {"recipe_digest": recipe_digest, **summarize([quarantine.metadata] + [a.metadata for a in stage_artifacts])}
+    dropped_paths = [a.path for a in stage_artifacts if a.metadata.get("stage") != "dpo_training"]
     write_jsonl(rejected_path, rejected_rows(quarantine.path, dropped_paths))
     write_json(summary_path, summary)
     Path(report_path).write_text(markdown_report(summary), encoding="utf-8")

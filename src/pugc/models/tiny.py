@@ -25,7 +25,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 # One seed per role, so policy, generator and judge are different networks.
-TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "base": 5}
+TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37}
 
 
 def _training_text() -> list[str]:
