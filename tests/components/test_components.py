@@ -147,3 +147,21 @@ def test_dpo_without_pairs_fails_clearly(tmp_path, tiny):
     with pytest.raises(ValueError, match="no preference pairs to train on"):
         dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
                                  recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"))
+
+
+def test_simpo_option_trains_with_trl_cpo(tmp_path):
+    from pugc.config import DPOTrainingConfig, EngineConfig
+    from pugc.training.dpo import train
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [
+        PreferencePair(prompt=[{"role": "user", "content": f"Q{i}?"}], chosen=[{"role": "assistant", "content": "A good answer."}],
+                       rejected=[{"role": "assistant", "content": "no"}], score_chosen=5.0, score_rejected=1.0,
+                       margin=4.0, instruction_id=f"q{i}", doc_id="d", chosen_id="c", rejected_id="r")
+        for i in range(4)
+    ])
+    config = DPOTrainingConfig(method="simpo", trainer={"max_steps": 2, "beta": 2.5, "simpo_gamma": 0.25,
+                                                        "per_device_train_batch_size": 2, "learning_rate": 1e-3})
+    report = train(str(pairs), str(tmp_path / "model"), config, EngineConfig(model="pugc-tiny/policy"))
+    assert report["method"] == "simpo" and report["steps"] == 2 and report["final_loss"] is not None
+    AutoModelForCausalLM.from_pretrained(tmp_path / "model")

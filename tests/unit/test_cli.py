@@ -1,0 +1,34 @@
+"""The `pugc` command without KFP: one stage at a time on files, recipe printing, errors."""
+import json
+
+from pugc.cli import main
+from pugc.io import read_records
+from pugc.records import Document
+
+
+def test_stage_commands_chain_on_files(tmp_path, sample_slice, capsys):
+    docs = tmp_path / "docs.jsonl"
+    assert main(["stage", "ingest_ugc", "--input", str(sample_slice), "--output", str(docs)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input_lines"] == 60 and report["quarantined"] == 2
+    assert len(read_records(docs, Document)) == report["counts"]["out"] == 58
+    assert (tmp_path / "docs.quarantine.jsonl").is_file()
+
+    kept = tmp_path / "kept.jsonl"
+    code = main(["stage", "ugc_filter", "--input", str(docs), "--output", str(kept),
+                 "--set", "ugc_filter.threshold=null"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"in": 58, "out": 58, "dropped": {}}
+    assert report["model"] is None  # a disabled filter loads no model
+
+
+def test_recipe_command_prints_the_resolved_recipe(capsys):
+    assert main(["recipe", "--recipe", "paper", "--set", "reward_scoring.n=4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# digest ") and "n: 4" in out
+
+
+def test_recipe_typo_exits_2_naming_the_key(capsys):
+    assert main(["recipe", "--recipe", "tiny", "--set", "response_sampling.kk=3"]) == 2
+    assert "unknown key 'response_sampling.kk' (did you mean 'k'?)" in capsys.readouterr().err
