@@ -67,7 +67,37 @@ class InputConfig:
 
 
 @dataclass
-class UGCFilterConfig:
+class SamplingConfig:
+    """Sampling settings a stage hands its engine, in vLLM/OpenAI names."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 64
+    seed: int = 0
+
+    def sampling_params(self, n: int = 1, **extra):
+        from pugc.engines.base import SamplingParams
+
+        return SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, n=n,
+                              seed=self.seed, **extra)
+
+
+@dataclass
+class VerdictConfig(SamplingConfig):
+    """A judgement read as a verdict: `sampled` (n generations, parsed, averaged) or `expected` (one pass,
+    probability-weighted verdict token)."""
+
+    mode: VerdictMode = "expected"
+    n: int = 1
+    top_p: float = 0.9
+    max_tokens: int = 8
+
+    def sampling_params(self, **extra):
+        return super().sampling_params(n=self.n, **extra)
+
+
+@dataclass
+class UGCFilterConfig(VerdictConfig):
     """Rate each document's quality 1-5; keep score >= threshold.
 
     threshold None (the default) keeps everything and loads no model: the paper found quantity matters more
@@ -75,61 +105,46 @@ class UGCFilterConfig:
     """
 
     threshold: Optional[float] = None
-    mode: VerdictMode = "expected"
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 0.9
-    max_tokens: int = 8
-    seed: int = 0
 
 
 @dataclass
-class InstructionGenConfig:
+class InstructionGenConfig(SamplingConfig):
     """Write the one question a reader would ask that the document answers."""
 
     temperature: float = 0.0
-    top_p: float = 1.0
     max_tokens: int = 96
-    seed: int = 0
 
 
 @dataclass
-class RelevanceFilterConfig:
+class RelevanceFilterConfig(VerdictConfig):
     """Keep a question if P(yes: the document answers it) >= threshold (sampled: the fraction of yes votes)."""
 
     threshold: float = 0.5
-    mode: VerdictMode = "expected"
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 0.9
-    max_tokens: int = 8
-    seed: int = 0
 
 
 @dataclass
-class ResponseSamplingConfig:
+class ResponseSamplingConfig(SamplingConfig):
     k: int = 5
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 1024
-    seed: int = 0
 
 
 @dataclass
-class RewardScoringConfig:
+class RewardScoringConfig(VerdictConfig):
     """Prometheus-style absolute grading, the UGC document as the score-5 reference answer."""
 
     mode: VerdictMode = "sampled"
     n: int = 8
-    temperature: float = 1.0
-    top_p: float = 0.9
-    repetition_penalty: float = 1.03
     max_tokens: int = 1024
+    repetition_penalty: float = 1.03
     reference: bool = True  # False: the reference-free ablation
     # expected mode: the judge writes its feedback greedily (up to this many tokens), then the verdict is
     # read as probabilities at the position after "[RESULT] ".
     feedback_max_tokens: int = 256
-    seed: int = 0
+
+    def sampling_params(self, **extra):
+        return super().sampling_params(repetition_penalty=self.repetition_penalty, **extra)
 
 
 @dataclass

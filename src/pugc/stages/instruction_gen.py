@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from pugc.config import InstructionGenConfig
-from pugc.engines.base import Engine, SamplingParams
+from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Document, Dropped, Instruction, StageResult, content_id, to_row
 from pugc.stages.llm import generate_parsed
@@ -32,10 +32,8 @@ def clean_question(text: str) -> str | None:
 
 def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> StageResult:
     template = load_template("instruction_gen")
-    params = SamplingParams(
-        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=1, seed=config.seed
-    )
-    outputs = generate_parsed(engine, [template.render(document=d.text) for d in docs], params, clean_question)
+    prompts = [template.render(document=d.text) for d in docs]
+    outputs = generate_parsed(engine, prompts, config.sampling_params(), clean_question)
     kept, dropped = [], []
     for doc, (parsed,) in zip(docs, outputs):
         if not parsed.value:

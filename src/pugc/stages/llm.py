@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Generic, Sequence, TypeVar
 
 from pugc.engines.base import Completion, Engine, Prompt, SamplingParams
+from pugc.records import Dropped, StageResult, to_row
 from pugc.stages.verdicts import VerdictScale
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,27 @@ def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, ra
             Judgement(score=score, votes=[score], raw=[rationale], verdict_mass=mass, generated_tokens=tokens)
         )
     return judgements
+
+
+def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,
+                      config, threshold: float, score_field: str, drop_reason: str) -> StageResult:
+    """Judge every item, store its score in `score_field`, keep it if the score >= threshold."""
+    judgements = judge(engine, prompts, scale, config.mode, config.sampling_params())
+    kept, dropped = [], []
+    for item, verdict in zip(items, judgements):
+        if verdict.score is None:
+            dropped.append(Dropped(stage, "unparsable_judgement", item.id, repr(verdict.raw[:2]), to_row(item)))
+            continue
+        setattr(item, score_field, round(verdict.score, 4))
+        if verdict.score >= threshold:
+            kept.append(item)
+        else:
+            detail = f"{score_field} {verdict.score:.3f} < {threshold}"
+            dropped.append(Dropped(stage, drop_reason, item.id, detail, to_row(item)))
+    scores = [j.score for j in judgements if j.score is not None]
+    return StageResult(stage, len(items), kept, dropped, metrics={
+        f"{score_field}_mean": mean(scores), "pass_rate": len(kept) / len(items) if items else 0.0,
+    })
 
 
 def mean(values: Sequence[float]) -> float:

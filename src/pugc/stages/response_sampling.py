@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pugc.config import ResponseSamplingConfig
-from pugc.engines.base import Engine, Prompt, SamplingParams
+from pugc.engines.base import Engine, Prompt
 from pugc.records import Dropped, Instruction, Response, StageResult, to_row
 from pugc.stages.llm import generate_parsed
 
@@ -16,10 +16,8 @@ STAGE = "response_sampling"
 
 
 def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine: Engine) -> StageResult:
-    params = SamplingParams(
-        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=config.k, seed=config.seed
-    )
-    outputs = generate_parsed(engine, [policy_prompt(i.instruction) for i in instructions], params, str.strip)
+    prompts = [policy_prompt(i.instruction) for i in instructions]
+    outputs = generate_parsed(engine, prompts, config.sampling_params(n=config.k), str.strip)
     kept, dropped = [], []
     for item, samples in zip(instructions, outputs):
         responses = [

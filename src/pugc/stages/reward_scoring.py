@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 
 from pugc.config import RewardScoringConfig
-from pugc.engines.base import Engine, Prompt, SamplingParams
+from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
 from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
 from pugc.stages.llm import judge
@@ -35,12 +35,9 @@ def judge_order(responses: list[Response]) -> list[int]:
 def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
     order = judge_order(responses)
     ordered = [responses[i] for i in order]
-    params = SamplingParams(
-        max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p, n=config.n,
-        seed=config.seed, repetition_penalty=config.repetition_penalty,
-    )
     judgements = judge(
-        engine, [judge_prompt(r, config.reference) for r in ordered], RESULT_1_TO_5, config.mode, params,
+        engine, [judge_prompt(r, config.reference) for r in ordered], RESULT_1_TO_5, config.mode,
+        config.sampling_params(),
         rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER,
     )
     kept, dropped = [], []
