@@ -14,11 +14,12 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: setup run test test-fast compile compile-paper models clean help
+.PHONY: setup run test test-fast bench compile models clean help
 
 help:
 	@echo "make run      run the PUGC pipeline locally ($(RECIPE) on $(INPUT)) -> runs/latest/"
 	@echo "make test     run the test suite"
+	@echo "make bench    CPU benchmarks (figures as JSON, bench/results/cpu.json, docs/scaling.png)"
 	@echo "make compile  compile the paper recipe to pugc.yaml for Kubeflow Pipelines"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -40,6 +41,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/cpu_bench.py
 
 compile: setup
 	$(PUGC) compile --recipe recipes/paper.yaml -o pugc.yaml

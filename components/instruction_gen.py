@@ -5,10 +5,10 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
-def instruction_gen(filtered_ugc: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
-                    instructions: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
-    """Stage 2: the one self-contained question a reader might ask that each document answers."""
+def instruction_gen(filtered_ugc: Input[Dataset], config: dict, engines: dict, recipe_digest: str, shard_index: int,
+                    shard_count: int, instructions: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 2: the one self-contained question a reader might ask that each document answers. Runs shard `shard_index` of `shard_count`."""
     from pugc.stage_runner import publish, run_stage
 
-    report = run_stage("instruction_gen", filtered_ugc.path, instructions.path, dropped.path, config, engines)
+    report = run_stage("instruction_gen", filtered_ugc.path, instructions.path, dropped.path, config, engines, shard_index, shard_count)
     publish(report, [instructions, dropped], metrics, recipe_digest)

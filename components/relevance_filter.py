@@ -5,10 +5,10 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
-def relevance_filter(instructions: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
-                     relevant_instructions: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
-    """Stage 3: keep questions whose document holds enough information to answer them."""
+def relevance_filter(instructions: Input[Dataset], config: dict, engines: dict, recipe_digest: str, shard_index: int,
+                     shard_count: int, relevant_instructions: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 3: keep questions whose document holds enough information to answer them. Runs shard `shard_index` of `shard_count`."""
     from pugc.stage_runner import publish, run_stage
 
-    report = run_stage("relevance_filter", instructions.path, relevant_instructions.path, dropped.path, config, engines)
+    report = run_stage("relevance_filter", instructions.path, relevant_instructions.path, dropped.path, config, engines, shard_index, shard_count)
     publish(report, [relevant_instructions, dropped], metrics, recipe_digest)

@@ -5,10 +5,10 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
-def response_sampling(relevant_instructions: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
-                      responses: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
-    """Stage 4: K policy responses per question."""
+def response_sampling(relevant_instructions: Input[Dataset], config: dict, engines: dict, recipe_digest: str, shard_index: int,
+                      shard_count: int, responses: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 4: K policy responses per question. Runs shard `shard_index` of `shard_count`."""
     from pugc.stage_runner import publish, run_stage
 
-    report = run_stage("response_sampling", relevant_instructions.path, responses.path, dropped.path, config, engines)
+    report = run_stage("response_sampling", relevant_instructions.path, responses.path, dropped.path, config, engines, shard_index, shard_count)
     publish(report, [responses, dropped], metrics, recipe_digest)

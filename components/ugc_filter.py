@@ -5,10 +5,10 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
-def ugc_filter(ugc: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
-               filtered_ugc: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
-    """Stage 1: rate each document's quality 1-5, keep those at or above the threshold."""
+def ugc_filter(ugc: Input[Dataset], config: dict, engines: dict, recipe_digest: str, shard_index: int,
+               shard_count: int, filtered_ugc: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Stage 1: rate each document's quality 1-5, keep those at or above the threshold. Runs shard `shard_index` of `shard_count`."""
     from pugc.stage_runner import publish, run_stage
 
-    report = run_stage("ugc_filter", ugc.path, filtered_ugc.path, dropped.path, config, engines)
+    report = run_stage("ugc_filter", ugc.path, filtered_ugc.path, dropped.path, config, engines, shard_index, shard_count)
     publish(report, [filtered_ugc, dropped], metrics, recipe_digest)

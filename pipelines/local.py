@@ -6,6 +6,7 @@ did not make it, with stage and reason), model/ (the DPO checkpoint), recipe.yam
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -70,6 +71,7 @@ class ConsoleFilter(io.TextIOBase):
 def _quiet_local_runner(log_path: Path):
     """Route the runner's output through ConsoleFilter; silence its warnings about settings that only a
     cluster honours (resources, custom images): those are checked on the compiled YAML instead."""
+    original_print = builtins.print  # the runner re-binds print per task and can leave it indented after loops
     with open(log_path, "a", encoding="utf-8") as log_file, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -82,6 +84,8 @@ def _quiet_local_runner(log_path: Path):
                 tail = log_path.read_text(encoding="utf-8").splitlines()[-40:]
                 console.write("\n".join(["", f"--- last lines of {log_path} ---", *tail, ""]))
                 raise
+            finally:
+                builtins.print = original_print
 
 
 def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "runs", run_id: str | None = None) -> dict:

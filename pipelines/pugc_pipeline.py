@@ -1,6 +1,6 @@
 """The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones, sample, judge, pair, train.
 
-`build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
+The LLM stages fan out over shards (`fan_out`); everything else is one task. `build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
 and applies the recipe's per-stage resources to the tasks, so what `pugc compile` writes is what runs.
 """
 # No `from __future__ import annotations` here: KFP reads the pipeline signature's real types.
@@ -12,6 +12,7 @@ from kfp.dsl import Artifact, Dataset, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.ingest_ugc import ingest_ugc
+from pugc.components.merge_shards import merge_shards
 from pugc.components.instruction_gen import instruction_gen
 from pugc.components.preference_pairs import preference_pairs
 from pugc.components.relevance_filter import relevance_filter
@@ -25,6 +26,22 @@ from pugc.pipelines.resources import apply_resources
 PIPELINE_NAME = "pugc"
 
 Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset)
+
+
+def fan_out(recipe: Recipe, stage: str, component, source: dict, output: str, tasks: dict, **params):
+    """Run an LLM stage as a ParallelFor over its shards (one GPU task each), then merge in shard order.
+
+    The same path serves 1 shard and many, so both give the same records. Returns the merge task, whose
+    `merged` and `dropped` outputs stand for the stage's.
+    """
+    count = recipe.cluster.shards_for(stage)
+    with dsl.ParallelFor(items=list(range(count)), name=f"{stage}-shards") as shard_index:
+        shard_task = component(**source, **params, shard_index=shard_index, shard_count=count)
+    merge_task = merge_shards(parts=dsl.Collected(shard_task.outputs[output]),
+                              dropped_parts=dsl.Collected(shard_task.outputs["dropped"]),
+                              recipe_digest=params["recipe_digest"])
+    tasks[stage], tasks[f"{stage}_merge"] = shard_task, merge_task
+    return merge_task
 
 
 def build_pipeline(recipe: Recipe):
@@ -44,28 +61,32 @@ def build_pipeline(recipe: Recipe):
         dpo_training_config: dict = sections["dpo_training"],
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
-        ingest_ugc_task = ingest_ugc(input_uri=input_uri, config=input_config)
-        ugc_filter_task = ugc_filter(
-            ugc=ingest_ugc_task.outputs["ugc"], config=ugc_filter_config, engines=engines, recipe_digest=recipe_digest)
-        instruction_gen_task = instruction_gen(
-            filtered_ugc=ugc_filter_task.outputs["filtered_ugc"], config=instruction_gen_config, engines=engines,
+        tasks: dict = {}
+        llm = dict(engines=engines, recipe_digest=recipe_digest)
+        ingest_ugc_task = tasks["ingest_ugc"] = ingest_ugc(input_uri=input_uri, config=input_config)
+        ugc_filter_task = fan_out(
+            recipe, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
+            config=ugc_filter_config, **llm)
+        instruction_gen_task = fan_out(
+            recipe, "instruction_gen", instruction_gen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
+            "instructions", tasks, config=instruction_gen_config, **llm)
+        relevance_filter_task = fan_out(
+            recipe, "relevance_filter", relevance_filter, {"instructions": instruction_gen_task.outputs["merged"]},
+            "relevant_instructions", tasks, config=relevance_filter_config, **llm)
+        response_sampling_task = fan_out(
+            recipe, "response_sampling", response_sampling,
+            {"relevant_instructions": relevance_filter_task.outputs["merged"]}, "responses", tasks,
+            config=response_sampling_config, **llm)
+        reward_scoring_task = fan_out(
+            recipe, "reward_scoring", reward_scoring, {"responses": response_sampling_task.outputs["merged"]},
+            "scored_responses", tasks, config=reward_scoring_config, **llm)
+        preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
+            scored_responses=reward_scoring_task.outputs["merged"], config=preference_pairs_config,
             recipe_digest=recipe_digest)
-        relevance_filter_task = relevance_filter(
-            instructions=instruction_gen_task.outputs["instructions"], config=relevance_filter_config,
-            engines=engines, recipe_digest=recipe_digest)
-        response_sampling_task = response_sampling(
-            relevant_instructions=relevance_filter_task.outputs["relevant_instructions"],
-            config=response_sampling_config, engines=engines, recipe_digest=recipe_digest)
-        reward_scoring_task = reward_scoring(
-            responses=response_sampling_task.outputs["responses"], config=reward_scoring_config, engines=engines,
-            recipe_digest=recipe_digest)
-        preference_pairs_task = preference_pairs(
-            scored_responses=reward_scoring_task.outputs["scored_responses"], config=preference_pairs_config,
-            recipe_digest=recipe_digest)
-        dpo_training_task = dpo_training(
+        dpo_training_task = tasks["dpo_training"] = dpo_training(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
             engines=engines, recipe_digest=recipe_digest)
-        run_summary_task = run_summary(
+        run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],
             instruction_gen_dropped=instruction_gen_task.outputs["dropped"],
@@ -75,12 +96,7 @@ def build_pipeline(recipe: Recipe):
             preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
             dpo_model=dpo_training_task.outputs["dpo_model"], recipe_digest=recipe_digest)
 
-        apply_resources(recipe.cluster, {
-            "ingest_ugc": ingest_ugc_task, "ugc_filter": ugc_filter_task, "instruction_gen": instruction_gen_task,
-            "relevance_filter": relevance_filter_task, "response_sampling": response_sampling_task,
-            "reward_scoring": reward_scoring_task, "preference_pairs": preference_pairs_task,
-            "dpo_training": dpo_training_task, "run_summary": run_summary_task,
-        })
+        apply_resources(recipe.cluster, tasks)
         return Outputs(
             summary=run_summary_task.outputs["summary"],
             preference_pairs=preference_pairs_task.outputs["preference_pairs"],

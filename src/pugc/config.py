@@ -187,12 +187,21 @@ class ResourceSpec:
     memory_limit: Quantity = None
     accelerator_type: Optional[str] = None  # Kubernetes resource name, e.g. nvidia.com/gpu
     accelerator_count: int = 0
+    shards: Optional[int] = None  # LLM stages: parallel tasks (one GPU pod each); None = cluster.shards
 
 
 @dataclass
 class ClusterConfig:
     pipeline_root: Optional[str] = None
+    shards: int = 1  # default fan-out of every LLM stage (ParallelFor over shards, merged in order)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+    def shards_for(self, stage: str) -> int:
+        spec = self.resources.get(stage)
+        count = spec.shards if spec and spec.shards is not None else self.shards
+        if count < 1:
+            raise ConfigError(f"cluster shards for {stage} must be at least 1, got {count}")
+        return count
 
 
 # ------------------------------------------------------------------------------------------------ recipe

@@ -29,8 +29,22 @@ def check_accounting(result: StageResult, per_group_key: str | None = None) -> N
         raise RuntimeError(f"{result.stage}: {result.n_in} records in, but {accounted} passed or dropped")
 
 
+def shard_bounds(keys: list, index: int, count: int) -> tuple[int, int]:
+    """[start, end) of shard `index` of `count`: contiguous, near-equal, never splitting a run of equal keys."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is outside 0..{count - 1}")
+
+    def boundary(k: int) -> int:
+        cut = round(len(keys) * k / count)
+        while 0 < cut < len(keys) and keys[cut] == keys[cut - 1]:
+            cut += 1
+        return cut
+
+    return boundary(index), boundary(index + 1)
+
+
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
-              engines: dict | None = None) -> dict[str, Any]:
+              engines: dict | None = None, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
     from pugc.engines import make_engine
     from pugc.stages import STAGE_SPECS
 
@@ -39,7 +53,11 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     config = build(STAGE_CONFIGS[stage], section, stage)
     started = time.monotonic()
     rows = read_records(input_path, spec.input_type)
-    log.info("%s: %d input records from %s", stage, len(rows), input_path)
+    keys = [getattr(r, spec.shard_group) for r in rows] if spec.shard_group else list(range(len(rows)))
+    start, end = shard_bounds(keys, int(shard_index), int(shard_count))
+    rows = rows[start:end]
+    where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
+    log.info("%s: %d input records%s from %s", stage, len(rows), where, input_path)
     engine = None
     if rows and spec.engine_role and spec.needs_engine(config):
         role = spec.engine_role
@@ -60,6 +78,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "engine_stats": asdict(engine.stats) if engine else None,
         "seconds": round(time.monotonic() - started, 3),
         "pugc_version": __version__,
+        "shard": [int(shard_index), int(shard_count)],
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, result.n_in, len(result.kept),
              result.counts["dropped"] or "none", report["seconds"])
@@ -77,7 +96,7 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         "metrics": report["metrics"], "seconds": report["seconds"], "model": report.get("model") or "",
         "recipe_digest": recipe_digest, "pugc_version": report["pugc_version"],
     }
-    lineage.update({key: report[key] for key in ("input_lines", "quarantined", "training") if key in report})
+    lineage.update({key: report[key] for key in ("input_lines", "quarantined", "training", "shard") if key in report})
     for artifact in outputs:
         artifact.metadata.update(lineage)
     if metrics is not None:
@@ -88,6 +107,50 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         for name, value in report["metrics"].items():
             metrics.log_metric(name, round(float(value), 6))
         metrics.log_metric("seconds", report["seconds"])
+
+
+MEAN_METRIC_SUFFIXES = ("_mean", "_rate", "_fraction", "_per_instruction", "_stdev")
+
+
+def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_path: str) -> dict:
+    """Concatenate a stage's shard outputs in shard order; sum counts. `parts` are KFP artifacts whose
+    metadata carry each shard's lineage. Means are merged weighted by records in (stdev approximately)."""
+    setup_logging()
+    parts = sorted(parts, key=lambda a: int(a.metadata["shard"][0]))
+    dropped_parts = sorted(dropped_parts, key=lambda a: int(a.metadata["shard"][0]))
+    lineages = [p.metadata for p in parts]
+    _concatenate([p.path for p in parts], merged_path)
+    _concatenate([p.path for p in dropped_parts], dropped_path)
+    total_in = sum(int(m["rows_in"]) for m in lineages)
+    dropped: dict[str, int] = {}
+    metrics: dict[str, float] = {}
+    for m in lineages:
+        for reason, count in m["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + int(count)
+        for name, value in m["metrics"].items():
+            share = int(m["rows_in"]) / total_in if total_in else 0.0
+            weight = share if name.endswith(MEAN_METRIC_SUFFIXES) else 1.0
+            metrics[name] = metrics.get(name, 0.0) + float(value) * weight
+    first = lineages[0]
+    report = {
+        "stage": first["stage"],
+        "counts": {"in": total_in, "out": sum(int(m["rows_out"]) for m in lineages), "dropped": dict(sorted(dropped.items()))},
+        "metrics": metrics, "model": next((m["model"] for m in lineages if m.get("model")), None),
+        "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,
+        "shards": len(parts),
+    }
+    log.info("%s: merged %d shards: in %d, out %d", report["stage"], len(parts), total_in, report["counts"]["out"])
+    return report
+
+
+def _concatenate(paths: list[str], target: str) -> None:
+    from pathlib import Path
+
+    tmp = Path(target).with_name(f".{Path(target).name}.tmp")
+    with open(tmp, "wb") as out:
+        for path in paths:
+            out.write(Path(path).read_bytes())
+    tmp.replace(target)
 
 
 def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: str, dropped_path: str) -> dict:

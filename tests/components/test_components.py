@@ -59,7 +59,7 @@ def test_ugc_filter_component_runs_the_tiny_judge(tmp_path, tiny):
     write_jsonl(source.path, [Document(id=f"d{i}", text=f"Post number {i} about tents and stoves.") for i in range(12)])
     kept, dropped, metrics = out(tmp_path, "kept"), out(tmp_path, "dropped"), out(tmp_path, "metrics")
     config = {**sections["ugc_filter"], "threshold": 2.5}
-    ugc_filter.python_func(ugc=source, config=config, engines=sections["engines"], recipe_digest="abc",
+    ugc_filter.python_func(ugc=source, config=config, engines=sections["engines"], recipe_digest="abc", shard_index=0, shard_count=1,
                            filtered_ugc=kept, dropped=dropped, metrics=metrics)
     rows = read_records(kept.path, Document)
     assert all(d.quality >= 2.5 for d in rows)
@@ -75,7 +75,7 @@ def test_response_sampling_component_writes_k_per_question(tmp_path, tiny):
                               for i in range(3)])
     responses, dropped, metrics = out(tmp_path, "r"), out(tmp_path, "d"), out(tmp_path, "m")
     response_sampling.python_func(relevant_instructions=source, config=sections["response_sampling"],
-                                  engines=sections["engines"], recipe_digest="", responses=responses,
+                                  engines=sections["engines"], recipe_digest="", shard_index=0, shard_count=1, responses=responses,
                                   dropped=dropped, metrics=metrics)
     rows = read_records(responses.path, Response)
     k = sections["response_sampling"]["k"]

@@ -92,3 +92,19 @@ def test_tiny_models_are_deterministic(tmp_path, monkeypatch):
     assert (second_dir / "chat_template.jinja").is_file() or "chat_template" in (second_dir / "tokenizer_config.json").read_text()
     with pytest.raises(ValueError, match="unknown tiny model"):
         ensure_tiny_model("pugc-tiny/nope")
+
+
+def test_samples_depend_only_on_their_prompt_not_on_batch_or_neighbours(engine):
+    """The basis of shard invariance: a prompt sampled alone or among others gives the same samples."""
+    params = SamplingParams(max_tokens=8, temperature=1.0, top_p=0.9, n=2, seed=3)
+    together = engine.generate(PROMPTS, params)
+    alone = engine.generate([PROMPTS[2]], params)
+    reordered = engine.generate([PROMPTS[2], PROMPTS[0]], params)
+    assert [c.text for c in alone[0]] == [c.text for c in together[2]] == [c.text for c in reordered[0]]
+    other_seed = engine.generate([PROMPTS[2]], SamplingParams(max_tokens=8, temperature=1.0, n=2, seed=4))
+    assert [c.text for c in other_seed[0]] != [c.text for c in alone[0]]
+
+
+def test_greedy_with_n_copies_one_decode(engine):
+    out = engine.generate([PROMPTS[0]], SamplingParams(max_tokens=5, temperature=0.0, n=3))
+    assert len(out[0]) == 3 and len({c.text for c in out[0]}) == 1

@@ -22,15 +22,25 @@ def executor(spec, stage):
 
 
 def test_dag_reads_like_the_method(tmp_path):
-    spec = compiled(tmp_path, "paper")
+    """ingest -> each LLM stage as a shard loop + merge -> pairs -> DPO, and a summary of everything."""
+    spec = compiled(tmp_path, "paper", ["cluster.shards=4", "cluster.resources.reward_scoring.shards=8"])
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(t["taskInfo"]["name"] for t in tasks.values()) == sorted(ALL_TASKS)
-    upstream = {t["taskInfo"]["name"]: t.get("dependentTasks", []) for t in tasks.values()}
-    chain = ["ingest-ugc", "ugc-filter", "instruction-gen", "relevance-filter", "response-sampling",
-             "reward-scoring", "preference-pairs", "dpo-training"]
+    by_name = {t["taskInfo"]["name"]: key for key, t in tasks.items()}
+    chain = ["ingest_ugc"]
+    for stage in LLM_STAGES:
+        chain += [f"{stage}-shards", f"{stage}_merge"]
+    chain += ["preference_pairs", "dpo_training"]
+    assert set(by_name) == set(chain) | {"run_summary"}
     for before, after in zip(chain, chain[1:]):
-        assert upstream[after.replace("-", "_")] == [before]
-    assert all(t["cachingOptions"].get("enableCache") for t in tasks.values())
+        assert tasks[by_name[after]]["dependentTasks"] == [by_name[before]], after
+    for stage in LLM_STAGES:
+        loop = tasks[by_name[f"{stage}-shards"]]
+        shards = 8 if stage == "reward_scoring" else 4
+        assert loop["parameterIterator"]["items"]["raw"] == str(list(range(shards)))
+        inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+        assert [t["taskInfo"]["name"] for t in inner.values()] == [stage]
+    assert all(t.get("cachingOptions", {}).get("enableCache") for t in tasks.values() if "componentRef" in t
+               and not t["taskInfo"]["name"].endswith("-shards"))
 
 
 def test_paper_recipe_puts_llm_stages_and_dpo_on_gpus_and_pairs_on_cpu(tmp_path):

@@ -80,3 +80,22 @@ def test_dpo_checkpoint_loads_and_differs_from_the_policy(run):
     assert trained.keys() == base.keys()
     assert any(not torch.equal(trained[k], base[k]) for k in base)
     assert summary["training"]["steps"] == load_recipe("tiny").dpo_training.trainer["max_steps"]
+
+
+def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
+    """Every LLM stage fanned out over 4 shards and merged: the same pairs as the unsharded run.
+
+    Samples are seeded per prompt, so texts and choices match exactly; expected-mode scores come from batched
+    forward passes whose float rounding depends on batch shape, so they match to 1e-3, not bit for bit.
+    """
+    _, run_dir, summary = run
+    sharded = run_local(load_recipe("tiny", ["cluster.shards=4"]), str(sample_slice), tmp_path, run_id="shards4")
+    assert {s: (c["in"], c["out"], c["dropped"]) for s, c in sharded["stages"].items()} == \
+           {s: (c["in"], c["out"], c["dropped"]) for s, c in summary["stages"].items()}
+    one, four = rows(run_dir / "preference_pairs.jsonl"), rows(tmp_path / "shards4" / "preference_pairs.jsonl")
+    fields = ("prompt", "chosen", "rejected", "instruction_id", "doc_id", "chosen_id", "rejected_id")
+    assert [[p[f] for f in fields] for p in four] == [[p[f] for f in fields] for p in one]
+    for a, b in zip(one, four):
+        assert b["score_chosen"] == pytest.approx(a["score_chosen"], abs=1e-3)
+        assert b["score_rejected"] == pytest.approx(a["score_rejected"], abs=1e-3)
+    assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 5

@@ -6,14 +6,18 @@ from pugc.engines.base import Completion, Engine, EngineStats, Prompt, SamplingP
 
 __all__ = ["Completion", "Engine", "EngineStats", "Prompt", "SamplingParams", "make_engine"]
 
-BACKENDS = ("hf",)
-
 
 def make_engine(config: EngineConfig) -> Engine:
     if config.backend == "hf":
         from pugc.engines.hf import HFEngine
 
         return HFEngine(config)
-    raise ValueError(
-        f"engine backend {config.backend!r} is not available; choose one of {', '.join(BACKENDS)}"
-    )
+    if config.backend == "vllm":
+        from pugc.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(config)
+    if config.backend == "openai":
+        from pugc.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(config)
+    raise ValueError(f"engine backend {config.backend!r} is not one of hf, vllm, openai")

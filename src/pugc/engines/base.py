@@ -5,8 +5,10 @@ recipe can switch a role between `hf`, `vllm` and `openai` without touching stag
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,34 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+
+def prompt_seed(seed: int, prompt: Prompt, sample_index: int = 0) -> int:
+    """A seed for one prompt (and sample) derived from the recipe seed and the prompt's content.
+
+    Seeding per prompt, not per batch, makes a sample depend only on its prompt: the same run sharded 1 or 4
+    ways, batched or not, yields the same responses.
+    """
+    key = json.dumps([seed, sample_index, list(prompt.messages), prompt.assistant_prefix], sort_keys=True)
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def verdict_position(encode: Callable[[str], list[int]], text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Token ids up to where the candidates diverge, and each candidate's first distinct token id.
+
+    Tokenising prompt+candidate (not the candidate alone) handles tokenizers that glue a leading space to the
+    digit (" 4") or emit a separate space token first (SentencePiece's "▁", "4").
+    """
+    encoded = [encode(text + c) for c in candidates]
+    shared = 0
+    while all(len(e) > shared for e in encoded) and len({e[shared] for e in encoded}) == 1:
+        shared += 1
+    if any(len(e) <= shared for e in encoded):
+        raise ValueError(f"verdict candidates {list(candidates)} cannot be told apart by one token")
+    firsts = [e[shared] for e in encoded]
+    if len(set(firsts)) != len(firsts):
+        raise ValueError(f"verdict candidates {list(candidates)} share a first token")
+    return encoded[0][:shared], firsts
 
 
 @dataclass

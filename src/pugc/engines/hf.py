@@ -1,4 +1,8 @@
-"""The transformers engine: CPU or GPU, batched, left-padded, prompts sorted by length to cut padding."""
+"""The transformers engine: CPU or GPU, batched, left-padded, prompts sorted by length to cut padding.
+
+Sampling is seeded per prompt (`prompt_seed`), with one torch.Generator per generated row, so a prompt's
+samples do not depend on which other prompts share its batch or its shard.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,10 +10,36 @@ import time
 from typing import Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams
+from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, prompt_seed, verdict_position
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
+
+
+def seeded_sampler(generators, temperature: float, top_p: float):
+    """A logits processor that samples each row with its own generator and returns a one-hot choice.
+
+    `generate` then runs greedy over these scores; repetition penalty and other built-in processors still
+    apply before it (transformers appends custom processors after its own).
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    class SeededSampler(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            probs = torch.softmax(scores.float() / max(temperature, 1e-5), dim=-1)
+            if top_p < 1.0:
+                sorted_probs, order = probs.sort(dim=-1, descending=True)
+                outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
+                sorted_probs[outside] = 0.0
+                probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+            choice = torch.full_like(scores, float("-inf"))
+            for row, generator in enumerate(generators):
+                token = torch.multinomial(probs[row], 1, generator=generator)
+                choice[row, token] = 0.0
+            return choice
+
+    return SeededSampler()
 
 
 class HFEngine:
@@ -42,13 +72,12 @@ class HFEngine:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _batches(self, token_lists: list[list[int]]):
+    def _batches(self, token_lists: list[list[int]], size: int):
         """Yield (indices, input_ids, attention_mask) batches, longest prompts first, left-padded."""
         import torch
 
         order = sorted(range(len(token_lists)), key=lambda i: -len(token_lists[i]))
-        size = max(1, self.config.batch_size)
-        for start in range(0, len(order), size):
+        for start in range(0, len(order), max(1, size)):
             indices = order[start : start + size]
             width = max(len(token_lists[i]) for i in indices)
             pad = self.tokenizer.pad_token_id
@@ -65,58 +94,54 @@ class HFEngine:
 
     # -------------------------------------------------------------------------------------------- API
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        import torch
-
-        token_lists = [self._encode(self.render(p)) for p in prompts]
-        for i, tokens in enumerate(token_lists):
+        """Each prompt expands to n rows (one per sample); greedy decoding runs once and is copied n times."""
+        prompt_tokens = [self._encode(self.render(p)) for p in prompts]
+        for i, tokens in enumerate(prompt_tokens):
             self._check_length(tokens, params.max_tokens, i)
-        results: list[list[Completion]] = [[] for _ in prompts]
-        eos = self.tokenizer.eos_token_id
+        samples = 1 if params.greedy else params.n
+        rows = [(p, s) for p in range(len(prompts)) for s in range(samples)]
+        by_row: dict[tuple[int, int], Completion] = {}
         started, done = time.monotonic(), 0
-        for batch_number, (indices, ids, mask) in enumerate(self._batches(token_lists)):
-            if params.seed is not None:
-                torch.manual_seed(params.seed + batch_number)
-            sampling = {"do_sample": False} if params.greedy else {
-                "do_sample": True, "temperature": params.temperature, "top_p": params.top_p,
-            }
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=params.max_tokens,
-                    num_return_sequences=params.n, repetition_penalty=params.repetition_penalty,
-                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos, **sampling,
-                )
-            new_tokens = out[:, ids.shape[1]:].tolist()
-            for row, tokens in enumerate(new_tokens):
-                results[indices[row // params.n]].append(self._completion(tokens, eos))
+        for indices, ids, mask in self._batches([prompt_tokens[p] for p, _ in rows], self.config.batch_size * samples):
+            batch_rows = [rows[i] for i in indices]
+            for row, tokens in zip(batch_rows, self._generate_batch(ids, mask, batch_rows, prompts, params)):
+                by_row[row] = self._completion(tokens)
             done += len(indices)
             self.stats.prompt_tokens += int(mask.sum())
-            self._progress("generate", done, len(prompts), started)
+            self._progress("generate", done // samples, len(prompts), started)
+        results = [[by_row[(p, s % samples)] for s in range(params.n)] for p in range(len(prompts))]
         self.stats.prompts += len(prompts)
-        self.stats.generated_tokens += sum(c.num_tokens for r in results for c in r)
+        self.stats.generated_tokens += sum(c.num_tokens for r in results for c in r[:samples])
         return results
 
-    def _completion(self, tokens: list[int], eos: int) -> Completion:
+    def _generate_batch(self, ids, mask, rows, prompts, params) -> list[list[int]]:
+        import torch
+        from transformers import LogitsProcessorList
+
+        extra = {}
+        if not params.greedy:
+            generators = [
+                torch.Generator(device=self.device).manual_seed(prompt_seed(params.seed or 0, prompts[p], s))
+                for p, s in rows
+            ]
+            extra["logits_processor"] = LogitsProcessorList([seeded_sampler(generators, params.temperature, params.top_p)])
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=params.max_tokens, do_sample=False,
+                repetition_penalty=params.repetition_penalty, pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id, **extra,
+            )
+        return out[:, ids.shape[1]:].tolist()
+
+    def _completion(self, tokens: list[int]) -> Completion:
+        eos = self.tokenizer.eos_token_id
         if eos in tokens:
             cut = tokens.index(eos)
             return Completion(self.tokenizer.decode(tokens[:cut], skip_special_tokens=True), cut + 1, "stop")
         return Completion(self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), "length")
 
     def verdict_position(self, text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
-        """Token ids up to where the candidates diverge, and each candidate's first distinct token.
-
-        Tokenising prompt+candidate (not the candidate alone) handles tokenizers that glue a leading space
-        to the digit (" 4") or emit a separate space token first (SentencePiece's "▁", "4").
-        """
-        encoded = [self._encode(text + c) for c in candidates]
-        shared = 0
-        while all(len(e) > shared for e in encoded) and len({e[shared] for e in encoded}) == 1:
-            shared += 1
-        if any(len(e) <= shared for e in encoded):
-            raise ValueError(f"verdict candidates {list(candidates)} cannot be told apart by one token")
-        firsts = [e[shared] for e in encoded]
-        if len(set(firsts)) != len(firsts):
-            raise ValueError(f"verdict candidates {list(candidates)} share a first token in {self.model_id}")
-        return encoded[0][:shared], firsts
+        return verdict_position(self._encode, text, candidates)
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         import torch
@@ -126,22 +151,30 @@ class HFEngine:
             self._check_length(tokens, 1, i)
         results: list[dict[str, float]] = [{} for _ in prompts]
         started, done = time.monotonic(), 0
-        for indices, ids, mask in self._batches([tokens for tokens, _ in positions]):
+        for indices, ids, mask in self._batches([tokens for tokens, _ in positions], self.config.batch_size):
             with torch.inference_mode():
                 logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             for row, index in enumerate(indices):
-                wanted = positions[index][1]
-                values = probs[row, wanted].tolist()
-                results[index] = dict(zip(candidates, values))
+                results[index] = dict(zip(candidates, probs[row, positions[index][1]].tolist()))
             done += len(indices)
             self.stats.prompt_tokens += int(mask.sum())
             self._progress("score", done, len(prompts), started)
         self.stats.scored_prompts += len(prompts)
         return results
 
+    def top_logprobs(self, prompt: Prompt, k: int) -> list[tuple[str, float]]:
+        """The k most likely next tokens after the rendered prompt, as (text, logprob), most likely first."""
+        import torch
+
+        ids = torch.tensor([self._encode(self.render(prompt))], device=self.device)
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        values, tokens = logprobs.topk(min(k, logprobs.shape[-1]))
+        return [(self.tokenizer.decode([t]), v) for t, v in zip(tokens.tolist(), values.tolist())]
+
     def _progress(self, what: str, done: int, total: int, started: float) -> None:
-        step = max(1, total // 10)
+        step = max(1, total // 4)
         if done == total or done // step != (done - self.config.batch_size) // step:
             log.info("%s %s: %d/%d prompts (%.1fs)", self.model_id, what, done, total, time.monotonic() - started)
 

@@ -27,6 +27,8 @@ class StageSpec:
     run: Callable
     # Whether the stage can skip loading its model for this config (e.g. a disabled filter).
     needs_engine: Callable[[object], bool] = lambda config: True
+    # Records sharing this key stay in one shard (the K responses of a question share the judge's prefix).
+    shard_group: str | None = None
 
 
 STAGE_SPECS = {
@@ -36,7 +38,7 @@ STAGE_SPECS = {
         StageSpec("instruction_gen", Document, "generator", instruction_gen.run),
         StageSpec("relevance_filter", Instruction, "generator", relevance_filter.run),
         StageSpec("response_sampling", Instruction, "policy", response_sampling.run),
-        StageSpec("reward_scoring", Response, "judge", reward_scoring.run),
+        StageSpec("reward_scoring", Response, "judge", reward_scoring.run, shard_group="instruction_id"),
         StageSpec("preference_pairs", ScoredResponse, None, lambda rows, config, engine: preference_pairs.run(rows, config)),
     )
 }

@@ -33,15 +33,18 @@ def judge_order(responses: list[Response]) -> list[int]:
 
 
 def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
+    """Outputs keep the input order; only the engine sees the prefix-grouped order."""
     order = judge_order(responses)
-    ordered = [responses[i] for i in order]
-    judgements = judge(
-        engine, [judge_prompt(r, config.reference) for r in ordered], RESULT_1_TO_5, config.mode,
-        config.sampling_params(),
-        rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER,
+    judged = judge(
+        engine, [judge_prompt(responses[i], config.reference) for i in order], RESULT_1_TO_5, config.mode,
+        config.sampling_params(), rationale_tokens=config.feedback_max_tokens,
+        verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER,
     )
+    judgements = [None] * len(responses)
+    for position, index in enumerate(order):
+        judgements[index] = judged[position]
     kept, dropped = [], []
-    for response, verdict in zip(ordered, judgements):
+    for response, verdict in zip(responses, judgements):
         if verdict.score is None:
             dropped.append(Dropped(STAGE, "unparsable_judgement", response.id, repr(verdict.raw[:2]), to_row(response)))
             continue

@@ -1,0 +1,204 @@
+"""CPU benchmarks on the tiny models: prints one JSON object of figures measured side by side in one run,
+and writes it to bench/results/cpu.json (plus the scaling plot to docs/scaling.png when matplotlib is there).
+
+    make bench            # or: .venv/bin/python bench/cpu_bench.py [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample_ugc.jsonl"
+
+
+def sample_docs(limit: int | None = None) -> list[str]:
+    from pugc.io import iter_input_rows
+
+    docs = [r["text"] for _, r, e in iter_input_rows(SAMPLE)
+            if not e and isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip()]
+    return docs[:limit] if limit else docs
+
+
+def write_slice(path: Path, documents: int) -> Path:
+    """The first `documents` valid sample documents, repeated with a suffix when more are asked for."""
+    docs = sample_docs()
+    rows = [{"text": docs[i % len(docs)] + ("" if i < len(docs) else f" (copy {i // len(docs)})")} for i in range(documents)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def median_of(repeats: int, measure) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def bench_generation(repeats: int, prompts: int = 64, max_tokens: int = 32) -> dict:
+    """Batched generation against one prompt at a time: same prompts, greedy, so the same tokens."""
+    from pugc.config import EngineConfig
+    from pugc.engines.base import Prompt, SamplingParams
+    from pugc.engines.hf import HFEngine
+
+    texts = [d.split(".")[0][:200] + "?" for d in sample_docs(prompts)]
+    batch = [Prompt(messages=({"role": "user", "content": t},)) for t in texts]
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    results = {}
+    for label, batch_size in (("batched", 32), ("sequential", 1)):
+        engine = HFEngine(EngineConfig(model="pugc-tiny/policy", batch_size=batch_size))
+        engine.generate(batch[:4], params)  # warm-up
+
+        def run():
+            before = engine.stats.generated_tokens
+            started = time.perf_counter()
+            engine.generate(batch, params)
+            return (engine.stats.generated_tokens - before) / (time.perf_counter() - started)
+
+        results[f"{label}_tokens_per_s"] = round(median_of(repeats, run), 1)
+        engine.close()
+    results["ratio"] = round(results["batched_tokens_per_s"] / results["sequential_tokens_per_s"], 2)
+    results.update(prompts=prompts, max_tokens=max_tokens, repeats=repeats)
+    return results
+
+
+def bench_judge(responses: int = 32, n: int = 8, max_tokens: int = 48) -> dict:
+    """Generated judge tokens per scored response: sampled N=8 against expected mode, same token budget."""
+    from pugc.config import EngineConfig, RewardScoringConfig
+    from pugc.engines.hf import HFEngine
+    from pugc.records import Response
+    from pugc.stages import reward_scoring
+
+    docs = sample_docs(responses // 4)
+    rows = [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
+                     instruction="What would you recommend?", document=docs[i // 4],
+                     response=docs[(i + 7) % len(docs)][:300], sample_index=i % 4) for i in range(responses)]
+    figures = {}
+    for mode, config in (("sampled", RewardScoringConfig(mode="sampled", n=n, max_tokens=max_tokens)),
+                         ("expected", RewardScoringConfig(mode="expected", feedback_max_tokens=max_tokens))):
+        engine = HFEngine(EngineConfig(model="pugc-tiny/judge", batch_size=32))
+        started = time.perf_counter()
+        reward_scoring.run(rows, config, engine)
+        seconds = time.perf_counter() - started
+        figures[f"{mode}_tokens_per_response"] = round(engine.stats.generated_tokens / responses, 2)
+        figures[f"{mode}_seconds_per_response"] = round(seconds / responses, 4)
+        engine.close()
+    figures["ratio_expected_over_sampled"] = round(
+        figures["expected_tokens_per_response"] / figures["sampled_tokens_per_response"], 4)
+    figures.update(responses=responses, n=n, max_tokens=max_tokens)
+    return figures
+
+
+def measured_child(code: str) -> dict:
+    """Run `code` in a fresh Python (so peak memory is its own) and return the JSON it prints last."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmark child failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_child(kind: str, input_path: Path, work: Path) -> dict:
+    code = f"""
+import json, resource, contextlib, io
+from pugc.config import load_recipe
+recipe = load_recipe("tiny")
+with contextlib.redirect_stdout(io.StringIO()):
+    if {kind!r} == "kfp":
+        from pugc.pipelines.local import run_local
+        wall = run_local(recipe, {str(input_path)!r}, {str(work)!r})["wall_seconds"]
+    else:
+        from pugc.inprocess import run_in_process
+        wall = run_in_process(recipe, {str(input_path)!r}, {str(work)!r})["wall_seconds"]
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({{"wall_seconds": wall, "peak_rss_mib": round(peak / 1024, 1)}}))
+"""
+    return measured_child(code)
+
+
+def bench_pipeline(work: Path, documents: int = 48) -> dict:
+    data = write_slice(work / "pipeline.jsonl", documents)
+    kfp = run_child("kfp", data, work / "kfp")
+    direct = run_child("direct", data, work / "direct")
+    return {"documents": documents, "kfp_local_seconds": kfp["wall_seconds"], "in_process_seconds": direct["wall_seconds"],
+            "ratio": round(kfp["wall_seconds"] / direct["wall_seconds"], 2),
+            "kfp_overhead_seconds_per_task": round((kfp["wall_seconds"] - direct["wall_seconds"]) / 13, 2),
+            "kfp_peak_rss_mib": kfp["peak_rss_mib"], "in_process_peak_rss_mib": direct["peak_rss_mib"]}
+
+
+def bench_scaling(work: Path, base: int = 48) -> dict:
+    points = []
+    for factor in (1, 2, 4):
+        data = write_slice(work / f"scale{factor}.jsonl", base * factor)
+        result = run_child("direct", data, work / f"scale{factor}")
+        points.append({"factor": factor, "documents": base * factor, **result})
+    growth = points[-1]["wall_seconds"] / points[0]["wall_seconds"]
+    return {"mode": "in-process (all stages, tiny recipe)", "points": points, "wall_4x_over_1x": round(growth, 2)}
+
+
+def plot_scaling(scaling: dict, path: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no plot"
+    xs = [p["documents"] for p in scaling["points"]]
+    ys = [p["wall_seconds"] for p in scaling["points"]]
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    ax.plot(xs, ys, marker="o", label="measured")
+    ax.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle="--", color="grey", label="linear from 1x")
+    ax.set_xlabel("input documents")
+    ax.set_ylabel("wall seconds (in-process run)")
+    ax.set_title("PUGC tiny recipe: cost vs. input size (2 CPU cores)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    return str(path.relative_to(ROOT))
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from pugc.logs import setup_logging
+
+    setup_logging()
+    import logging
+
+    logging.getLogger("pugc").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        figures = {"machine": machine(), "date": time.strftime("%Y-%m-%d"),
+                   "generation_batched_vs_sequential": bench_generation(args.repeats),
+                   "judge_generated_tokens_sampled_vs_expected": bench_judge(),
+                   "local_pipeline_vs_direct": bench_pipeline(work),
+                   "scaling": bench_scaling(work)}
+    figures["scaling"]["plot"] = plot_scaling(figures["scaling"], ROOT / "docs" / "scaling.png")
+    figures["peak_memory_mib"] = {"kfp_local_run_largest_process": figures["local_pipeline_vs_direct"]["kfp_peak_rss_mib"],
+                                  "in_process_run": figures["local_pipeline_vs_direct"]["in_process_peak_rss_mib"]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

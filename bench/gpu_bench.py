@@ -1,0 +1,165 @@
+"""GPU benchmark on a ~1B-parameter Llama-shaped model built locally with random weights (nothing downloaded).
+
+Measures, in one run: the hf engine's batched generation against one prompt at a time, judge scoring in
+`sampled` (N=8) against `expected` mode, and a few TRL DPO steps (step time, peak GPU memory). Prints one
+JSON object and writes it to --out. Sized to finish within about 5 minutes on one H100. Each section that
+fails (a missing package, say) is reported in the JSON and the others still run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def build_model(path: Path) -> dict:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from pugc.models.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=2048, intermediate_size=5632, num_hidden_layers=24,
+                         num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    torch.cuda.empty_cache()
+    return {"parameters_billion": round(params / 1e9, 3), "layers": 24, "hidden": 2048}
+
+
+def section(name: str, results: dict, fn, *args):
+    started = time.perf_counter()
+    try:
+        results[name] = fn(*args)
+    except Exception as exc:  # noqa: BLE001  (report and go on: one broken section must not hide the rest)
+        results[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-1500:]}
+    results[name]["section_seconds"] = round(time.perf_counter() - started, 1)
+    print(f"{name}: {json.dumps(results[name])[:400]}", file=sys.stderr, flush=True)
+
+
+def bench_generation(model_path: str) -> dict:
+    import torch
+
+    from cpu_bench import sample_docs
+    from pugc.config import EngineConfig
+    from pugc.engines.base import Prompt, SamplingParams
+    from pugc.engines.hf import HFEngine
+
+    prompts = [Prompt(messages=({"role": "user", "content": d[:400]},)) for d in sample_docs(128)]
+    params = SamplingParams(max_tokens=64, temperature=0.0)
+    out = {"prompts": len(prompts), "max_tokens": 64}
+    for label, batch_size, subset in (("batched", 64, prompts), ("sequential", 1, prompts[:12])):
+        engine = HFEngine(EngineConfig(model=model_path, batch_size=batch_size, dtype="bfloat16"))
+        engine.generate(prompts[:2], params)
+        rates = []
+        for _ in range(2):
+            before = engine.stats.generated_tokens
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            engine.generate(subset, params)
+            torch.cuda.synchronize()
+            rates.append((engine.stats.generated_tokens - before) / (time.perf_counter() - started))
+        out[f"{label}_tokens_per_s"] = round(statistics.median(rates), 1)
+        out[f"{label}_prompts_measured"] = len(subset)
+        engine.close()
+    out["ratio"] = round(out["batched_tokens_per_s"] / out["sequential_tokens_per_s"], 2)
+    return out
+
+
+def bench_judge(model_path: str) -> dict:
+    import torch
+
+    from cpu_bench import sample_docs
+    from pugc.config import EngineConfig, RewardScoringConfig
+    from pugc.engines.hf import HFEngine
+    from pugc.records import Response
+    from pugc.stages import reward_scoring
+
+    docs = sample_docs(16)
+    rows = [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
+                     instruction="What would you recommend?", document=docs[i // 4], response=docs[(i + 5) % 16][:400],
+                     sample_index=i % 4) for i in range(64)]
+    out = {"responses": len(rows), "n": 8, "max_tokens": 128}
+    for mode, config in (("sampled", RewardScoringConfig(mode="sampled", n=8, max_tokens=128)),
+                         ("expected", RewardScoringConfig(mode="expected", feedback_max_tokens=128))):
+        engine = HFEngine(EngineConfig(model=model_path, batch_size=32, dtype="bfloat16"))
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        reward_scoring.run(rows, config, engine)
+        torch.cuda.synchronize()
+        out[f"{mode}_tokens_per_response"] = round(engine.stats.generated_tokens / len(rows), 1)
+        out[f"{mode}_seconds_per_response"] = round((time.perf_counter() - started) / len(rows), 4)
+        engine.close()
+    out["token_ratio_expected_over_sampled"] = round(out["expected_tokens_per_response"] / out["sampled_tokens_per_response"], 4)
+    out["time_ratio_sampled_over_expected"] = round(out["sampled_seconds_per_response"] / out["expected_seconds_per_response"], 2)
+    return out
+
+
+def bench_dpo(model_path: str, work: Path) -> dict:
+    import torch
+
+    from cpu_bench import sample_docs
+    from pugc.config import DPOTrainingConfig, EngineConfig
+    from pugc.io import write_jsonl
+    from pugc.records import PreferencePair
+    from pugc.training.dpo import train
+
+    docs = sample_docs(64)
+    pairs = [PreferencePair(prompt=[{"role": "user", "content": d[:200]}], chosen=[{"role": "assistant", "content": d}],
+                            rejected=[{"role": "assistant", "content": d[:120]}], score_chosen=5.0, score_rejected=2.0,
+                            margin=3.0, instruction_id=f"q{i}", doc_id=f"d{i}", chosen_id="c", rejected_id="r")
+             for i, d in enumerate(docs)]
+    write_jsonl(work / "pairs.jsonl", pairs)
+    torch.cuda.reset_peak_memory_stats()
+    config = DPOTrainingConfig(trainer={"max_steps": 8, "per_device_train_batch_size": 8, "learning_rate": 5e-7,
+                                        "beta": 0.01, "bf16": True, "max_length": 1024, "gradient_checkpointing": True,
+                                        "logging_steps": 1})
+    report = train(str(work / "pairs.jsonl"), str(work / "dpo"), config, EngineConfig(model=model_path))
+    return {"steps": report["steps"], "seconds": report["seconds"], "step_seconds": round(report["seconds"] / report["steps"], 3),
+            "final_loss": report["final_loss"], "batch": 8, "max_length": 1024,
+            "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu.json"))
+    args = parser.parse_args()
+    import torch
+    import transformers
+
+    from pugc.logs import setup_logging
+
+    setup_logging()
+    results = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+               "transformers": transformers.__version__, "date": time.strftime("%Y-%m-%d")}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model_path = str(work / "llama-1b")
+        section("model", results, build_model, Path(model_path))
+        section("generation_batched_vs_sequential", results, bench_generation, model_path)
+        section("judge_sampled_vs_expected", results, bench_judge, model_path)
+        section("dpo_steps", results, bench_dpo, model_path, work)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""A small OpenAI-compatible server (/v1/chat/completions, /v1/models) over the transformers engine.
+
+It lets the `openai` engine be tried and tested end to end on one machine (`pugc serve`), with the tiny
+models or any local checkpoint. It serves one request at a time; for real serving use vLLM's server.
+`faults` makes it answer the next requests with given HTTP errors, to exercise clients' retries.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pugc.engines.base import Prompt, SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+def parse_request(body: dict) -> tuple[Prompt, SamplingParams]:
+    messages = [{"role": m["role"], "content": m.get("content") or ""} for m in body["messages"]]
+    prefix = ""
+    if body.get("continue_final_message") and messages and messages[-1]["role"] == "assistant":
+        prefix = messages.pop()["content"]
+    params = SamplingParams(
+        max_tokens=int(body.get("max_tokens") or 16), temperature=float(body.get("temperature", 1.0)),
+        top_p=float(body.get("top_p", 1.0)), n=int(body.get("n", 1)), seed=body.get("seed"),
+        repetition_penalty=float(body.get("repetition_penalty", 1.0)),
+    )
+    return Prompt(messages=tuple(messages), assistant_prefix=prefix), params
+
+
+class ChatServer:
+    def __init__(self, engine, host: str = "127.0.0.1", port: int = 0, faults: list[int] | None = None):
+        self.engine = engine
+        self.faults = list(faults or [])
+        self.requests = 0
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def complete(self, body: dict) -> dict:
+        prompt, params = parse_request(body)
+        with self._lock:  # one model, one request at a time
+            if body.get("logprobs"):
+                top = self.engine.top_logprobs(prompt, int(body.get("top_logprobs") or 1))
+                choices = [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": top[0][0]},
+                            "logprobs": {"content": [{"token": top[0][0], "logprob": top[0][1], "top_logprobs": [
+                                {"token": t, "logprob": lp} for t, lp in top]}]}}]
+                generated = 1
+            else:
+                completions = self.engine.generate([prompt], params)[0]
+                choices = [{"index": i, "finish_reason": c.finish_reason, "message": {"role": "assistant", "content": c.text}}
+                           for i, c in enumerate(completions)]
+                generated = sum(c.num_tokens for c in completions)
+        return {"id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", self.engine.model_id), "choices": choices,
+                "usage": {"prompt_tokens": 0, "completion_tokens": generated, "total_tokens": generated}}
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/v1/models":
+                    self._reply(200, {"object": "list", "data": [{"id": server.engine.model_id, "object": "model"}]})
+                else:
+                    self._reply(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self):
+                server.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if server.faults:
+                    status = server.faults.pop(0)
+                    self._reply(status, {"error": {"message": "injected fault"}}, {"Retry-After": "0"})
+                    return
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                try:
+                    body = json.loads(raw)
+                    payload = server.complete(body)
+                except (KeyError, ValueError, TypeError) as exc:
+                    self._reply(400, {"error": {"message": f"bad request: {exc}"}})
+                    return
+                self._reply(200, payload)
+
+            def log_message(self, fmt, *args):
+                log.debug("serve: " + fmt, *args)
+
+        return Handler

@@ -1,0 +1,107 @@
+"""The openai engine against a real OpenAI-compatible HTTP server on loopback, serving a tiny model."""
+import pytest
+
+from pugc.config import EngineConfig
+from pugc.engines.base import Prompt, SamplingParams
+from pugc.engines.hf import HFEngine
+from pugc.engines.hf_server import ChatServer
+from pugc.engines.openai_engine import OpenAIEngine, RequestFailed, chat_body, read_verdict_probs
+
+PROMPTS = [Prompt(messages=({"role": "user", "content": f"Question {i}: how do I fix a flat tyre?"},)) for i in range(5)]
+DIGITS = ["1", "2", "3", "4", "5"]
+
+
+@pytest.fixture(scope="module")
+def hf():
+    engine = HFEngine(EngineConfig(model="pugc-tiny/judge"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture()
+def server(hf):
+    with ChatServer(hf) as running:
+        yield running
+
+
+def client(url, monkeypatch=None, **options):
+    return OpenAIEngine(EngineConfig(backend="openai", model="pugc-tiny/judge",
+                                     options={"base_url": url, "backoff_s": 0.01, "max_concurrency": 4, **options}))
+
+
+def test_generates_n_samples_per_prompt_in_order_and_reproducibly(server):
+    engine = client(server.url)
+    params = SamplingParams(max_tokens=8, temperature=1.0, top_p=0.95, n=3, seed=1)
+    first = engine.generate(PROMPTS, params)
+    assert [len(c) for c in first] == [3] * 5
+    assert server.requests == 5  # one request per prompt carries all n samples
+    again = engine.generate(PROMPTS, params)
+    assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in first]
+    assert engine.stats.generated_tokens > 0
+
+
+def test_expected_verdict_matches_the_model_distribution(server, hf):
+    """Over HTTP only token texts are known, so "4" and " 4" both count as verdict 4."""
+    import math
+
+    engine = client(server.url, verdict_top_logprobs=5000)
+    remote = engine.next_token_probs(PROMPTS[:2], DIGITS)
+    for prompt, probs in zip(PROMPTS[:2], remote):
+        everything = hf.top_logprobs(prompt, 5000)
+        expected = [sum(math.exp(lp) for token, lp in everything if token.strip() == d) for d in DIGITS]
+        assert list(probs.values()) == pytest.approx(expected, rel=1e-4)
+        assert probs["1"] >= hf.next_token_probs([prompt], DIGITS)[0]["1"]
+
+
+def test_retries_a_503_then_succeeds(hf):
+    with ChatServer(hf, faults=[503, 503]) as flaky:
+        engine = client(flaky.url)
+        out = engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4, temperature=0.0))
+        assert len(out[0]) == 1 and engine.retries == 2 and flaky.requests == 3
+
+
+def test_retries_429_and_gives_up_after_max_retries(hf):
+    with ChatServer(hf, faults=[429] * 10) as busy:
+        engine = client(busy.url, max_retries=2)
+        with pytest.raises(RequestFailed, match="answered 429"):
+            engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+        assert busy.requests == 3
+
+
+def test_client_errors_are_not_retried(hf):
+    with ChatServer(hf, faults=[400]) as server:
+        engine = client(server.url)
+        with pytest.raises(RequestFailed, match="answered 400"):
+            engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+        assert server.requests == 1
+
+
+def test_unreachable_server_fails_clearly():
+    engine = client("http://127.0.0.1:9/v1", max_retries=1)
+    with pytest.raises(RequestFailed, match="unreachable"):
+        engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+
+
+def test_key_comes_from_the_environment_not_the_recipe(monkeypatch, server):
+    monkeypatch.setenv("PUGC_TEST_KEY", "sk-test-123")
+    engine = client(server.url, api_key_env="PUGC_TEST_KEY")
+    assert engine._key == "sk-test-123"
+    assert "sk-test-123" not in repr(engine.config)
+
+
+def test_request_body_uses_openai_names_and_vllm_extensions():
+    prompt = Prompt(messages=({"role": "user", "content": "q"},), assistant_prefix="Good. [RESULT] ")
+    body = chat_body("judge", prompt, SamplingParams(max_tokens=9, temperature=1.0, top_p=0.9, n=8,
+                                                     repetition_penalty=1.03), seed=7)
+    assert body["messages"][-1] == {"role": "assistant", "content": "Good. [RESULT] "}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    assert (body["n"], body["max_tokens"], body["seed"], body["repetition_penalty"]) == (8, 9, 7, 1.03)
+
+
+def test_verdict_tokens_match_with_or_without_a_leading_space():
+    reply = {"choices": [{"logprobs": {"content": [{"token": " 4", "logprob": -0.5, "top_logprobs": [
+        {"token": " 4", "logprob": -0.5}, {"token": "4", "logprob": -2.0}, {"token": " 2", "logprob": -1.5},
+        {"token": "x", "logprob": -0.1}]}]}}]}
+    probs = read_verdict_probs(reply, DIGITS)
+    assert probs["4"] == pytest.approx(2.718281828 ** -0.5 + 2.718281828 ** -2.0)
+    assert probs["2"] == pytest.approx(2.718281828 ** -1.5) and probs["1"] == 0.0
