@@ -89,6 +89,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """An OpenAI-compatible endpoint over the transformers engine, for trying `backend: openai` locally."""
+    from pugc.config import EngineConfig
+    from pugc.engines.hf import HFEngine
+    from pugc.engines.hf_server import ChatServer
+    from pugc.logs import setup_logging
+
+    setup_logging()
+    server = ChatServer(HFEngine(EngineConfig(model=args.model)), host=args.host, port=args.port)
+    print(f"serving {args.model} at {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pugc import __version__
 
@@ -120,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recipe", help="validate a recipe and print it resolved, with its digest")
     _recipe_args(rec)
     rec.set_defaults(func=cmd_recipe)
+
+    serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible API (for the openai engine)")
+    serve.add_argument("--model", default="pugc-tiny/judge")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="build (once) and list the embedded tiny models")
     models.set_defaults(func=cmd_models)

@@ -105,3 +105,24 @@ def test_verdict_tokens_match_with_or_without_a_leading_space():
     probs = read_verdict_probs(reply, DIGITS)
     assert probs["4"] == pytest.approx(2.718281828 ** -0.5 + 2.718281828 ** -2.0)
     assert probs["2"] == pytest.approx(2.718281828 ** -1.5) and probs["1"] == 0.0
+
+
+def test_a_recipe_switches_the_judge_to_openai_without_code_changes(server, tmp_path):
+    """The reward_scoring stage, run by the stage runner from recipe sections, judging over HTTP."""
+    from pugc.config import load_recipe
+    from pugc.io import read_records, write_jsonl
+    from pugc.records import Response, ScoredResponse
+    from pugc.stage_runner import run_stage
+
+    recipe = load_recipe("tiny", ["engines.judge.backend=openai", f"engines.judge.options={{base_url: '{server.url}'}}"])
+    responses = [Response(id=f"q-{k}", instruction_id="q", doc_id="d", instruction="How do I fix a flat tyre?",
+                          document="Patch the tube, then pump it up.", response=f"Answer {k}.", sample_index=k)
+                 for k in range(3)]
+    write_jsonl(tmp_path / "responses.jsonl", responses)
+    sections = recipe.pipeline_sections()
+    report = run_stage("reward_scoring", str(tmp_path / "responses.jsonl"), str(tmp_path / "scored.jsonl"),
+                       str(tmp_path / "dropped.jsonl"), sections["reward_scoring"], sections["engines"])
+    scored = read_records(tmp_path / "scored.jsonl", ScoredResponse)
+    assert report["counts"]["in"] == 3 == len(scored) + sum(report["counts"]["dropped"].values())
+    assert all(1.0 <= r.score <= 5.0 for r in scored) and report["model"] == "pugc-tiny/judge"
+    assert server.requests >= 3
