@@ -24,8 +24,11 @@ from pugc.config import Recipe, dump_recipe
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
 
-def compile_pipeline(recipe: Recipe, path: str | os.PathLike) -> Path:
-    compiler.Compiler().compile(build_pipeline(recipe), str(path))
+def compile_pipeline(recipe: Recipe, path: str | os.PathLike, target: str = "kfp",
+                     pipeline_root: str | None = None) -> Path:
+    """Write the pipeline YAML for `target`: `kfp` (open-source Kubeflow, with kfp-kubernetes settings) or
+    `vertex` (Vertex AI Pipelines: one document, accelerator enum names, no kfp-kubernetes)."""
+    compiler.Compiler().compile(build_pipeline(recipe, target, pipeline_root), str(path))
     return Path(path)
 
 

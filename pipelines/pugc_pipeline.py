@@ -21,7 +21,7 @@ from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
-from pugc.pipelines.resources import apply_resources
+from pugc.pipelines.platform import apply_platform
 
 PIPELINE_NAME = "pugc"
 
@@ -44,10 +44,12 @@ def fan_out(recipe: Recipe, stage: str, component, source: dict, output: str, ta
     return merge_task
 
 
-def build_pipeline(recipe: Recipe):
+def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None):
+    """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py)."""
     sections = recipe.pipeline_sections()
 
-    @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)")
+    @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)",
+                  pipeline_root=pipeline_root or recipe.cluster.pipeline_root)
     def pugc_pipeline(
         input_uri: str = recipe.input.uri or "",
         input_config: dict = sections["input"],
@@ -96,7 +98,7 @@ def build_pipeline(recipe: Recipe):
             preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
             dpo_model=dpo_training_task.outputs["dpo_model"], recipe_digest=recipe_digest)
 
-        apply_resources(recipe.cluster, tasks)
+        apply_platform(recipe.cluster, tasks, target)
         return Outputs(
             summary=run_summary_task.outputs["summary"],
             preference_pairs=preference_pairs_task.outputs["preference_pairs"],

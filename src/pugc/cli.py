@@ -18,6 +18,12 @@ def _recipe_args(parser: argparse.ArgumentParser) -> None:
                         help="override a recipe value (repeatable), e.g. --set reward_scoring.n=4")
 
 
+def _target_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", choices=["kfp", "vertex"], default="kfp",
+                        help="kfp: open-source Kubeflow Pipelines (with kfp-kubernetes settings); vertex: Vertex AI")
+    parser.add_argument("--pipeline-root", help="gs://bucket/prefix for artifacts (default: the recipe's cluster.pipeline_root)")
+
+
 def _print_table(summary: dict) -> None:
     from pugc.summary import stage_table
 
@@ -49,8 +55,8 @@ def cmd_compile(args) -> int:
     from pugc.pipelines.local import compile_pipeline
 
     recipe = load_recipe(args.recipe, args.overrides)
-    path = compile_pipeline(recipe, args.output)
-    print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) to {path}")
+    path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
+    print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target} to {path}")
     return 0
 
 
@@ -123,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="write the pipeline YAML for Kubeflow Pipelines")
     _recipe_args(comp)
     comp.add_argument("-o", "--output", default="pugc.yaml")
+    _target_args(comp)
     comp.set_defaults(func=cmd_compile)
 
     stage = sub.add_parser("stage", help="run one stage on files, without KFP")

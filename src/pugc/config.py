@@ -172,7 +172,9 @@ class DPOTrainingConfig:
     lora: Optional[LoraConfig] = None
     trainer: dict = field(default_factory=dict)  # TRL fields, validated against TRL's config class
 
-    OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora")
+    export_uri: Optional[str] = None  # gs://... : the final checkpoint is uploaded there, completion marker last
+
+    OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora", "export_uri")
 
 
 # ----------------------------------------------------------------------------------------------- cluster
@@ -187,13 +189,55 @@ class ResourceSpec:
     memory_limit: Quantity = None
     accelerator_type: Optional[str] = None  # Kubernetes resource name, e.g. nvidia.com/gpu
     accelerator_count: int = 0
+    vertex_accelerator_type: Optional[str] = None  # Vertex enum name, e.g. NVIDIA_H100_80GB; else cluster.gpu's
+    node_selector: dict[str, str] = field(default_factory=dict)  # added to cluster.gpu.node_selector
     shards: Optional[int] = None  # LLM stages: parallel tasks (one GPU pod each); None = cluster.shards
+    timeout_seconds: Optional[int] = None
+
+
+@dataclass
+class Toleration:
+    key: Optional[str] = None
+    operator: Literal["Equal", "Exists"] = "Exists"
+    value: Optional[str] = None
+    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
+
+
+@dataclass
+class RetryPolicy:
+    """KFP task retries, with exponential backoff (preemptible GPU nodes come and go)."""
+
+    max_retries: int = 2
+    backoff_duration: str = "60s"
+    backoff_factor: float = 2.0
+    backoff_max_duration: str = "3600s"
+
+
+@dataclass
+class GPUSettings:
+    """Applied to every task that requests an accelerator."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)  # e.g. cloud.google.com/gke-accelerator: nvidia-h100-80gb
+    tolerations: list[Toleration] = field(
+        default_factory=lambda: [Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")])
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    vertex_accelerator_type: str = "NVIDIA_H100_80GB"
 
 
 @dataclass
 class ClusterConfig:
-    pipeline_root: Optional[str] = None
+    pipeline_root: Optional[str] = None  # gs://bucket/prefix for cluster runs (pugc compile/submit --pipeline-root)
     shards: int = 1  # default fan-out of every LLM stage (ParallelFor over shards, merged in order)
+    caching: bool = True
+    labels: dict[str, str] = field(default_factory=dict)  # pod labels on every task
+    run_as_user: int = 1000  # the images' non-root user
+    # Model tasks (LLM stages, DPO): Hugging Face token, model cache, shared memory.
+    hf_token_secret: Optional[str] = None  # name of a Kubernetes Secret; its value never enters the pipeline
+    hf_token_secret_key: str = "token"
+    model_cache_pvc: Optional[str] = None  # a ReadWriteMany PVC shared by the model tasks
+    model_cache_path: str = "/cache"  # HF_HOME and vLLM's cache live under it
+    shm_size: str = "16Gi"  # /dev/shm as a memory-backed emptyDir (vLLM workers, DataLoader, NCCL)
+    gpu: GPUSettings = field(default_factory=GPUSettings)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
 
     def shards_for(self, stage: str) -> int:
@@ -223,7 +267,8 @@ class Recipe:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         dpo = data["dpo_training"]
-        data["dpo_training"] = {"method": dpo["method"], "lora": dpo["lora"], **dpo["trainer"]}
+        data["dpo_training"] = {"method": dpo["method"], "lora": dpo["lora"], "export_uri": dpo["export_uri"],
+                                **dpo["trainer"]}
         return data
 
     def digest(self) -> str:
@@ -349,10 +394,11 @@ def _build_dpo(data: dict, path: str) -> DPOTrainingConfig:
     hints = typing.get_type_hints(DPOTrainingConfig)
     method = _coerce(own.get("method", "dpo"), hints["method"], f"{path}.method")
     lora = _coerce(own.get("lora"), hints["lora"], f"{path}.lora")
+    export_uri = _coerce(own.get("export_uri"), hints["export_uri"], f"{path}.export_uri")
     from pugc.training.trl_args import validate_trainer_args
 
     trainer = validate_trainer_args(method, trainer, path)
-    return DPOTrainingConfig(method=method, lora=lora, trainer=trainer)
+    return DPOTrainingConfig(method=method, lora=lora, export_uri=export_uri, trainer=trainer)
 
 
 def _check_resource_keys(data: dict) -> None:

@@ -1,5 +1,6 @@
-"""The compiled pipeline YAML: DAG shape, images, per-stage resources, and parameters that round-trip."""
+"""The compiled pipeline YAML, for both targets: DAG shape, images, per-task platform settings, parameters."""
 import dataclasses
+import json
 
 import pytest
 import yaml
@@ -9,21 +10,37 @@ from pugc.pipelines.local import compile_pipeline
 
 LLM_STAGES = ["ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"]
 GPU_STAGES = LLM_STAGES + ["dpo_training"]
-ALL_TASKS = ["ingest_ugc", *GPU_STAGES[:5], "preference_pairs", "dpo_training", "run_summary"]
+CPU_TASKS = ["ingest_ugc", "preference_pairs", "run_summary"]
 
 
-def compiled(tmp_path, recipe_name, overrides=()):
-    path = compile_pipeline(load_recipe(recipe_name, overrides), tmp_path / f"{recipe_name}.yaml")
-    return yaml.safe_load(path.read_text())
+def compiled(tmp_path, recipe_name, overrides=(), target="kfp", pipeline_root=None):
+    recipe = load_recipe(recipe_name, overrides)
+    path = compile_pipeline(recipe, tmp_path / f"{recipe_name}-{target}.yaml", target, pipeline_root)
+    docs = list(yaml.safe_load_all(path.read_text()))
+    return docs[0], (docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if len(docs) > 1 else {}), path
 
 
-def executor(spec, stage):
-    return spec["deploymentSpec"]["executors"][f"exec-{stage.replace('_', '-')}"]["container"]
+def executor_name(stage):
+    return f"exec-{stage.replace('_', '-')}"
+
+
+def container(spec, stage):
+    return spec["deploymentSpec"]["executors"][executor_name(stage)]["container"]
+
+
+def task_spec(spec, stage):
+    """The task of `stage`, looked up in the root DAG or inside its shard loop."""
+    for task in spec["root"]["dag"]["tasks"].values():
+        if task["taskInfo"]["name"] == stage:
+            return task
+        if task["taskInfo"]["name"] == f"{stage}-shards":
+            return next(iter(spec["components"][task["componentRef"]["name"]]["dag"]["tasks"].values()))
+    raise KeyError(stage)
 
 
 def test_dag_reads_like_the_method(tmp_path):
     """ingest -> each LLM stage as a shard loop + merge -> pairs -> DPO, and a summary of everything."""
-    spec = compiled(tmp_path, "paper", ["cluster.shards=4", "cluster.resources.reward_scoring.shards=8"])
+    spec, _, _ = compiled(tmp_path, "paper", ["cluster.shards=4", "cluster.resources.reward_scoring.shards=8"])
     tasks = spec["root"]["dag"]["tasks"]
     by_name = {t["taskInfo"]["name"]: key for key, t in tasks.items()}
     chain = ["ingest_ugc"]
@@ -37,49 +54,114 @@ def test_dag_reads_like_the_method(tmp_path):
         loop = tasks[by_name[f"{stage}-shards"]]
         shards = 8 if stage == "reward_scoring" else 4
         assert loop["parameterIterator"]["items"]["raw"] == str(list(range(shards)))
-        inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
-        assert [t["taskInfo"]["name"] for t in inner.values()] == [stage]
-    assert all(t.get("cachingOptions", {}).get("enableCache") for t in tasks.values() if "componentRef" in t
-               and not t["taskInfo"]["name"].endswith("-shards"))
+    for stage in GPU_STAGES + CPU_TASKS:
+        assert task_spec(spec, stage)["cachingOptions"].get("enableCache") is True, stage
 
 
-def test_paper_recipe_puts_llm_stages_and_dpo_on_gpus_and_pairs_on_cpu(tmp_path):
-    spec = compiled(tmp_path, "paper")
+def test_kfp_target_carries_every_platform_setting_on_every_gpu_task(tmp_path):
+    spec, platform, _ = compiled(tmp_path, "paper")
     recipe = load_recipe("paper")
+    cluster = recipe.cluster
     for stage in GPU_STAGES:
-        resources = executor(spec, stage)["resources"]
-        wanted = recipe.cluster.resources[stage]
+        resources = container(spec, stage)["resources"]
+        wanted = cluster.resources[stage]
         assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu", stage
         assert int(resources["accelerator"]["resourceCount"]) == wanted.accelerator_count >= 1, stage
-        assert resources["resourceMemoryLimit"] == wanted.memory_limit, stage
-    for stage in ["ingest_ugc", "preference_pairs", "run_summary"]:
-        assert "accelerator" not in executor(spec, stage).get("resources", {}), stage
+        assert resources["resourceMemoryLimit"] == wanted.memory_limit and resources["resourceCpuLimit"] == wanted.cpu_limit
+        pod = platform[executor_name(stage)]
+        assert pod["nodeSelector"]["labels"] == cluster.gpu.node_selector, stage
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"], stage
+        assert {"mountPath": "/dev/shm", "medium": "Memory", "sizeLimit": cluster.shm_size,
+                "volumeName": "dshm"} in pod["emptyDirMounts"], stage
+        (secret,) = pod["secretAsEnv"]
+        assert secret["secretName"] == cluster.hf_token_secret == "hf-token"
+        assert secret["keyToEnv"] == [{"secretKey": "token", "envVar": "HF_TOKEN"}]
+        assert pod["pvcMount"][0]["mountPath"] == "/cache" and pod["pvcMount"][0]["constant"] == cluster.model_cache_pvc
+        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": "1000"}
+        assert pod["podMetadata"]["labels"]["team"] == "alignment"
+        assert int(pod["activeDeadlineSeconds"]) == wanted.timeout_seconds
+        env = {e["name"]: e["value"] for e in container(spec, stage)["env"]}
+        assert env["HF_HOME"] == "/cache/huggingface"
+        retry = task_spec(spec, stage)["retryPolicy"]
+        assert retry["maxRetryCount"] == cluster.gpu.retry.max_retries and retry["backoffFactor"] == 2.0
+    for stage in CPU_TASKS:
+        assert "accelerator" not in container(spec, stage).get("resources", {}), stage
+        pod = platform[executor_name(stage)]
+        assert "tolerations" not in pod and "secretAsEnv" not in pod and "nodeSelector" not in pod, stage
+
+
+def test_vertex_target_is_one_document_with_enum_accelerators_and_loads_as_a_pipeline_job(tmp_path):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    spec, platform, path = compiled(tmp_path, "paper", target="vertex")
+    assert platform == {} and "platforms" not in path.read_text()
+    for stage in GPU_STAGES:
+        accelerator = container(spec, stage)["resources"]["accelerator"]
+        assert accelerator["resourceType"] == "NVIDIA_H100_80GB", stage
+        assert "retryPolicy" in task_spec(spec, stage), stage
+    assert "accelerator" not in container(spec, "preference_pairs").get("resources", {})
+    job = aiplatform.PipelineJob(
+        display_name="pugc-test", template_path=str(path), pipeline_root="gs://bucket/pugc",
+        parameter_values={"input_uri": "gs://bucket/ugc/"}, project="test-project", location="us-central1",
+        credentials=AnonymousCredentials(), enable_caching=True)
+    runtime = job.to_dict()["runtimeConfig"]
+    assert runtime["gcsOutputDirectory"] == "gs://bucket/pugc"
+    assert runtime["parameterValues"]["input_uri"] == "gs://bucket/ugc/"
+
+
+def test_vertex_rejects_unknown_parameters_offline(tmp_path):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    _, _, path = compiled(tmp_path, "paper", target="vertex")
+    with pytest.raises(ValueError):
+        aiplatform.PipelineJob(display_name="x", template_path=str(path), pipeline_root="gs://b/p",
+                               parameter_values={"inptu_uri": "gs://b"}, project="p", location="us-central1",
+                               credentials=AnonymousCredentials())
+
+
+def test_pipeline_root_from_recipe_or_flag(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper", ["cluster.pipeline_root=gs://from-recipe/pugc"])
+    assert spec["defaultPipelineRoot"] == "gs://from-recipe/pugc"
+    spec, _, _ = compiled(tmp_path, "paper", ["cluster.pipeline_root=gs://from-recipe/pugc"],
+                          pipeline_root="gs://from-flag/pugc")
+    assert spec["defaultPipelineRoot"] == "gs://from-flag/pugc"
+
+
+def test_no_secret_value_in_compiled_yaml(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDFAKETOKEN0123456789abcdefXYZ")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-PLANTED-fake-key")
+    for target in ("kfp", "vertex"):
+        _, _, path = compiled(tmp_path, "paper", ["engines.judge.backend=openai"], target=target)
+        text = path.read_text()
+        assert "PLANTED" not in text
 
 
 def test_images_come_from_one_module_tagged_with_the_version(tmp_path):
     from pugc import __version__
     from pugc.components import images
 
-    spec = compiled(tmp_path, "paper")
-    assert executor(spec, "reward_scoring")["image"] == images.INFERENCE
-    assert executor(spec, "dpo_training")["image"] == images.TRAINER
-    assert executor(spec, "preference_pairs")["image"] == images.BASE
+    spec, _, _ = compiled(tmp_path, "paper")
+    assert container(spec, "reward_scoring")["image"] == images.INFERENCE
+    assert container(spec, "dpo_training")["image"] == images.TRAINER
+    assert container(spec, "preference_pairs")["image"] == images.BASE
     assert images.BASE.endswith(f":{__version__}")
     # Images carry kfp and pugc: the command must not pip-install kfp at start-up.
-    assert "pip install" not in " ".join(executor(spec, "reward_scoring")["command"])
+    assert "pip install" not in " ".join(container(spec, "reward_scoring")["command"])
 
 
 def test_tiny_recipe_requests_no_accelerator(tmp_path):
-    spec = compiled(tmp_path, "tiny")
-    for stage in ALL_TASKS:
-        assert "accelerator" not in executor(spec, stage).get("resources", {}), stage
+    spec, _, _ = compiled(tmp_path, "tiny")
+    for stage in GPU_STAGES + CPU_TASKS:
+        assert "accelerator" not in container(spec, stage).get("resources", {}), stage
 
 
 @pytest.mark.parametrize("recipe_name", ["tiny", "paper"])
 def test_parameter_defaults_rebuild_the_same_typed_configs(tmp_path, recipe_name):
     """What a component rebuilds from the compiled defaults (numbers as floats, nulls left out) is the recipe."""
     recipe = load_recipe(recipe_name, ["ugc_filter.threshold=null"])
-    spec = yaml.safe_load(compile_pipeline(recipe, tmp_path / "p.yaml").read_text())
+    spec = next(yaml.safe_load_all(compile_pipeline(recipe, tmp_path / "p.yaml").read_text()))
     params = spec["root"]["inputDefinitions"]["parameters"]
     for stage, cls in STAGE_CONFIGS.items():
         rebuilt = build(cls, params[f"{stage}_config"]["defaultValue"], stage)

@@ -14,7 +14,8 @@ def test_recipes_load_and_paper_is_faithful():
     assert paper.engines.judge.model == "prometheus-eval/prometheus-7b-v2.0"
     trainer = paper.dpo_training.trainer
     assert (trainer["beta"], trainer["learning_rate"], trainer["num_train_epochs"]) == (0.01, 5e-7, 1)
-    assert trainer["per_device_train_batch_size"] * trainer["gradient_accumulation_steps"] == 128
+    gpus = paper.cluster.resources["dpo_training"].accelerator_count
+    assert trainer["per_device_train_batch_size"] * trainer["gradient_accumulation_steps"] * gpus == 128
     assert trainer["lr_scheduler_type"] == "cosine" and trainer["warmup_steps"] == 0.1
     assert load_recipe("tiny").engines.judge.model.startswith("pugc-tiny/")
 

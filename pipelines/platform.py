@@ -1,0 +1,94 @@
+"""Per-task platform settings from the recipe's `cluster:` section, applied in one place, per compile target.
+
+- every task: display name, caching, cpu/memory requests and limits;
+  on open-source KFP also pod labels and a non-root security context;
+- model tasks (LLM stages, DPO): HF_HOME under the model cache; on KFP also the Hugging Face token from a
+  Kubernetes Secret (by name: its value never enters the pipeline), the model-cache PVC, and /dev/shm as a
+  memory-backed emptyDir;
+- GPU tasks: accelerator type and count (a Kubernetes resource name for KFP, an enum name for Vertex),
+  retries with exponential backoff; on KFP also node selector, tolerations and timeout.
+
+Vertex AI cannot load kfp-kubernetes settings, so the `vertex` target leaves them out.
+"""
+from __future__ import annotations
+
+from pugc.config import ClusterConfig, ResourceSpec
+
+TARGETS = ("kfp", "vertex")
+MODEL_TASKS = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
+               "dpo_training")
+HF_TOKEN_ENV = "HF_TOKEN"
+SHM_VOLUME = "dshm"
+
+
+def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp") -> None:
+    if target not in TARGETS:
+        raise ValueError(f"compile target {target!r} is not one of {', '.join(TARGETS)}")
+    for name, task in tasks.items():
+        spec = cluster.resources.get(name) or ResourceSpec()
+        task.set_display_name(name)
+        task.set_caching_options(cluster.caching)
+        _compute(task, spec)
+        if target == "kfp":
+            _pod(task, cluster, spec)
+        if name in MODEL_TASKS:
+            _model_task(task, cluster, target)
+        if spec.accelerator_count > 0:
+            _gpu_task(task, cluster, spec, target)
+
+
+def _compute(task, spec: ResourceSpec) -> None:
+    if spec.cpu_request is not None:
+        task.set_cpu_request(str(spec.cpu_request))
+    if spec.cpu_limit is not None:
+        task.set_cpu_limit(str(spec.cpu_limit))
+    if spec.memory_request is not None:
+        task.set_memory_request(str(spec.memory_request))
+    if spec.memory_limit is not None:
+        task.set_memory_limit(str(spec.memory_limit))
+
+
+def _pod(task, cluster: ClusterConfig, spec: ResourceSpec) -> None:
+    from kfp import kubernetes
+
+    for key, value in {"app.kubernetes.io/part-of": "pugc", **cluster.labels}.items():
+        kubernetes.add_pod_label(task, key, value)
+    kubernetes.set_security_context(task, run_as_user=cluster.run_as_user, run_as_non_root=True)
+    if spec.timeout_seconds:
+        kubernetes.set_timeout(task, spec.timeout_seconds)
+
+
+def _model_task(task, cluster: ClusterConfig, target: str) -> None:
+    task.set_env_variable("HF_HOME", f"{cluster.model_cache_path}/huggingface")
+    task.set_env_variable("VLLM_CACHE_ROOT", f"{cluster.model_cache_path}/vllm")
+    if target != "kfp":
+        return
+    from kfp import kubernetes
+
+    if cluster.hf_token_secret:
+        kubernetes.use_secret_as_env(task, cluster.hf_token_secret, {cluster.hf_token_secret_key: HF_TOKEN_ENV})
+    if cluster.model_cache_pvc:
+        kubernetes.mount_pvc(task, cluster.model_cache_pvc, cluster.model_cache_path)
+    kubernetes.empty_dir_mount(task, SHM_VOLUME, "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
+
+
+def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> None:
+    gpu = cluster.gpu
+    if target == "vertex":
+        task.set_accelerator_type(spec.vertex_accelerator_type or gpu.vertex_accelerator_type)
+    else:
+        task.set_accelerator_type(spec.accelerator_type or "nvidia.com/gpu")
+    task.set_accelerator_limit(spec.accelerator_count)
+    retry = gpu.retry
+    if retry.max_retries > 0:
+        task.set_retry(num_retries=retry.max_retries, backoff_duration=retry.backoff_duration,
+                       backoff_factor=retry.backoff_factor, backoff_max_duration=retry.backoff_max_duration)
+    if target != "kfp":
+        return
+    from kfp import kubernetes
+
+    for key, value in {**gpu.node_selector, **spec.node_selector}.items():
+        kubernetes.add_node_selector(task, key, value)
+    for toleration in gpu.tolerations:
+        kubernetes.add_toleration(task, key=toleration.key, operator=toleration.operator, value=toleration.value,
+                                  effect=toleration.effect)
