@@ -1,4 +1,4 @@
-"""Reading and writing records: JSONL (and Parquet for input), local paths, written atomically."""
+"""Reading and writing records: JSONL (and Parquet for input) from local paths or gs://, written atomically."""
 from __future__ import annotations
 
 import json
@@ -15,36 +15,74 @@ T = TypeVar("T")
 def _local(uri: str | os.PathLike) -> Path:
     text = str(uri)
     if text.startswith("gs://"):
-        raise NotImplementedError(f"{text}: gs:// paths are read by the cluster I/O layer, not yet available")
+        raise ValueError(f"{text}: stage artifacts are local paths (KFP mounts or downloads them)")
     return Path(text)
 
 
-def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple[int, Any, str | None]]:
-    """Yield (line_number, parsed_row_or_None, error_or_None) for every line (or Parquet row) of the input.
+def input_files(uri: str | os.PathLike) -> list[str]:
+    """The files behind an input URI: a file, a local folder of shards, or a gs:// file or prefix."""
+    from pugc import gcs
 
-    Lines that are not JSON are reported, not raised: the caller quarantines them and the run goes on.
+    text = str(uri)
+    if gcs.is_gcs(text):
+        return gcs.input_files(text)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
+        if not files:
+            raise FileNotFoundError(f"{path}: a folder without .jsonl/.parquet files")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such input file or folder")
+    return [text]
+
+
+def _raw_lines(uri: str) -> Iterator[bytes]:
+    from pugc import gcs
+
+    if gcs.is_gcs(uri):
+        yield from gcs.iter_lines(uri)
+    else:
+        with open(uri, "rb") as handle:
+            yield from handle
+
+
+def _parquet_rows(uri: str) -> list:
+    import pyarrow.parquet as pq
+
+    from pugc import gcs
+
+    if gcs.is_gcs(uri):
+        import pyarrow as pa
+
+        return pq.read_table(pa.BufferReader(gcs.read_bytes(uri))).to_pylist()
+    return pq.read_table(uri).to_pylist()
+
+
+def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple[str, int, Any, str | None]]:
+    """Yield (file, line_number, parsed_row_or_None, error_or_None) for every line (or Parquet row).
+
+    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them and the run
+    goes on. A prefix or folder of shards is read file by file, in name order.
     """
-    path = _local(uri)
-    if fmt == "parquet" or (fmt == "auto" and path.suffix == ".parquet"):
-        import pyarrow.parquet as pq
-
-        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield number, row, None
-        return
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+    for source in input_files(uri):
+        if fmt == "parquet" or (fmt == "auto" and source.endswith(".parquet")):
+            for number, row in enumerate(_parquet_rows(source), start=1):
+                yield source, number, row, None
+            continue
+        for number, raw in enumerate(_raw_lines(source), start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, None, f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+                yield source, number, None, f"not valid UTF-8: {exc.reason} at byte {exc.start}"
                 continue
             if not line.strip():
-                yield number, None, "blank line"
+                yield source, number, None, "blank line"
                 continue
             try:
-                yield number, json.loads(line), None
+                yield source, number, json.loads(line), None
             except json.JSONDecodeError as exc:
-                yield number, None, f"not JSON: {exc.msg} (column {exc.colno})"
+                yield source, number, None, f"not JSON: {exc.msg} (column {exc.colno})"
 
 
 def read_records(uri: str | os.PathLike, cls: type[T]) -> list[T]:

@@ -164,7 +164,7 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     if not input_uri:
         raise ValueError("no input: pass --input (or the input_uri pipeline parameter) or set input.uri in the recipe")
     started = time.monotonic()
-    outcome = ingest.run(iter_input_rows(input_uri, config.format), config, source=input_uri)
+    outcome = ingest.run(iter_input_rows(input_uri, config.format), config)
     result = outcome.result
     check_accounting(result)
     write_jsonl(ugc_path, result.kept)
@@ -191,6 +191,11 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict) 
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     started = time.monotonic()
     training = train(pairs_path, model_dir, config, policy)
+    if config.export_uri:
+        from pugc.gcs import export_model
+
+        exported = export_model(model_dir, config.export_uri)
+        training["export_uri"] = exported["uri"]
     return {
         "stage": "dpo_training",
         "counts": {"in": training["pairs"], "out": training["pairs"], "dropped": {}},

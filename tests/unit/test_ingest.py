@@ -27,7 +27,7 @@ def test_every_line_is_a_document_a_quarantine_or_a_duplicate(tmp_path):
         b"\xff\xfe not utf-8",
         json.dumps({"id": "a", "text": "Other text, same id."}).encode(),
     ])
-    outcome = ingest.run(iter_input_rows(path), InputConfig(), source=str(path))
+    outcome = ingest.run(iter_input_rows(path), InputConfig())
     result = outcome.result
     assert outcome.input_lines == 11
     assert [q.line for q in outcome.quarantined] == [2, 3, 4, 5, 6, 7, 10]
@@ -35,7 +35,7 @@ def test_every_line_is_a_document_a_quarantine_or_a_duplicate(tmp_path):
     assert "missing text field 'text'" in outcome.quarantined[1].error
     assert "not valid UTF-8" in outcome.quarantined[-1].error
     assert [d.id for d in result.kept] == ["a", result.kept[1].id]
-    assert result.kept[0].meta == {"source": "forum", "source_line": 1}
+    assert result.kept[0].meta == {"source": "forum", "source_file": str(path), "source_line": 1}
     assert result.counts["dropped"] == {"duplicate": 1, "duplicate_id": 1}
     assert len(result.kept) + len(result.dropped) + len(outcome.quarantined) == outcome.input_lines
 
@@ -71,3 +71,20 @@ def test_read_records_names_file_line_and_key(tmp_path):
 def test_write_jsonl_leaves_no_temporary_files(tmp_path):
     write_jsonl(tmp_path / "out.jsonl", [{"a": 1}, {"a": 2}])
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_a_folder_of_shards_is_read_file_by_file(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_lines(folder / "part-0.jsonl", [json.dumps({"text": "A."}).encode(), b"oops"])
+    write_lines(folder / "part-1.jsonl", [json.dumps({"text": "B."}).encode()])
+    (folder / "README.txt").write_text("not input")
+    outcome = ingest.run(iter_input_rows(folder), InputConfig())
+    assert [d.text for d in outcome.result.kept] == ["A.", "B."]
+    assert [(q.source.endswith("part-0.jsonl"), q.line) for q in outcome.quarantined] == [(True, 2)]
+    assert outcome.input_lines == 3
+
+
+def test_missing_input_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        list(iter_input_rows(tmp_path / "nope.jsonl"))

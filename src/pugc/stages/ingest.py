@@ -44,13 +44,13 @@ def _validate(row: Any, config: InputConfig) -> str | None:
     return None
 
 
-def run(rows: Iterable[tuple[int, Any, str | None]], config: InputConfig, source: str = "input") -> IngestResult:
-    """`rows` as yielded by `pugc.io.iter_input_rows`: (line number, parsed row or None, parse error or None)."""
+def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
+    """`rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row or None, parse error)."""
     docs, quarantined, dropped = [], [], []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
     lines = 0
-    for number, row, error in rows:
+    for source, number, row, error in rows:
         lines += 1
         error = error or _validate(row, config)
         if error:
@@ -62,12 +62,14 @@ def run(rows: Iterable[tuple[int, Any, str | None]], config: InputConfig, source
         given_id = row.get(config.id_field)
         doc_id = str(given_id) if given_id not in (None, "") else digest
         meta = {k: v for k, v in row.items() if k not in (config.text_field, config.id_field)}
-        meta["source_line"] = number
+        meta.update(source_file=source, source_line=number)
         if digest in seen_text:
-            dropped.append(Dropped(STAGE, "duplicate", doc_id, f"line {number} repeats {seen_text[digest]}", {"line": number}))
+            dropped.append(Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}",
+                                   {"file": source, "line": number}))
             continue
         if doc_id in seen_ids:
-            dropped.append(Dropped(STAGE, "duplicate_id", doc_id, f"line {number} reuses id {doc_id!r}", {"line": number}))
+            dropped.append(Dropped(STAGE, "duplicate_id", doc_id, f"{source}:{number} reuses id {doc_id!r}",
+                                   {"file": source, "line": number}))
             continue
         seen_text[digest] = doc_id
         seen_ids.add(doc_id)
