@@ -1,14 +1,16 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from pugc.components import images
 
 
 @dsl.component(base_image=images.TRAINER, install_kfp_package=False)
 def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, recipe_digest: str,
-                 dpo_model: Output[Model], metrics: Output[Metrics]):
+                 dpo_model: Output[Model], metrics: Output[Metrics], loss_curve: Output[HTML]):
     """Stage 7: DPO (or SimPO) of the policy on the preference pairs; saves a from_pretrained checkpoint."""
+    from pugc.reports import write_loss_curve
     from pugc.stage_runner import publish, run_training
 
     report = run_training(preference_pairs.path, dpo_model.path, config, engines)
     publish(report, [dpo_model], metrics, recipe_digest)
+    write_loss_curve(dpo_model.path, loss_curve.path)

@@ -1,14 +1,17 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
 from pugc.components import images
 
 
 @dsl.component(base_image=images.BASE, install_kfp_package=False)
 def preference_pairs(scored_responses: Input[Dataset], config: dict, recipe_digest: str,
-                     preference_pairs: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+                     preference_pairs: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
+                     pairs_report: Output[HTML]):
     """Stage 6: chosen = highest mean score, rejected = lowest, per question; ties and thin margins dropped."""
+    from pugc.reports import write_pairs_report
     from pugc.stage_runner import publish, run_stage
 
     report = run_stage("preference_pairs", scored_responses.path, preference_pairs.path, dropped.path, config)
     publish(report, [preference_pairs, dropped], metrics, recipe_digest)
+    write_pairs_report(preference_pairs.path, report["counts"], pairs_report.path)

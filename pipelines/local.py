@@ -104,7 +104,7 @@ def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "
                raise_on_error=True)
     started = time.monotonic()
     with _quiet_local_runner(run_dir / "pipeline.log"):
-        outputs = build_pipeline(recipe)(input_uri=input_uri).outputs
+        outputs = build_pipeline(recipe, import_input=False)(input_uri=input_uri).outputs
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")
     shutil.copyfile(outputs["rejected"].path, run_dir / "rejected.jsonl")
     os.replace(outputs["dpo_model"].path, run_dir / "model")  # moved, not copied: checkpoints can be large

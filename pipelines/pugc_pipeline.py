@@ -44,8 +44,12 @@ def fan_out(recipe: Recipe, stage: str, component, source: dict, output: str, ta
     return merge_task
 
 
-def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None):
-    """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py)."""
+def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True):
+    """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py).
+
+    With `import_input` the UGC enters through `dsl.importer`, so the UI's lineage starts at the data; the
+    local runner cannot import, so local runs pass the path straight to ingest.
+    """
     sections = recipe.pipeline_sections()
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)",
@@ -65,7 +69,13 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
     ) -> Outputs:
         tasks: dict = {}
         llm = dict(engines=engines, recipe_digest=recipe_digest)
-        ingest_ugc_task = tasks["ingest_ugc"] = ingest_ugc(input_uri=input_uri, config=input_config)
+        if import_input:
+            ugc_source = dsl.importer(artifact_uri=input_uri, artifact_class=Dataset, reimport=False)
+            ugc_source.set_display_name("ugc_source")
+            ingest_ugc_task = ingest_ugc(input_uri=input_uri, config=input_config, source=ugc_source.output)
+        else:
+            ingest_ugc_task = ingest_ugc(input_uri=input_uri, config=input_config)
+        tasks["ingest_ugc"] = ingest_ugc_task
         ugc_filter_task = fan_out(
             recipe, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
             config=ugc_filter_config, **llm)

@@ -91,8 +91,11 @@ def test_preference_pairs_component(tmp_path):
                        response=f"r{k}", sample_index=k, score=s) for k, s in enumerate([2.0, 4.0, 3.0])
     ])
     pairs, dropped, metrics = out(tmp_path, "pairs"), out(tmp_path, "dropped"), out(tmp_path, "metrics")
+    report = out(tmp_path, "report.html")
     preference_pairs.python_func(scored_responses=source, config={"min_margin": 1.0}, recipe_digest="",
-                                 preference_pairs=pairs, dropped=dropped, metrics=metrics)
+                                 preference_pairs=pairs, dropped=dropped, metrics=metrics, pairs_report=report)
+    html = (tmp_path / "report.html").read_text()
+    assert "Preference pairs: 1 from 1 questions" in html and "<svg" in html and "r1" in html
     (pair,) = read_records(pairs.path, PreferencePair)
     assert (pair.chosen[0]["content"], pair.rejected[0]["content"], pair.margin) == ("r1", "r0", 2.0)
     assert metrics.metrics["records_out"] == 1
@@ -108,9 +111,11 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
                        margin=4.0, instruction_id=f"q{i}", doc_id="d", chosen_id="c", rejected_id="r")
         for i in range(8)
     ])
-    model, metrics = out(tmp_path, "model"), out(tmp_path, "metrics")
+    model, metrics, curve = out(tmp_path, "model"), out(tmp_path, "metrics"), out(tmp_path, "loss.html")
     dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
-                             recipe_digest="", dpo_model=model, metrics=metrics)
+                             recipe_digest="", dpo_model=model, metrics=metrics, loss_curve=curve)
+    assert "<polyline" in (tmp_path / "loss.html").read_text()
+    assert len(model.metadata["training"]["data_digest"]) == 16
     trained = AutoModelForCausalLM.from_pretrained(model.path)
     base = AutoModelForCausalLM.from_pretrained(resolve_model("pugc-tiny/policy"))
     changed = [n for n, p in trained.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
@@ -146,7 +151,8 @@ def test_dpo_without_pairs_fails_clearly(tmp_path, tiny):
     write_jsonl(source.path, [])
     with pytest.raises(ValueError, match="no preference pairs to train on"):
         dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
-                                 recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"))
+                                 recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
+                                 loss_curve=out(tmp_path, "l"))
 
 
 def test_simpo_option_trains_with_trl_cpo(tmp_path):

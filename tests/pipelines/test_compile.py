@@ -43,11 +43,11 @@ def test_dag_reads_like_the_method(tmp_path):
     spec, _, _ = compiled(tmp_path, "paper", ["cluster.shards=4", "cluster.resources.reward_scoring.shards=8"])
     tasks = spec["root"]["dag"]["tasks"]
     by_name = {t["taskInfo"]["name"]: key for key, t in tasks.items()}
-    chain = ["ingest_ugc"]
+    chain = ["ugc_source", "ingest_ugc"]
     for stage in LLM_STAGES:
         chain += [f"{stage}-shards", f"{stage}_merge"]
     chain += ["preference_pairs", "dpo_training"]
-    assert set(by_name) == set(chain) | {"run_summary"}
+    assert set(by_name) == set(chain) | {"run_summary", "ugc_source"}
     for before, after in zip(chain, chain[1:]):
         assert tasks[by_name[after]]["dependentTasks"] == [by_name[before]], after
     for stage in LLM_STAGES:
@@ -189,3 +189,23 @@ def test_typo_fails_before_compiling(tmp_path):
     out = tmp_path / "never.yaml"
     assert main(["compile", "--recipe", "paper", "--set", "reward_scoring.temprature=1", "-o", str(out)]) == 2
     assert not out.exists()
+
+
+def test_lineage_starts_at_the_data_through_an_importer(tmp_path):
+    for target in ("kfp", "vertex"):
+        spec, _, _ = compiled(tmp_path, "paper", target=target)
+        tasks = spec["root"]["dag"]["tasks"]
+        importer = next(t for t in tasks.values() if t["taskInfo"]["name"] == "ugc_source")
+        assert importer["inputs"]["parameters"]["uri"]["componentInputParameter"] == "input_uri"
+        source = task_spec(spec, "ingest_ugc")["inputs"]["artifacts"]["source"]["taskOutputArtifact"]
+        assert source["producerTask"] == "importer"
+
+
+def test_reports_for_people_are_html_artifacts(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper")
+    outputs = {name: spec["components"][f"comp-{name.replace('_', '-')}"]["outputDefinitions"]["artifacts"]
+               for name in ("preference_pairs", "dpo_training", "run_summary")}
+    assert outputs["preference_pairs"]["pairs_report"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert outputs["dpo_training"]["loss_curve"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert outputs["dpo_training"]["dpo_model"]["artifactType"]["schemaTitle"] == "system.Model"
+    assert outputs["run_summary"]["report"]["artifactType"]["schemaTitle"] == "system.Markdown"

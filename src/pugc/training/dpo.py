@@ -43,6 +43,12 @@ def _peft_config(config: DPOTrainingConfig):
                       target_modules=lora.target_modules, task_type="CAUSAL_LM")
 
 
+def _digest(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: EngineConfig) -> dict:
     """Train on the pairs at `pairs_path`; write the model and `training_report.json` to `output_dir`."""
     import torch
@@ -80,7 +86,7 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     tokenizer.save_pretrained(output_dir)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     report = {
-        "base_model": policy.model, "method": config.method, "pairs": len(pairs),
+        "base_model": policy.model, "method": config.method, "pairs": len(pairs), "data_digest": _digest(pairs_path),
         "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, "losses": losses,
         "train_loss": result.training_loss, "beta": args.beta, "learning_rate": args.learning_rate,
         "lora": config.lora is not None, "device": "cuda" if on_gpu else "cpu",
