@@ -9,18 +9,27 @@ STAMP := $(VENV)/.pugc-installed
 RECIPE ?= recipes/tiny.yaml
 INPUT ?= data/sample_ugc.jsonl
 PYTEST_ARGS ?=
+# cluster side
+REGISTRY ?= $(PUGC_IMAGE_REGISTRY)
+TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGES := base vllm trainer
+TARGET ?= kfp
+CLUSTER_RECIPE ?= recipes/paper.yaml
+INPUT_URI ?=
 
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: setup run test test-fast bench compile models clean help
+.PHONY: setup run test test-fast bench compile submit images push models clean help
 
 help:
 	@echo "make run      run the PUGC pipeline locally ($(RECIPE) on $(INPUT)) -> runs/latest/"
 	@echo "make test     run the test suite"
 	@echo "make bench    CPU benchmarks (figures as JSON, bench/results/cpu.json, docs/scaling.png)"
-	@echo "make compile  compile the paper recipe to pugc.yaml for Kubeflow Pipelines"
+	@echo "make compile  compile the paper recipe to pugc.yaml (TARGET=kfp|vertex)"
+	@echo "make submit   compile and submit to Kubeflow or Vertex AI (INPUT_URI=gs://..., TARGET=...)"
+	@echo "make images   build the three images with docker buildx (REGISTRY=...); make push pushes them"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +56,20 @@ bench: setup
 	$(PY) bench/cpu_bench.py
 
 compile: setup
-	$(PUGC) compile --recipe recipes/paper.yaml -o pugc.yaml
+	$(PUGC) compile --recipe $(CLUSTER_RECIPE) --target $(TARGET) -o pugc.yaml
+
+# make submit INPUT_URI=gs://bucket/ugc/ [TARGET=vertex] [SUBMIT_ARGS="--dry-run --schedule '0 3 * * 1'"]
+submit: setup
+	$(PUGC) submit --recipe $(CLUSTER_RECIPE) --target $(TARGET) --input $(INPUT_URI) $(SUBMIT_ARGS)
+
+# make images REGISTRY=us-docker.pkg.dev/PROJECT/pugc   (docker buildx; `make push` builds and pushes)
+images:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY (or PUGC_IMAGE_REGISTRY)"; exit 2; }
+	for image in $(IMAGES); do docker buildx build -f images/$$image/Dockerfile -t $(REGISTRY)/$$image:$(TAG) --load . || exit 1; done
+
+push:
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY (or PUGC_IMAGE_REGISTRY)"; exit 2; }
+	for image in $(IMAGES); do docker buildx build -f images/$$image/Dockerfile -t $(REGISTRY)/$$image:$(TAG) --push . || exit 1; done
 
 clean:
 	rm -rf runs pugc.yaml .pytest_cache

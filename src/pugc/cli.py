@@ -60,6 +60,20 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    from pugc.pipelines import submit
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
+                       run_name=args.run_name, experiment=args.experiment, schedule=args.schedule, host=args.host,
+                       project=args.project, region=args.region, service_account=args.service_account)
+    if args.dry_run:
+        print(json.dumps(submit.dry_run(plan), indent=2))
+        return 0
+    print(json.dumps(submit.submit(plan), indent=2))
+    return 0
+
+
 def cmd_stage(args) -> int:
     from pugc import stage_runner
 
@@ -132,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     _target_args(comp)
     comp.set_defaults(func=cmd_compile)
 
+    sub_ = sub.add_parser("submit", help="compile and submit a run (or a recurring run) to Kubeflow or Vertex AI")
+    _recipe_args(sub_)
+    _target_args(sub_)
+    sub_.add_argument("--input", help="UGC gs:// file or prefix (default: the recipe's input.uri)")
+    sub_.add_argument("--host", help="Kubeflow Pipelines API (default $KFP_HOST; in-cluster default otherwise)")
+    sub_.add_argument("--experiment", help="experiment name (default: pugc)")
+    sub_.add_argument("--run-name", help="run (or schedule) name (default: pugc-<recipe>-<time>)")
+    sub_.add_argument("--schedule", metavar="CRON", help="create a recurring run on this cron schedule instead")
+    sub_.add_argument("--project", help="Vertex: Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
+    sub_.add_argument("--region", help="Vertex: region (default $GOOGLE_CLOUD_REGION or us-central1)")
+    sub_.add_argument("--service-account", help="Vertex: the service account the job runs as")
+    sub_.add_argument("-o", "--output", default="pugc.yaml", help="where the compiled YAML is written")
+    sub_.add_argument("--dry-run", action="store_true", help="print what would be submitted; send nothing")
+    sub_.set_defaults(func=cmd_submit)
+
     stage = sub.add_parser("stage", help="run one stage on files, without KFP")
     stage.add_argument("name", choices=["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter",
                                         "response_sampling", "reward_scoring", "preference_pairs", "dpo_training"])
@@ -162,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"pugc: recipe error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"pugc: {exc}", file=sys.stderr)
         return 2
 
 

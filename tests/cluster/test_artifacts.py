@@ -1,0 +1,116 @@
+"""What a cluster touches, checked by the strongest tool that runs here: hadolint on the Dockerfiles,
+kustomize + strict schema validation on the manifests, JSON-schema validation of the CI workflows."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DOCKERFILES = sorted(ROOT.glob("images/*/Dockerfile"))
+OVERLAYS = [ROOT / "manifests" / "base", *sorted((ROOT / "manifests" / "overlays").iterdir())]
+
+
+def tool(name):
+    path = BIN / name
+    return str(path) if path.exists() else shutil.which(name)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_pass_hadolint(dockerfile):
+    result = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_are_pinned_and_run_as_non_root(dockerfile):
+    text = dockerfile.read_text()
+    base = re.search(r"^FROM\s+(\S+)", text, re.M).group(1)
+    assert ":" in base and not base.endswith(":latest"), base
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0"), users
+    assert "install --no-cache-dir --no-deps ." in text  # pugc itself, its dependencies pinned separately
+    requirements = dockerfile.parent / "requirements.txt"
+    for line in requirements.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert "==" in line, f"{requirements}: {line} is not pinned"
+    assert set(p.parent.name for p in DOCKERFILES) == {"base", "vllm", "trainer"}
+
+
+def render(overlay: Path) -> str:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl (with kustomize) is not installed on this machine")
+    return subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True).stdout
+
+
+def validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("kubernetes-validate"), "--strict", "-k", "1.33.0", "--quiet", str(path)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_overlay_renders_and_validates_strictly(overlay, tmp_path):
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(render(overlay))
+    result = validate(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered.read_text()) if d}
+    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim"} <= kinds
+
+
+def test_strict_validation_catches_a_misspelt_field(tmp_path):
+    rendered = render(ROOT / "manifests" / "overlays" / "gke-judge").replace("readinessProbe:", "readynessProbe:")
+    (tmp_path / "broken.yaml").write_text(rendered)
+    assert validate(tmp_path / "broken.yaml").returncode != 0
+
+
+def test_gke_overlays_wire_identity_cache_and_judge():
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(render(ROOT / "manifests/overlays/gke-judge")) if d}
+    account = docs[("ServiceAccount", "pugc-pipeline-runner")]
+    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    assert docs[("PersistentVolumeClaim", "pugc-model-cache")]["spec"]["accessModes"] == ["ReadWriteMany"]
+    rules = docs[("Role", "pugc-pipeline-runner")]["rules"]
+    assert not any("secrets" in r["resources"] or "*" in r["verbs"] for r in rules)
+    pod = docs[("Deployment", "pugc-judge")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "pugc-model-cache"}} in pod["volumes"]
+    assert "--enable-prefix-caching" in container["args"] and pod["securityContext"]["runAsNonRoot"] is True
+    assert docs[("Service", "pugc-judge")]["spec"]["ports"][0]["port"] == 8000
+
+
+def test_secret_template_holds_no_value_and_is_not_applied():
+    template = yaml.safe_load((ROOT / "manifests/base/hf-token-secret.template.yaml").read_text())
+    assert template["stringData"] == {"token": ""}
+    assert "hf-token-secret.template.yaml" not in yaml.safe_load((ROOT / "manifests/base/kustomization.yaml").read_text())["resources"]
+    assert validate(ROOT / "manifests/base/hf-token-secret.template.yaml").returncode == 0
+
+
+@pytest.mark.parametrize("path, schema", [
+    (".github/workflows/tests.yml", "vendor.github-workflows"),
+    (".github/workflows/retrain.yml", "vendor.github-workflows"),
+    ("images/cloudbuild.yaml", "vendor.cloudbuild"),
+])
+def test_ci_files_validate_against_their_schemas(path, schema):
+    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", schema, str(ROOT / path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_retrain_workflow_triggers_and_authenticates_without_keys():
+    workflow = yaml.safe_load((ROOT / ".github/workflows/retrain.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert {"workflow_dispatch", "schedule", "push"} <= set(triggers)
+    assert "recipes/**" in triggers["push"]["paths"] and "data/manifests/**" in triggers["push"]["paths"]
+    assert workflow["permissions"]["id-token"] == "write"
+    steps = workflow["jobs"]["submit"]["steps"]
+    assert any(s.get("uses", "").startswith("google-github-actions/auth@") for s in steps)
+    assert any("pugc submit" in s.get("run", "") for s in steps)
+    assert "credentials_json" not in (ROOT / ".github/workflows/retrain.yml").read_text()
