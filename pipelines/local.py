@@ -70,6 +70,21 @@ class ConsoleFilter(io.TextIOBase):
         self.console.flush()
 
 
+class PipelineFailed(RuntimeError):
+    """A task of the local run failed; the message names the task, its error and the full log."""
+
+
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
+
+
+def _failure_message(runner_message: str, log_path: Path) -> str:
+    task = re.search(r"Inner task failed: \S*'([\w-]+)'", _ANSI.sub("", runner_message))
+    errors = [m for m in map(_ERROR_LINE.match, _ANSI.sub("", log_path.read_text(encoding="utf-8")).splitlines())
+              if m and m.group(1) != "RuntimeError"]
+    cause = f"{errors[-1].group(1)}: {errors[-1].group(2)}" if errors else _ANSI.sub("", runner_message)
+    return f"task {task.group(1) if task else '?'} failed: {cause} (full log: {log_path})"
+
+
 @contextlib.contextmanager
 def _quiet_local_runner(log_path: Path):
     """Route the runner's output through ConsoleFilter; silence its warnings about settings that only a
@@ -82,11 +97,8 @@ def _quiet_local_runner(log_path: Path):
         with contextlib.redirect_stdout(ConsoleFilter(log_file, console)):
             try:
                 yield
-            except Exception:
-                sys.stdout.flush()
-                tail = log_path.read_text(encoding="utf-8").splitlines()[-40:]
-                console.write("\n".join(["", f"--- last lines of {log_path} ---", *tail, ""]))
-                raise
+            except RuntimeError as exc:
+                raise PipelineFailed(_failure_message(str(exc), log_path)) from None
             finally:
                 builtins.print = original_print
 

@@ -37,12 +37,16 @@ def _print_table(summary: dict) -> None:
 
 def cmd_run(args) -> int:
     from pugc.logs import setup_logging
-    from pugc.pipelines.local import run_local
+    from pugc.pipelines.local import PipelineFailed, run_local
 
     setup_logging()
     recipe = load_recipe(args.recipe, args.overrides)
     input_uri = args.input or recipe.input.uri or DEFAULT_INPUT
-    summary = run_local(recipe, input_uri, args.output, args.run_id)
+    try:
+        summary = run_local(recipe, input_uri, args.output, args.run_id)
+    except PipelineFailed as exc:
+        print(f"pugc: {exc}", file=sys.stderr)
+        return 1
     print()
     _print_table(summary)
     print(f"\ninput lines {summary['input_lines']} (quarantined {summary['quarantined']}), "

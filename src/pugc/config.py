@@ -60,10 +60,13 @@ class EnginesConfig:
 # ------------------------------------------------------------------------------------------------ stages
 @dataclass
 class InputConfig:
-    uri: Optional[str] = None  # a JSONL/Parquet file; `pugc run --input` overrides
+    uri: Optional[str] = None  # a JSONL/Parquet file, a folder or gs:// prefix of them; `--input` overrides
     text_field: str = "text"
     id_field: str = "id"
     format: Literal["auto", "jsonl", "parquet"] = "auto"
+    max_chars: int = 50_000  # longer documents are quarantined (too_long)
+    near_duplicate_threshold: Optional[float] = 0.8  # MinHash Jaccard over word 3-grams; None disables
+    max_malformed_fraction: float = 0.5  # above this share of quarantined lines the run stops before any model
 
 
 @dataclass

@@ -20,7 +20,7 @@ def _rows(path: str) -> list[dict]:
 def rejected_rows(quarantine_path: str, dropped_paths: list[str]) -> list[dict]:
     """One row per record that did not make it, with the stage and reason; malformed lines as `malformed`."""
     rows = [
-        {"stage": "ingest_ugc", "reason": "malformed", "record_id": f"line:{q['line']}",
+        {"stage": "ingest_ugc", "reason": f"malformed:{q['reason']}", "record_id": f"{q['source']}:{q['line']}",
          "detail": q["error"], "record": q}
         for q in _rows(quarantine_path)
     ]

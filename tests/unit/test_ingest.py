@@ -27,9 +27,11 @@ def test_every_line_is_a_document_a_quarantine_or_a_duplicate(tmp_path):
         b"\xff\xfe not utf-8",
         json.dumps({"id": "a", "text": "Other text, same id."}).encode(),
     ])
-    outcome = ingest.run(iter_input_rows(path), InputConfig())
+    outcome = ingest.run(iter_input_rows(path), InputConfig(max_malformed_fraction=1.0))
     result = outcome.result
     assert outcome.input_lines == 11
+    assert [q.reason for q in outcome.quarantined] == [
+        "not_json", "missing_text", "empty", "not_string", "not_object", "not_json", "not_utf8"]
     assert [q.line for q in outcome.quarantined] == [2, 3, 4, 5, 6, 7, 10]
     assert "not JSON" in outcome.quarantined[0].error
     assert "missing text field 'text'" in outcome.quarantined[1].error
@@ -88,3 +90,39 @@ def test_a_folder_of_shards_is_read_file_by_file(tmp_path):
 def test_missing_input_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         list(iter_input_rows(tmp_path / "nope.jsonl"))
+
+
+def test_all_invalid_input_stops_naming_the_input_and_the_reasons(tmp_path):
+    path = write_lines(tmp_path / "bad.jsonl", [b"nope", json.dumps({"text": ""}).encode(), b"[1]"])
+    with pytest.raises(ingest.InputError) as info:
+        ingest.run(iter_input_rows(path), InputConfig())
+    message = str(info.value)
+    assert str(path) in message and "no valid records in 3 lines" in message
+    assert "empty 1" in message and "not_json 1" in message and "not_object 1" in message
+
+
+def test_too_many_malformed_lines_stop_the_run(tmp_path):
+    path = write_lines(tmp_path / "mostly-bad.jsonl", [json.dumps({"text": "fine"}).encode(), b"x", b"y", b"z"])
+    with pytest.raises(ingest.InputError, match=r"3 of 4 lines malformed \(75% > input.max_malformed_fraction=50%\)"):
+        ingest.run(iter_input_rows(path), InputConfig())
+    assert len(ingest.run(iter_input_rows(path), InputConfig(max_malformed_fraction=0.8)).result.kept) == 1
+
+
+def test_overlong_documents_are_quarantined(tmp_path):
+    path = write_lines(tmp_path / "in.jsonl", [json.dumps({"text": "x" * 101}).encode(), json.dumps({"text": "ok"}).encode()])
+    outcome = ingest.run(iter_input_rows(path), InputConfig(max_chars=100))
+    assert [(q.line, q.reason) for q in outcome.quarantined] == [(1, "too_long")]
+
+
+def test_near_duplicates_are_dropped_as_duplicates(tmp_path):
+    base = ("I descaled my kettle with a cup of white vinegar and a cup of water, boiled it twice, "
+            "left it for an hour, then rinsed three times and the taste was gone completely.")
+    near = base.replace("three times", "four times")
+    other = "Our tent leaked at the seams until we sealed them with silicone seam grip on a dry afternoon."
+    path = write_lines(tmp_path / "in.jsonl", [json.dumps({"id": k, "text": t}).encode()
+                                               for k, t in (("a", base), ("b", near), ("c", other))])
+    outcome = ingest.run(iter_input_rows(path), InputConfig())
+    assert [d.id for d in outcome.result.kept] == ["a", "c"]
+    (drop,) = outcome.result.dropped
+    assert (drop.reason, drop.record_id) == ("duplicate", "b") and "near-duplicates a" in drop.detail
+    assert len(ingest.run(iter_input_rows(path), InputConfig(near_duplicate_threshold=None)).result.kept) == 3

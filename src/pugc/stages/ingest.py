@@ -1,10 +1,14 @@
-"""Stage 0: read raw UGC lines into Documents; quarantine malformed lines and drop exact duplicates.
+"""Stage 0: read raw UGC lines into Documents; quarantine malformed lines, drop duplicates, fail fast.
 
-Every input line ends up in exactly one place: a Document, the quarantine (line number + error), or a
-`duplicate` drop. input_lines = documents + quarantined + duplicates.
+Every input line ends up in exactly one place: a Document, the quarantine (file, line number, reason code,
+error), or a `duplicate` drop (exact, or near-duplicate by MinHash). input_lines = documents + quarantined
++ duplicates. An input with no valid record, or with more malformed lines than `max_malformed_fraction`,
+stops the run here with `InputError`, before any model loads.
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -13,12 +17,19 @@ from pugc.records import Document, Dropped, StageResult, content_id
 
 STAGE = "ingest_ugc"
 RAW_EXCERPT_CHARS = 500
+SHINGLE_WORDS = 3
+MINHASH_PERMUTATIONS = 64
+
+
+class InputError(ValueError):
+    """The input as a whole is unusable; the message names it and counts the reasons."""
 
 
 @dataclass
 class Quarantined:
     source: str
     line: int
+    reason: str  # not_utf8, not_json, blank_line, not_object, missing_text, not_string, empty, too_long
     error: str
     raw: str = ""
 
@@ -30,18 +41,59 @@ class IngestResult:
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
-def _validate(row: Any, config: InputConfig) -> str | None:
-    """The reason a parsed row cannot become a Document, or None if it can."""
+def _problem(row: Any, config: InputConfig) -> tuple[str, str] | None:
+    """(reason code, message) if a parsed row cannot become a Document, else None."""
+    name = config.text_field
     if not isinstance(row, dict):
-        return f"expected a JSON object, got {type(row).__name__}"
-    if config.text_field not in row:
-        return f"missing text field '{config.text_field}'"
-    text = row[config.text_field]
+        return "not_object", f"expected a JSON object, got {type(row).__name__}"
+    if name not in row:
+        return "missing_text", f"missing text field '{name}'"
+    text = row[name]
     if not isinstance(text, str):
-        return f"text field '{config.text_field}' is {type(text).__name__}, not a string"
+        return "not_string", f"text field '{name}' is {type(text).__name__}, not a string"
     if not text.strip():
-        return f"text field '{config.text_field}' is empty"
+        return "empty", f"text field '{name}' is empty"
+    if len(text) > config.max_chars:
+        return "too_long", f"text field '{name}' has {len(text)} characters, over input.max_chars={config.max_chars}"
     return None
+
+
+def _parse_problem(error: str) -> tuple[str, str]:
+    reason = "not_utf8" if error.startswith("not valid UTF-8") else "blank_line" if error == "blank_line" else "not_json"
+    return reason, error
+
+
+class NearDuplicates:
+    """MinHash LSH over word 3-grams: finds an earlier document whose Jaccard similarity passes the threshold."""
+
+    def __init__(self, threshold: float):
+        from datasketch import MinHashLSH
+
+        self.threshold = threshold
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
+        self.hashes: dict[str, Any] = {}
+
+    def _minhash(self, text: str):
+        from datasketch import MinHash
+
+        words = re.findall(r"\w+", text.lower())
+        shingles = {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1))}
+        minhash = MinHash(num_perm=MINHASH_PERMUTATIONS, seed=1)
+        for shingle in sorted(shingles):
+            minhash.update(shingle.encode("utf-8"))
+        return minhash
+
+    def match(self, doc_id: str, text: str) -> tuple[str, float] | None:
+        minhash = self._minhash(text)
+        best = None
+        for other in sorted(self.lsh.query(minhash)):
+            similarity = minhash.jaccard(self.hashes[other])
+            if similarity >= self.threshold and (best is None or similarity > best[1]):
+                best = (other, similarity)
+        if best is None:
+            self.lsh.insert(doc_id, minhash)
+            self.hashes[doc_id] = minhash
+        return best
 
 
 def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
@@ -49,30 +101,49 @@ def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -
     docs, quarantined, dropped = [], [], []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
+    near = NearDuplicates(config.near_duplicate_threshold) if config.near_duplicate_threshold else None
     lines = 0
     for source, number, row, error in rows:
         lines += 1
-        error = error or _validate(row, config)
-        if error:
+        problem = _parse_problem(error) if error else _problem(row, config)
+        if problem:
             excerpt = "" if row is None else str(row)[:RAW_EXCERPT_CHARS]
-            quarantined.append(Quarantined(source, number, error, excerpt))
+            quarantined.append(Quarantined(source, number, problem[0], problem[1], excerpt))
             continue
         text = row[config.text_field].strip()
         digest = content_id(text)
         given_id = row.get(config.id_field)
         doc_id = str(given_id) if given_id not in (None, "") else digest
-        meta = {k: v for k, v in row.items() if k not in (config.text_field, config.id_field)}
-        meta.update(source_file=source, source_line=number)
+        where = {"file": source, "line": number}
         if digest in seen_text:
-            dropped.append(Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}",
-                                   {"file": source, "line": number}))
+            dropped.append(Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where))
             continue
         if doc_id in seen_ids:
-            dropped.append(Dropped(STAGE, "duplicate_id", doc_id, f"{source}:{number} reuses id {doc_id!r}",
-                                   {"file": source, "line": number}))
+            dropped.append(Dropped(STAGE, "duplicate_id", doc_id, f"{source}:{number} reuses id {doc_id!r}", where))
+            continue
+        similar = near.match(doc_id, text) if near else None
+        if similar:
+            detail = f"{source}:{number} near-duplicates {similar[0]} (Jaccard ~{similar[1]:.2f})"
+            dropped.append(Dropped(STAGE, "duplicate", doc_id, detail, where))
             continue
         seen_text[digest] = doc_id
         seen_ids.add(doc_id)
+        meta = {k: v for k, v in row.items() if k not in (config.text_field, config.id_field)}
+        meta.update(source_file=source, source_line=number)
         docs.append(Document(id=doc_id, text=text, meta=meta))
-    result = StageResult(STAGE, lines - len(quarantined), docs, dropped)
-    return IngestResult(input_lines=lines, result=result, quarantined=quarantined)
+    outcome = IngestResult(lines, StageResult(STAGE, lines - len(quarantined), docs, dropped), quarantined)
+    check_usable(outcome, config)
+    return outcome
+
+
+def check_usable(outcome: IngestResult, config: InputConfig) -> None:
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(Counter(q.reason for q in outcome.quarantined).items()))
+    sources = sorted({q.source for q in outcome.quarantined}) or ["the input"]
+    where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1} more files)"
+    if not outcome.result.kept:
+        raise InputError(f"input {where}: no valid records in {outcome.input_lines} lines"
+                         + (f" (quarantined: {reasons})" if reasons else ""))
+    fraction = len(outcome.quarantined) / outcome.input_lines
+    if fraction > config.max_malformed_fraction:
+        raise InputError(f"input {where}: {len(outcome.quarantined)} of {outcome.input_lines} lines malformed "
+                         f"({fraction:.0%} > input.max_malformed_fraction={config.max_malformed_fraction:.0%}): {reasons}")
