@@ -64,6 +64,22 @@ def verdict_position(encode: Callable[[str], list[int]], text: str, candidates: 
     return encoded[0][:shared], firsts
 
 
+def safe_messages(messages: Sequence[dict], special_tokens: Sequence[str]) -> list[dict]:
+    """Message contents with the tokenizer's special-token strings defused (pugc.safety)."""
+    from pugc.safety import neutralize_special_tokens
+
+    return [{**m, "content": neutralize_special_tokens(m.get("content") or "", special_tokens)} for m in messages]
+
+
+def tokenizer_special_tokens(tokenizer) -> list[str]:
+    """Every special or added control token string a tokenizer would parse out of raw text."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values():
+        if getattr(added, "special", False):
+            tokens.add(str(added.content if hasattr(added, "content") else added))
+    return sorted(tokens)
+
+
 @dataclass
 class Completion:
     text: str

@@ -10,7 +10,8 @@ import time
 from typing import Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, prompt_seed, verdict_position
+from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
+                              tokenizer_special_tokens, verdict_position)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class HFEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **config.options.get("tokenizer", {}))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.special_tokens = tokenizer_special_tokens(self.tokenizer)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **config.options.get("model", {}))
         self.model.to(self.device).eval()
         self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
@@ -66,7 +68,8 @@ class HFEngine:
 
     # ------------------------------------------------------------------------------------------ helpers
     def render(self, prompt: Prompt) -> str:
-        text = self.tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
+        messages = safe_messages(prompt.messages, self.special_tokens)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text + prompt.assistant_prefix
 
     def _encode(self, text: str) -> list[int]:

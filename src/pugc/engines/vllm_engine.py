@@ -16,7 +16,8 @@ import time
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, prompt_seed, verdict_position
+from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
+                              tokenizer_special_tokens, verdict_position)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,12 @@ class VLLMEngine:
         self.top_logprobs = int(config.options.get("verdict_top_logprobs", VERDICT_TOP_LOGPROBS))
         self.llm = vllm.LLM(**llm_kwargs(config, seed))
         self.tokenizer = self.llm.get_tokenizer()
+        self.special_tokens = tokenizer_special_tokens(self.tokenizer)
         log.info("vllm engine: %s (tp=%s)", config.model, llm_kwargs(config)["tensor_parallel_size"])
 
     def render(self, prompt: Prompt) -> str:
-        text = self.tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
+        messages = safe_messages(prompt.messages, self.special_tokens)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text + prompt.assistant_prefix
 
     def _encode(self, text: str) -> list[int]:

@@ -14,6 +14,15 @@ from string import Template
 import yaml
 
 from pugc.engines.base import Prompt
+from pugc.safety import neutralize
+
+
+class Trusted(str):
+    """Text that is already safe to insert (a rendered part of a template); render leaves it as is."""
+
+
+def _safe(values: dict) -> dict:
+    return {k: v if isinstance(v, Trusted) else neutralize(str(v)) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -25,15 +34,16 @@ class PromptTemplate:
     parts: dict = field(default_factory=dict)
 
     def render(self, **values: str) -> Prompt:
-        """Fill every `$placeholder`; a missing one raises KeyError naming it."""
+        """Fill every `$placeholder` with neutralised text (see pugc.safety); a missing one raises KeyError."""
+        values = _safe(values)
         messages = []
         if self.system:
             messages.append({"role": "system", "content": Template(self.system).substitute(values)})
         messages.append({"role": "user", "content": Template(self.user).substitute(values)})
         return Prompt(messages=tuple(messages), assistant_prefix=Template(self.assistant_prefix).substitute(values))
 
-    def part(self, name: str, **values: str) -> str:
-        return Template(self.parts[name]).substitute(values)
+    def part(self, name: str, **values: str) -> Trusted:
+        return Trusted(Template(self.parts[name]).substitute(_safe(values)))
 
 
 @lru_cache(maxsize=None)

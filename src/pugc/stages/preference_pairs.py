@@ -5,13 +5,14 @@ from collections import defaultdict
 
 from pugc.config import PreferencePairsConfig
 from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult, to_row
+from pugc.safety import neutralize_special_tokens
 from pugc.stages.response_sampling import policy_prompt
 
 STAGE = "preference_pairs"
 
 
 def _assistant(text: str) -> list[dict]:
-    return [{"role": "assistant", "content": text}]
+    return [{"role": "assistant", "content": neutralize_special_tokens(text)}]
 
 
 def run(scored: list[ScoredResponse], config: PreferencePairsConfig) -> StageResult:
@@ -39,7 +40,7 @@ def run(scored: list[ScoredResponse], config: PreferencePairsConfig) -> StageRes
             continue
         pairs.append(
             PreferencePair(
-                prompt=list(policy_prompt(first.instruction).messages),
+                prompt=list(policy_prompt(neutralize_special_tokens(first.instruction)).messages),
                 chosen=_assistant(chosen.response), rejected=_assistant(rejected.response),
                 score_chosen=chosen.score, score_rejected=rejected.score, margin=round(margin, 4),
                 instruction_id=instruction_id, doc_id=first.doc_id, chosen_id=chosen.id, rejected_id=rejected.id,
