@@ -35,5 +35,9 @@ class FakeEngine:
         self.prob_calls.append(list(prompts))
         return [{c: self.probs(prompt_text(p)).get(c, 0.0) for c in candidates} for p in prompts]
 
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        words = text.split(" ")
+        return (text, False) if len(words) <= max_tokens else (" ".join(words[:max_tokens]), True)
+
     def close(self) -> None:
         pass

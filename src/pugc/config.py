@@ -86,21 +86,30 @@ class SamplingConfig:
 
 
 @dataclass
+class DocumentBudget:
+    """Stages that put a UGC document into a prompt cut it to this many tokens (of the stage's model)."""
+
+    max_document_tokens: int = 1536
+
+
+@dataclass
 class VerdictConfig(SamplingConfig):
     """A judgement read as a verdict: `sampled` (n generations, parsed, averaged) or `expected` (one pass,
-    probability-weighted verdict token)."""
+    probability-weighted verdict token). Sampled verdicts that do not parse (or fall out of range) are drawn
+    again, up to `max_resamples` more rounds, before the item is dropped as `unparsable_judgement`."""
 
     mode: VerdictMode = "expected"
     n: int = 1
     top_p: float = 0.9
     max_tokens: int = 8
+    max_resamples: int = 2
 
     def sampling_params(self, **extra):
         return super().sampling_params(n=self.n, **extra)
 
 
 @dataclass
-class UGCFilterConfig(VerdictConfig):
+class UGCFilterConfig(VerdictConfig, DocumentBudget):
     """Rate each document's quality 1-5; keep score >= threshold.
 
     threshold None (the default) keeps everything and loads no model: the paper found quantity matters more
@@ -111,7 +120,7 @@ class UGCFilterConfig(VerdictConfig):
 
 
 @dataclass
-class InstructionGenConfig(SamplingConfig):
+class InstructionGenConfig(SamplingConfig, DocumentBudget):
     """Write the one question a reader would ask that the document answers."""
 
     temperature: float = 0.0
@@ -119,7 +128,7 @@ class InstructionGenConfig(SamplingConfig):
 
 
 @dataclass
-class RelevanceFilterConfig(VerdictConfig):
+class RelevanceFilterConfig(VerdictConfig, DocumentBudget):
     """Keep a question if P(yes: the document answers it) >= threshold (sampled: the fraction of yes votes)."""
 
     threshold: float = 0.5
@@ -134,7 +143,7 @@ class ResponseSamplingConfig(SamplingConfig):
 
 
 @dataclass
-class RewardScoringConfig(VerdictConfig):
+class RewardScoringConfig(VerdictConfig, DocumentBudget):
     """Prometheus-style absolute grading, the UGC document as the score-5 reference answer."""
 
     mode: VerdictMode = "sampled"

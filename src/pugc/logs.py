@@ -3,6 +3,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (test runners and the local runner swap it)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def setup_logging() -> None:
@@ -13,7 +22,7 @@ def setup_logging() -> None:
     """
     logger = logging.getLogger("pugc")
     if not any(getattr(h, "_pugc", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._pugc = True
         logger.addHandler(handler)

@@ -36,7 +36,7 @@ def test_ugc_filter_expected_keeps_at_threshold_and_records_reason():
 def test_ugc_filter_sampled_means_parsed_votes_and_drops_unparsable():
     replies = {"A": ["5", "4", "garbage"], "B": ["no idea", "??", "n/a"]}
     engine = FakeEngine(reply=lambda text, i: next(v for k, v in replies.items() if f"{k}-doc" in text)[i])
-    config = UGCFilterConfig(threshold=4.0, mode="sampled", n=3)
+    config = UGCFilterConfig(threshold=4.0, mode="sampled", n=3, max_resamples=0)
     result = ugc_filter.run(docs("A-doc", "B-doc"), config, engine)
     assert [d.quality for d in result.kept] == [4.5]
     assert result.counts["dropped"] == {"unparsable_judgement": 1}
@@ -125,7 +125,8 @@ def test_reward_scoring_sampled_means_parsed_samples():
     outputs = {"good": ["Fine. [RESULT] 5", "Fine. [RESULT] 4", "[RESULT] 9"], "bad": ["meh [RESULT] 1"] * 3,
                "broken": ["no verdict"] * 3}
     engine = FakeEngine(reply=lambda text, i: next(v for k, v in outputs.items() if f"\n{k}\n" in text)[i])
-    result = reward_scoring.run(responses("good", "bad", "broken"), RewardScoringConfig(mode="sampled", n=3), engine)
+    config = RewardScoringConfig(mode="sampled", n=3, max_resamples=0)
+    result = reward_scoring.run(responses("good", "bad", "broken"), config, engine)
     scores = {r.response: r.score for r in result.kept}
     assert scores == {"good": 4.5, "bad": 1.0}
     assert result.kept[0].judge_scores == [5.0, 4.0, None]
@@ -188,3 +189,34 @@ def test_pairs_drop_ties_margins_and_singletons():
 def test_pairs_break_score_ties_by_sample_order():
     (pair,) = preference_pairs.run(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
     assert (pair.chosen_id, pair.rejected_id) == ("a-0", "a-1")
+
+
+def test_unparsable_verdicts_are_resampled_with_new_seeds_then_dropped():
+    calls = []
+
+    def reply(text, i):
+        calls.append(i)
+        if "stubborn" in text:
+            return "I refuse to score."
+        return "[RESULT] 4" if len(calls) > 3 else "no marker"  # the first round never parses
+
+    engine = FakeEngine(reply=reply)
+    config = RewardScoringConfig(mode="sampled", n=2, max_resamples=2)
+    result = reward_scoring.run(responses("fixable", "stubborn"), config, engine)
+    assert [r.response for r in result.kept] == ["fixable"]
+    fixed = result.kept[0]
+    assert fixed.judge_scores == [4.0, 4.0] and fixed.score == 4.0
+    assert fixed.judge_outputs[:2] == ["no marker", "no marker"]  # every attempt kept for inspection
+    seeds = [params.seed for _, params in engine.generate_calls]
+    assert len(seeds) == 3 and len(set(seeds)) == 3  # one first round, two re-sample rounds, each its own seed
+    (dropped,) = result.dropped
+    assert dropped.reason == "unparsable_judgement" and "I refuse" in dropped.detail
+
+
+def test_documents_over_the_token_budget_are_cut_and_counted():
+    seen = []
+    engine = FakeEngine(probs=lambda text: seen.append(text) or {"5": 1.0})
+    long_doc = " ".join(f"w{i}" for i in range(50))
+    result = ugc_filter.run(docs(long_doc, "short doc"), UGCFilterConfig(threshold=1.0, max_document_tokens=10), engine)
+    assert result.metrics["documents_truncated"] == 1.0
+    assert "w9" in seen[0] and "w10" not in seen[0]

@@ -80,6 +80,13 @@ def tokenizer_special_tokens(tokenizer) -> list[str]:
     return sorted(tokens)
 
 
+def truncate_with_tokenizer(tokenizer, text: str, max_tokens: int) -> tuple[str, bool]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text, False
+    return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+
+
 @dataclass
 class Completion:
     text: str
@@ -109,6 +116,10 @@ class Engine(Protocol):
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         """For each prompt, the probability that the next token is each candidate string's first token."""
+        ...
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        """`text` cut to at most `max_tokens` of this model's tokens, and whether it was cut."""
         ...
 
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from pugc.config import EngineConfig
 from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
-                              tokenizer_special_tokens, verdict_position)
+                              tokenizer_special_tokens, truncate_with_tokenizer, verdict_position)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ class HFEngine:
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        return truncate_with_tokenizer(self.tokenizer, text, max_tokens)
 
     def _batches(self, token_lists: list[list[int]], size: int):
         """Yield (indices, input_ids, attention_mask) batches, longest prompts first, left-padded."""

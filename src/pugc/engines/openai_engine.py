@@ -26,6 +26,7 @@ from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, p
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+CHARS_PER_TOKEN = 4
 OPTION_DEFAULTS = {
     "base_url": None,  # e.g. http://judge.pugc.svc:8000/v1 ; else $OPENAI_BASE_URL
     "api_key_env": "OPENAI_API_KEY",  # name of the environment variable holding the key
@@ -164,6 +165,11 @@ class OpenAIEngine:
                 probs[i] = read_verdict_probs(reply, candidates)
         self.stats.scored_prompts += len(prompts)
         return probs
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        """No tokenizer over HTTP: cut at ~4 characters per token (conservative for English)."""
+        limit = max_tokens * CHARS_PER_TOKEN
+        return (text, False) if len(text) <= limit else (text[:limit], True)
 
     def close(self) -> None:
         pass

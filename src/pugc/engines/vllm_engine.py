@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from pugc.config import EngineConfig
 from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
-                              tokenizer_special_tokens, verdict_position)
+                              tokenizer_special_tokens, truncate_with_tokenizer, verdict_position)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,9 @@ class VLLMEngine:
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        return truncate_with_tokenizer(self.tokenizer, text, max_tokens)
 
     def _run(self, token_lists: list[list[int]], sampling: list[dict]) -> list[Any]:
         requests = [{"prompt_token_ids": tokens} for tokens in token_lists]

@@ -7,7 +7,7 @@ from pugc.config import InstructionGenConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Document, Dropped, Instruction, StageResult, content_id, to_row
-from pugc.stages.llm import generate_parsed
+from pugc.stages.llm import fit_documents, generate_parsed
 
 STAGE = "instruction_gen"
 
@@ -32,7 +32,8 @@ def clean_question(text: str) -> str | None:
 
 def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> StageResult:
     template = load_template("instruction_gen")
-    prompts = [template.render(document=d.text) for d in docs]
+    texts, truncated = fit_documents(engine, [d.text for d in docs], config.max_document_tokens)
+    prompts = [template.render(document=text) for text in texts]
     outputs = generate_parsed(engine, prompts, config.sampling_params(), clean_question)
     kept, dropped = [], []
     for doc, (parsed,) in zip(docs, outputs):
@@ -45,4 +46,4 @@ def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> S
                 instruction=parsed.value, meta=doc.meta, quality=doc.quality,
             )
         )
-    return StageResult(STAGE, len(docs), kept, dropped)
+    return StageResult(STAGE, len(docs), kept, dropped, metrics={"documents_truncated": float(truncated)})

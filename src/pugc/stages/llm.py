@@ -52,27 +52,44 @@ def judge(
     rationale_tokens: int = 0,
     verdict_prefix: str = "",
     rationale_stop: str | None = None,
+    max_resamples: int = 0,
 ) -> list[Judgement]:
     if mode == "sampled":
-        return _judge_sampled(engine, prompts, scale, params)
+        return _judge_sampled(engine, prompts, scale, params, max_resamples)
     if mode == "expected":
         return _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, rationale_stop)
     raise ValueError(f"unknown verdict mode {mode!r}; use 'sampled' or 'expected'")
 
 
-def _judge_sampled(engine, prompts, scale, params) -> list[Judgement]:
+RESAMPLE_SEED_STEP = 1_000_003
+
+
+def _judge_sampled(engine, prompts, scale, params, max_resamples) -> list[Judgement]:
+    """n samples per prompt; samples that do not parse are drawn again (new seeds), up to max_resamples rounds."""
+    outputs = generate_parsed(engine, prompts, params, scale.parse)
+    votes = [[None if s.value is None else float(s.value) for s in samples] for samples in outputs]
+    raw = [[s.completion.text for s in samples] for samples in outputs]
+    tokens = [sum(s.completion.num_tokens for s in samples) for samples in outputs]
+    for attempt in range(1, max_resamples + 1):
+        missing = {i: v.count(None) for i, v in enumerate(votes) if None in v}
+        if not missing:
+            break
+        retry = replace(params, n=max(missing.values()), seed=(params.seed or 0) + attempt * RESAMPLE_SEED_STEP)
+        redrawn = generate_parsed(engine, [prompts[i] for i in missing], retry, scale.parse)
+        for (i, count), samples in zip(missing.items(), redrawn):
+            fresh = iter(samples[:count])
+            for slot, vote in enumerate(votes[i]):
+                if vote is None:
+                    sample = next(fresh)
+                    votes[i][slot] = None if sample.value is None else float(sample.value)
+                    raw[i].append(sample.completion.text)
+                    tokens[i] += sample.completion.num_tokens
+        log.info("re-sampled unparsable verdicts of %d prompts (round %d)", len(missing), attempt)
     judgements = []
-    for samples in generate_parsed(engine, prompts, params, scale.parse):
-        votes = [None if s.value is None else float(s.value) for s in samples]
-        parsed = [v for v in votes if v is not None]
-        judgements.append(
-            Judgement(
-                score=sum(parsed) / len(parsed) if parsed else None,
-                votes=votes,
-                raw=[s.completion.text for s in samples],
-                generated_tokens=sum(s.completion.num_tokens for s in samples),
-            )
-        )
+    for v, r, t in zip(votes, raw, tokens):
+        parsed = [x for x in v if x is not None]
+        judgements.append(Judgement(score=sum(parsed) / len(parsed) if parsed else None, votes=v, raw=r,
+                                    generated_tokens=t))
     return judgements
 
 
@@ -104,7 +121,7 @@ def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, ra
 def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,
                       config, threshold: float, score_field: str, drop_reason: str) -> StageResult:
     """Judge every item, store its score in `score_field`, keep it if the score >= threshold."""
-    judgements = judge(engine, prompts, scale, config.mode, config.sampling_params())
+    judgements = judge(engine, prompts, scale, config.mode, config.sampling_params(), max_resamples=config.max_resamples)
     kept, dropped = [], []
     for item, verdict in zip(items, judgements):
         if verdict.score is None:
@@ -120,6 +137,12 @@ def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine
     return StageResult(stage, len(items), kept, dropped, metrics={
         f"{score_field}_mean": mean(scores), "pass_rate": len(kept) / len(items) if items else 0.0,
     })
+
+
+def fit_documents(engine: Engine, texts: Sequence[str], max_tokens: int) -> tuple[list[str], int]:
+    """Documents cut to the stage's token budget (by the engine's own tokenizer), and how many were cut."""
+    fitted = [engine.truncate(text, max_tokens) for text in texts]
+    return [text for text, _ in fitted], sum(cut for _, cut in fitted)
 
 
 def mean(values: Sequence[float]) -> float:

@@ -5,7 +5,7 @@ from pugc.config import RelevanceFilterConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Instruction, StageResult
-from pugc.stages.llm import filter_by_verdict
+from pugc.stages.llm import filter_by_verdict, fit_documents
 from pugc.stages.verdicts import YES_NO
 
 STAGE = "relevance_filter"
@@ -13,6 +13,9 @@ STAGE = "relevance_filter"
 
 def run(instructions: list[Instruction], config: RelevanceFilterConfig, engine: Engine) -> StageResult:
     template = load_template("relevance")
-    prompts = [template.render(instruction=i.instruction, document=i.document) for i in instructions]
-    return filter_by_verdict(STAGE, instructions, prompts, engine, YES_NO, config, config.threshold,
-                             score_field="relevance", drop_reason="not_relevant")
+    texts, truncated = fit_documents(engine, [i.document for i in instructions], config.max_document_tokens)
+    prompts = [template.render(instruction=i.instruction, document=text) for i, text in zip(instructions, texts)]
+    result = filter_by_verdict(STAGE, instructions, prompts, engine, YES_NO, config, config.threshold,
+                               score_field="relevance", drop_reason="not_relevant")
+    result.metrics["documents_truncated"] = float(truncated)
+    return result

@@ -7,18 +7,19 @@ from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
 from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
-from pugc.stages.llm import judge
+from pugc.stages.llm import fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
 STAGE = "reward_scoring"
 RESULT_MARKER = "[RESULT]"
 
 
-def judge_prompt(response: Response, with_reference: bool) -> Prompt:
+def judge_prompt(response: Response, with_reference: bool, reference: str | None = None) -> Prompt:
+    """The Prometheus absolute-grading prompt; `reference` (default: the whole document) is the score-5 answer."""
     template = load_template("reward_judge")
     if with_reference:
         clause = template.part("reference_clause")
-        section = template.part("reference_section", reference=response.document)
+        section = template.part("reference_section", reference=response.document if reference is None else reference)
     else:
         clause = section = ""
     return template.render(
@@ -35,10 +36,13 @@ def judge_order(responses: list[Response]) -> list[int]:
 def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
     """Outputs keep the input order; only the engine sees the prefix-grouped order."""
     order = judge_order(responses)
+    documents = {r.doc_id: r.document for r in responses}
+    fitted, truncated = fit_documents(engine, list(documents.values()), config.max_document_tokens)
+    references = dict(zip(documents, fitted))
     judged = judge(
-        engine, [judge_prompt(responses[i], config.reference) for i in order], RESULT_1_TO_5, config.mode,
-        config.sampling_params(), rationale_tokens=config.feedback_max_tokens,
-        verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER,
+        engine, [judge_prompt(responses[i], config.reference, references[responses[i].doc_id]) for i in order],
+        RESULT_1_TO_5, config.mode, config.sampling_params(), rationale_tokens=config.feedback_max_tokens,
+        verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples,
     )
     judgements = [None] * len(responses)
     for position, index in enumerate(order):
@@ -61,5 +65,6 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) 
             "score_stdev": statistics.pstdev(scores) if scores else 0.0,
             "parse_rate": sum(v is not None for v in votes) / len(votes) if votes else 0.0,
             "judge_generated_tokens": float(sum(j.generated_tokens for j in judgements)),
+            "documents_truncated": float(truncated),
         },
     )

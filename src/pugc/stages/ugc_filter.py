@@ -5,7 +5,7 @@ from pugc.config import UGCFilterConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Document, StageResult
-from pugc.stages.llm import filter_by_verdict
+from pugc.stages.llm import filter_by_verdict, fit_documents
 from pugc.stages.verdicts import RATING_1_TO_5
 
 STAGE = "ugc_filter"
@@ -15,6 +15,9 @@ def run(docs: list[Document], config: UGCFilterConfig, engine: Engine | None) ->
     if config.threshold is None:  # filtering disabled: no model is needed
         return StageResult(STAGE, len(docs), kept=list(docs), metrics={"threshold_disabled": 1.0})
     template = load_template("ugc_quality")
-    prompts = [template.render(document=d.text) for d in docs]
-    return filter_by_verdict(STAGE, docs, prompts, engine, RATING_1_TO_5, config, config.threshold,
-                             score_field="quality", drop_reason="low_quality")
+    texts, truncated = fit_documents(engine, [d.text for d in docs], config.max_document_tokens)
+    prompts = [template.render(document=text) for text in texts]
+    result = filter_by_verdict(STAGE, docs, prompts, engine, RATING_1_TO_5, config, config.threshold,
+                               score_field="quality", drop_reason="low_quality")
+    result.metrics["documents_truncated"] = float(truncated)
+    return result
