@@ -65,10 +65,11 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         reward_scoring_config: dict = sections["reward_scoring"],
         preference_pairs_config: dict = sections["preference_pairs"],
         dpo_training_config: dict = sections["dpo_training"],
+        runtime: dict = recipe.cluster.runtime(),
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
         tasks: dict = {}
-        llm = dict(engines=engines, recipe_digest=recipe_digest)
+        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
         if import_input:
             ugc_source = dsl.importer(artifact_uri=input_uri, artifact_class=Dataset, reimport=False)
             ugc_source.set_display_name("ugc_source")
@@ -97,7 +98,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             recipe_digest=recipe_digest)
         dpo_training_task = tasks["dpo_training"] = dpo_training(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
-            engines=engines, recipe_digest=recipe_digest)
+            engines=engines, runtime=runtime, recipe_digest=recipe_digest)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],

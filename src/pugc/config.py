@@ -65,7 +65,8 @@ class InputConfig:
     id_field: str = "id"
     format: Literal["auto", "jsonl", "parquet"] = "auto"
     max_chars: int = 50_000  # longer documents are quarantined (too_long)
-    near_duplicate_threshold: Optional[float] = 0.8  # MinHash Jaccard over word 3-grams; None disables
+    near_duplicates: bool = True  # drop near-duplicates (MinHash Jaccard over word 3-grams) as `duplicate`
+    near_duplicate_threshold: float = 0.8
     max_malformed_fraction: float = 0.5  # above this share of quarantined lines the run stops before any model
 
 
@@ -249,8 +250,18 @@ class ClusterConfig:
     model_cache_pvc: Optional[str] = None  # a ReadWriteMany PVC shared by the model tasks
     model_cache_path: str = "/cache"  # HF_HOME and vLLM's cache live under it
     shm_size: str = "16Gi"  # /dev/shm as a memory-backed emptyDir (vLLM workers, DataLoader, NCCL)
+    # Resume after preemption: LLM stages save every `checkpoint_every` records, DPO every `dpo_save_steps`
+    # steps, under this durable path (a shared volume such as the cache PVC, or /gcs/... on Vertex).
+    checkpoint_root: Optional[str] = None
+    checkpoint_every: int = 512
+    dpo_save_steps: int = 50
     gpu: GPUSettings = field(default_factory=GPUSettings)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+    def runtime(self) -> dict:
+        """What tasks need at run time beyond their stage config (a pipeline parameter, nulls left out)."""
+        return without_nulls({"checkpoint_root": self.checkpoint_root, "checkpoint_every": self.checkpoint_every,
+                              "dpo_save_steps": self.dpo_save_steps})
 
     def shards_for(self, stage: str) -> int:
         spec = self.resources.get(stage)

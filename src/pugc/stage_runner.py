@@ -44,8 +44,10 @@ def shard_bounds(keys: list, index: int, count: int) -> tuple[int, int]:
 
 
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
-              engines: dict | None = None, shard_index: int = 0, shard_count: int = 1) -> dict[str, Any]:
-    from pugc.engines import make_engine
+              engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
+              runtime: dict | None = None) -> dict[str, Any]:
+    """Run a stage on its shard of the input. With `runtime.checkpoint_root` the shard is worked in chunks of
+    `runtime.checkpoint_every` records, each saved when done, so a retried task resumes (pugc.checkpoint)."""
     from pugc.stages import STAGE_SPECS
 
     setup_logging()
@@ -55,21 +57,31 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     rows = read_records(input_path, spec.input_type)
     keys = [getattr(r, spec.shard_group) for r in rows] if spec.shard_group else list(range(len(rows)))
     start, end = shard_bounds(keys, int(shard_index), int(shard_count))
-    rows = rows[start:end]
+    rows, keys = rows[start:end], keys[start:end]
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
     log.info("%s: %d input records%s from %s", stage, len(rows), where, input_path)
-    engine = None
-    if rows and spec.engine_role and spec.needs_engine(config):
-        role = spec.engine_role
-        engine = make_engine(build(EngineConfig, (engines or {}).get(role, {}), f"engines.{role}"))
+    runtime = runtime or {}
+    checkpoints = None
+    if runtime.get("checkpoint_root") and rows:
+        from pugc.checkpoint import ChunkCheckpoints, checkpoint_key
+
+        key = checkpoint_key(stage, section, (engines or {}).get(spec.engine_role or ""), shard_index, shard_count,
+                             runtime.get("checkpoint_every"), files=(input_path,))
+        checkpoints = ChunkCheckpoints(runtime["checkpoint_root"], stage, key)
+    chunk_size = int(runtime.get("checkpoint_every") or 0) if checkpoints else 0
+    engine_holder: dict = {}
     try:
-        result = spec.run(rows, config, engine) if rows else StageResult(stage, 0, [])
+        result = _run_chunks(spec, stage, rows, keys, config, engines, chunk_size, checkpoints, engine_holder)
     finally:
-        if engine is not None:
-            engine.close()
+        if engine_holder.get("engine") is not None:
+            engine_holder["engine"].close()
+    engine = engine_holder.get("engine")
+    resumed_chunks = engine_holder.get("resumed_chunks", 0)
     check_accounting(result, "instruction_id" if stage == "response_sampling" else None)
     write_jsonl(output_path, result.kept)
     write_jsonl(dropped_path, result.dropped)
+    if checkpoints:
+        checkpoints.clear()  # the outputs are whole now; a rerun would be a new task with its own outputs
     report = {
         "stage": stage,
         "counts": result.counts,
@@ -79,10 +91,49 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "seconds": round(time.monotonic() - started, 3),
         "pugc_version": __version__,
         "shard": [int(shard_index), int(shard_count)],
+        "resumed_chunks": resumed_chunks,
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, result.n_in, len(result.kept),
              result.counts["dropped"] or "none", report["seconds"])
     return report
+
+
+def _run_chunks(spec, stage, rows, keys, config, engines, chunk_size, checkpoints, engine_holder) -> StageResult:
+    """The stage over consecutive chunks (one chunk without checkpoints); finished chunks are loaded, not redone."""
+    from pugc.engines import make_engine
+
+    if not rows:
+        return StageResult(stage, 0, [])
+    count = max(1, -(-len(rows) // chunk_size)) if chunk_size else 1
+    bounds = [shard_bounds(keys, i, count) for i in range(count)]
+    done = (checkpoints.done() if checkpoints else set()) & set(range(count))
+    engine_holder["resumed_chunks"] = len(done)
+    if done:
+        log.info("%s: resuming, %d of %d chunks already done", stage, len(done), count)
+    results = []
+    for index, (start, end) in enumerate(bounds):
+        if index in done:
+            results.append(checkpoints.load(index, stage, spec.output_type))
+            continue
+        if "engine" not in engine_holder:
+            role = spec.engine_role
+            needed = role and spec.needs_engine(config)
+            engine_holder["engine"] = make_engine(
+                build(EngineConfig, (engines or {}).get(role, {}), f"engines.{role}")) if needed else None
+        result = spec.run(rows[start:end], config, engine_holder["engine"]) if end > start else StageResult(stage, 0, [])
+        if checkpoints:
+            checkpoints.save(index, result)
+            log.info("%s: chunk %d/%d saved (%d records)", stage, index + 1, count, end)
+        results.append(result)
+    return combine_results(stage, results)
+
+
+def combine_results(stage: str, results: list[StageResult]) -> StageResult:
+    if len(results) == 1:
+        return results[0]
+    return StageResult(
+        stage, sum(r.n_in for r in results), [k for r in results for k in r.kept],
+        [d for r in results for d in r.dropped], combine_metrics([(r.n_in, r.metrics) for r in results]))
 
 
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
@@ -112,6 +163,18 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
 MEAN_METRIC_SUFFIXES = ("_mean", "_rate", "_fraction", "_per_instruction", "_stdev")
 
 
+def combine_metrics(parts: list[tuple[int, dict]]) -> dict[str, float]:
+    """Stage figures of several parts: means weighted by records in (stdev approximately), the rest summed."""
+    total_in = sum(n for n, _ in parts)
+    combined: dict[str, float] = {}
+    for n_in, metrics in parts:
+        share = n_in / total_in if total_in else 0.0
+        for name, value in metrics.items():
+            weight = share if name.endswith(MEAN_METRIC_SUFFIXES) else 1.0
+            combined[name] = combined.get(name, 0.0) + float(value) * weight
+    return combined
+
+
 def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_path: str) -> dict:
     """Concatenate a stage's shard outputs in shard order; sum counts. `parts` are KFP artifacts whose
     metadata carry each shard's lineage. Means are merged weighted by records in (stdev approximately)."""
@@ -123,14 +186,10 @@ def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_pat
     _concatenate([p.path for p in dropped_parts], dropped_path)
     total_in = sum(int(m["rows_in"]) for m in lineages)
     dropped: dict[str, int] = {}
-    metrics: dict[str, float] = {}
     for m in lineages:
         for reason, count in m["dropped"].items():
             dropped[reason] = dropped.get(reason, 0) + int(count)
-        for name, value in m["metrics"].items():
-            share = int(m["rows_in"]) / total_in if total_in else 0.0
-            weight = share if name.endswith(MEAN_METRIC_SUFFIXES) else 1.0
-            metrics[name] = metrics.get(name, 0.0) + float(value) * weight
+    metrics = combine_metrics([(int(m["rows_in"]), m["metrics"]) for m in lineages])
     first = lineages[0]
     report = {
         "stage": first["stage"],
@@ -182,7 +241,7 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     return report
 
 
-def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict) -> dict:
+def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None) -> dict:
     from pugc.config import DPOTrainingConfig
     from pugc.training.dpo import train
 
@@ -190,7 +249,14 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict) 
     config = build(DPOTrainingConfig, section, "dpo_training")
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     started = time.monotonic()
-    training = train(pairs_path, model_dir, config, policy)
+    runtime = runtime or {}
+    checkpoint_dir = None
+    if runtime.get("checkpoint_root"):
+        from pugc.checkpoint import checkpoint_key
+
+        key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
+        checkpoint_dir = f"{runtime['checkpoint_root']}/dpo_training/{key}"
+    training = train(pairs_path, model_dir, config, policy, checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
     if config.export_uri:
         from pugc.gcs import export_model
 

@@ -125,4 +125,4 @@ def test_near_duplicates_are_dropped_as_duplicates(tmp_path):
     assert [d.id for d in outcome.result.kept] == ["a", "c"]
     (drop,) = outcome.result.dropped
     assert (drop.reason, drop.record_id) == ("duplicate", "b") and "near-duplicates a" in drop.detail
-    assert len(ingest.run(iter_input_rows(path), InputConfig(near_duplicate_threshold=None)).result.kept) == 3
+    assert len(ingest.run(iter_input_rows(path), InputConfig(near_duplicates=False)).result.kept) == 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from pugc.records import Document, Instruction, Response, ScoredResponse
+from pugc.records import Document, Instruction, PreferencePair, Response, ScoredResponse
 from pugc.stages import (
     instruction_gen,
     preference_pairs,
@@ -23,6 +23,7 @@ from pugc.stages import (
 class StageSpec:
     name: str
     input_type: type
+    output_type: type
     engine_role: str | None  # "policy", "generator", "judge", or None for CPU-only stages
     run: Callable
     # Whether the stage can skip loading its model for this config (e.g. a disabled filter).
@@ -34,11 +35,11 @@ class StageSpec:
 STAGE_SPECS = {
     spec.name: spec
     for spec in (
-        StageSpec("ugc_filter", Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
-        StageSpec("instruction_gen", Document, "generator", instruction_gen.run),
-        StageSpec("relevance_filter", Instruction, "generator", relevance_filter.run),
-        StageSpec("response_sampling", Instruction, "policy", response_sampling.run),
-        StageSpec("reward_scoring", Response, "judge", reward_scoring.run, shard_group="instruction_id"),
-        StageSpec("preference_pairs", ScoredResponse, None, lambda rows, config, engine: preference_pairs.run(rows, config)),
+        StageSpec("ugc_filter", Document, Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
+        StageSpec("instruction_gen", Document, Instruction, "generator", instruction_gen.run),
+        StageSpec("relevance_filter", Instruction, Instruction, "generator", relevance_filter.run),
+        StageSpec("response_sampling", Instruction, Response, "policy", response_sampling.run),
+        StageSpec("reward_scoring", Response, ScoredResponse, "judge", reward_scoring.run, shard_group="instruction_id"),
+        StageSpec("preference_pairs", ScoredResponse, PreferencePair, None, lambda rows, config, engine: preference_pairs.run(rows, config)),
     )
 }

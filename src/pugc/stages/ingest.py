@@ -101,7 +101,7 @@ def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -
     docs, quarantined, dropped = [], [], []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
-    near = NearDuplicates(config.near_duplicate_threshold) if config.near_duplicate_threshold else None
+    near = NearDuplicates(config.near_duplicate_threshold) if config.near_duplicates else None
     lines = 0
     for source, number, row, error in rows:
         lines += 1
