@@ -59,7 +59,7 @@ def _problem(row: Any, config: InputConfig) -> tuple[str, str] | None:
 
 
 def _parse_problem(error: str) -> tuple[str, str]:
-    reason = "not_utf8" if error.startswith("not valid UTF-8") else "blank_line" if error == "blank_line" else "not_json"
+    reason = "not_utf8" if error.startswith("not valid UTF-8") else "blank_line" if error == "blank line" else "not_json"
     return reason, error
 
 
