@@ -9,6 +9,9 @@ STAMP := $(VENV)/.pugc-installed
 RECIPE ?= recipes/tiny.yaml
 INPUT ?= data/sample_ugc.jsonl
 PYTEST_ARGS ?=
+# checkov pins its own dependency set (it conflicts with kfp's), so it lives in a venv of its own
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # cluster side
 REGISTRY ?= $(PUGC_IMAGE_REGISTRY)
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -39,13 +42,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+
 models: setup
 	$(PUGC) models
 
 run: setup
 	$(PUGC) run --recipe $(RECIPE) --input $(INPUT)
 
-test: setup
+test: setup $(CHECKOV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

@@ -243,7 +243,7 @@ class ClusterConfig:
     shards: int = 1  # default fan-out of every LLM stage (ParallelFor over shards, merged in order)
     caching: bool = True
     labels: dict[str, str] = field(default_factory=dict)  # pod labels on every task
-    run_as_user: int = 1000  # the images' non-root user
+    run_as_user: int = 10001  # the images' non-root user (a high UID, clear of host users)
     # Model tasks (LLM stages, DPO): Hugging Face token, model cache, shared memory.
     hf_token_secret: Optional[str] = None  # name of a Kubernetes Secret; its value never enters the pipeline
     hf_token_secret_key: str = "token"

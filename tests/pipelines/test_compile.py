@@ -77,7 +77,7 @@ def test_kfp_target_carries_every_platform_setting_on_every_gpu_task(tmp_path):
         assert secret["secretName"] == cluster.hf_token_secret == "hf-token"
         assert secret["keyToEnv"] == [{"secretKey": "token", "envVar": "HF_TOKEN"}]
         assert pod["pvcMount"][0]["mountPath"] == "/cache" and pod["pvcMount"][0]["constant"] == cluster.model_cache_pvc
-        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": "1000"}
+        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": "10001"}
         assert pod["podMetadata"]["labels"]["team"] == "alignment"
         assert int(pod["activeDeadlineSeconds"]) == wanted.timeout_seconds
         env = {e["name"]: e["value"] for e in container(spec, stage)["env"]}
