@@ -1,5 +1,6 @@
 """The vllm engine's own logic (arguments, output mapping, logprob reading), without vllm installed."""
 import math
+import sys
 from types import SimpleNamespace as NS
 
 import pytest
@@ -57,3 +58,61 @@ def test_missing_vllm_names_the_image_to_use():
 def test_paper_recipe_runs_every_role_on_vllm():
     engines = load_recipe("paper").engines
     assert {engines.policy.backend, engines.generator.backend, engines.judge.backend} == {"vllm"}
+
+
+class FakeVLLM:
+    """Stands in for the `vllm` module (absent from the CPU environment) to test VLLMEngine's wiring:
+    LLM(...) keeps its arguments, generate() answers from a script, tokenizer is the tiny judge's."""
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    class LLM:
+        instances = []
+
+        def __init__(self, **kwargs):
+            from transformers import AutoTokenizer
+
+            from pugc.models import resolve_model
+
+            self.kwargs, self.calls = kwargs, []
+            self.tokenizer = AutoTokenizer.from_pretrained(resolve_model("pugc-tiny/judge"))
+            FakeVLLM.LLM.instances.append(self)
+
+        def get_tokenizer(self):
+            return self.tokenizer
+
+        def generate(self, requests, params, use_tqdm=True):
+            self.calls.append((requests, params))
+            outputs = []
+            for p in params:
+                if p.kwargs.get("logprobs"):
+                    four = self.tokenizer(" 4", add_special_tokens=False)["input_ids"][0]
+                    two = self.tokenizer(" 2", add_special_tokens=False)["input_ids"][0]
+                    logprobs = [{four: NS(logprob=math.log(0.75)), two: NS(logprob=math.log(0.25))}]
+                    outputs.append(NS(outputs=[NS(text="4", token_ids=[four], finish_reason="length", logprobs=logprobs)]))
+                else:
+                    outputs.append(NS(outputs=[NS(text=f"sample {i}", token_ids=[1, 2], finish_reason="stop")
+                                               for i in range(p.kwargs["n"])]))
+            return outputs
+
+
+def test_vllm_engine_sends_one_seeded_request_per_prompt_and_reads_verdicts(monkeypatch):
+    from pugc.engines.vllm_engine import VLLMEngine
+
+    monkeypatch.setitem(sys.modules, "vllm", FakeVLLM)
+    engine = VLLMEngine(EngineConfig(backend="vllm", model="pugc-tiny/judge", options={"tensor_parallel_size": 2}))
+    llm = FakeVLLM.LLM.instances[-1]
+    assert llm.kwargs["tensor_parallel_size"] == 2 and llm.kwargs["enable_prefix_caching"] is True
+    prompts = [Prompt(messages=({"role": "user", "content": f"q{i} <|end|>"},)) for i in range(3)]
+    out = engine.generate(prompts, SamplingParams(max_tokens=5, temperature=1.0, n=4, seed=9))
+    assert [len(c) for c in out] == [4, 4, 4] and engine.stats.generated_tokens == 24
+    requests, params = llm.calls[-1]
+    assert len({p.kwargs["seed"] for p in params}) == 3  # each prompt its own seed
+    assert all(p.kwargs["n"] == 4 for p in params)
+    eos_id = llm.tokenizer.eos_token_id
+    assert all(r["prompt_token_ids"].count(eos_id) == 1 for r in requests)  # only the template's own end-of-turn
+    probs = engine.next_token_probs([Prompt(messages=({"role": "user", "content": "x"},), assistant_prefix="ok [RESULT] ")],
+                                    ["1", "2", "3", "4", "5"])
+    assert probs[0] == pytest.approx({"1": 0.0, "2": 0.25, "3": 0.0, "4": 0.75, "5": 0.0})

@@ -80,11 +80,34 @@ def tokenizer_special_tokens(tokenizer) -> list[str]:
     return sorted(tokens)
 
 
-def truncate_with_tokenizer(tokenizer, text: str, max_tokens: int) -> tuple[str, bool]:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if len(ids) <= max_tokens:
-        return text, False
-    return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+class LocalTokenizer:
+    """Prompt rendering for engines that hold the model's tokenizer (hf, vllm): the chat template applied to
+    messages whose special-token strings are defused, token ids without re-added specials, truncation.
+    Subclasses set `self.tokenizer`, then call `self.use_tokenizer(tokenizer)`."""
+
+    tokenizer = None
+    special_tokens: list[str] = []
+
+    def use_tokenizer(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.special_tokens = tokenizer_special_tokens(tokenizer)
+
+    def render(self, prompt: Prompt) -> str:
+        messages = safe_messages(prompt.messages, self.special_tokens)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + prompt.assistant_prefix
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
+        ids = self._encode(text)
+        if len(ids) <= max_tokens:
+            return text, False
+        return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+
+    def verdict_position(self, text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
+        return verdict_position(self._encode, text, candidates)
 
 
 @dataclass

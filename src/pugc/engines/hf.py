@@ -10,8 +10,7 @@ import time
 from typing import Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
-                              tokenizer_special_tokens, truncate_with_tokenizer, verdict_position)
+from pugc.engines.base import Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, prompt_seed
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def seeded_sampler(generators, temperature: float, top_p: float):
     return SeededSampler()
 
 
-class HFEngine:
+class HFEngine(LocalTokenizer):
     def __init__(self, config: EngineConfig):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -57,27 +56,16 @@ class HFEngine:
             "auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32,
             "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
         }[config.dtype]
-        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **config.options.get("tokenizer", {}))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.special_tokens = tokenizer_special_tokens(self.tokenizer)
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **config.options.get("tokenizer", {}))
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.use_tokenizer(tokenizer)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **config.options.get("model", {}))
         self.model.to(self.device).eval()
         self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
         log.info("hf engine: %s on %s (%s)", config.model, self.device, dtype)
 
     # ------------------------------------------------------------------------------------------ helpers
-    def render(self, prompt: Prompt) -> str:
-        messages = safe_messages(prompt.messages, self.special_tokens)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + prompt.assistant_prefix
-
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
-        return truncate_with_tokenizer(self.tokenizer, text, max_tokens)
-
     def _batches(self, token_lists: list[list[int]], size: int):
         """Yield (indices, input_ids, attention_mask) batches, longest prompts first, left-padded."""
         import torch
@@ -145,9 +133,6 @@ class HFEngine:
             cut = tokens.index(eos)
             return Completion(self.tokenizer.decode(tokens[:cut], skip_special_tokens=True), cut + 1, "stop")
         return Completion(self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), "length")
-
-    def verdict_position(self, text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
-        return verdict_position(self._encode, text, candidates)
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         import torch

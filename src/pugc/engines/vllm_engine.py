@@ -16,8 +16,7 @@ import time
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import (Completion, EngineStats, Prompt, SamplingParams, prompt_seed, safe_messages,
-                              tokenizer_special_tokens, truncate_with_tokenizer, verdict_position)
+from pugc.engines.base import Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, prompt_seed
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def read_verdict_probs(request_output: Any, candidate_ids: Sequence[int], candid
     return probs
 
 
-class VLLMEngine:
+class VLLMEngine(LocalTokenizer):
     def __init__(self, config: EngineConfig, seed: int = 0):
         try:
             import vllm
@@ -92,20 +91,8 @@ class VLLMEngine:
         self.stats = EngineStats()
         self.top_logprobs = int(config.options.get("verdict_top_logprobs", VERDICT_TOP_LOGPROBS))
         self.llm = vllm.LLM(**llm_kwargs(config, seed))
-        self.tokenizer = self.llm.get_tokenizer()
-        self.special_tokens = tokenizer_special_tokens(self.tokenizer)
+        self.use_tokenizer(self.llm.get_tokenizer())
         log.info("vllm engine: %s (tp=%s)", config.model, llm_kwargs(config)["tensor_parallel_size"])
-
-    def render(self, prompt: Prompt) -> str:
-        messages = safe_messages(prompt.messages, self.special_tokens)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + prompt.assistant_prefix
-
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
-        return truncate_with_tokenizer(self.tokenizer, text, max_tokens)
 
     def _run(self, token_lists: list[list[int]], sampling: list[dict]) -> list[Any]:
         requests = [{"prompt_token_ids": tokens} for tokens in token_lists]
@@ -125,7 +112,7 @@ class VLLMEngine:
         return results
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
-        positions = [verdict_position(self._encode, self.render(p), candidates) for p in prompts]
+        positions = [self.verdict_position(self.render(p), candidates) for p in prompts]
         outputs = self._run([tokens for tokens, _ in positions], [verdict_kwargs(self.top_logprobs)] * len(prompts))
         self.stats.scored_prompts += len(prompts)
         return [read_verdict_probs(o, ids, candidates) for o, (_, ids) in zip(outputs, positions)]
