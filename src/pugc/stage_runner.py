@@ -69,14 +69,12 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
                              runtime.get("checkpoint_every"), files=(input_path,))
         checkpoints = ChunkCheckpoints(runtime["checkpoint_root"], stage, key)
     chunk_size = int(runtime.get("checkpoint_every") or 0) if checkpoints else 0
-    engine_holder: dict = {}
+    lazy = LazyEngine(spec, config, engines)
     try:
-        result = _run_chunks(spec, stage, rows, keys, config, engines, chunk_size, checkpoints, engine_holder)
+        result, resumed_chunks = _run_chunks(spec, stage, rows, keys, config, lazy, chunk_size, checkpoints)
     finally:
-        if engine_holder.get("engine") is not None:
-            engine_holder["engine"].close()
-    engine = engine_holder.get("engine")
-    resumed_chunks = engine_holder.get("resumed_chunks", 0)
+        lazy.close()
+    engine = lazy.engine
     check_accounting(result, "instruction_id" if stage == "response_sampling" else None)
     write_jsonl(output_path, result.kept)
     write_jsonl(dropped_path, result.dropped)
@@ -98,16 +96,35 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     return report
 
 
-def _run_chunks(spec, stage, rows, keys, config, engines, chunk_size, checkpoints, engine_holder) -> StageResult:
-    """The stage over consecutive chunks (one chunk without checkpoints); finished chunks are loaded, not redone."""
-    from pugc.engines import make_engine
+class LazyEngine:
+    """The stage's engine, loaded on first use: a disabled filter or a fully checkpointed shard loads none."""
 
+    def __init__(self, spec, config, engines: dict | None):
+        self.spec, self.config, self.engines = spec, config, engines or {}
+        self.engine, self.loaded = None, False
+
+    def get(self):
+        from pugc.engines import make_engine
+
+        role = self.spec.engine_role
+        if not self.loaded and role and self.spec.needs_engine(self.config):
+            self.engine = make_engine(build(EngineConfig, self.engines.get(role, {}), f"engines.{role}"))
+        self.loaded = True
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def _run_chunks(spec, stage, rows, keys, config, lazy: LazyEngine, chunk_size, checkpoints) -> tuple[StageResult, int]:
+    """The stage over consecutive chunks (one chunk without checkpoints); finished chunks are loaded, not redone.
+    Returns the combined result and how many chunks came from checkpoints."""
     if not rows:
-        return StageResult(stage, 0, [])
+        return StageResult(stage, 0, []), 0
     count = max(1, -(-len(rows) // chunk_size)) if chunk_size else 1
     bounds = [shard_bounds(keys, i, count) for i in range(count)]
     done = (checkpoints.done() if checkpoints else set()) & set(range(count))
-    engine_holder["resumed_chunks"] = len(done)
     if done:
         log.info("%s: resuming, %d of %d chunks already done", stage, len(done), count)
     results = []
@@ -115,17 +132,12 @@ def _run_chunks(spec, stage, rows, keys, config, engines, chunk_size, checkpoint
         if index in done:
             results.append(checkpoints.load(index, stage, spec.output_type))
             continue
-        if "engine" not in engine_holder:
-            role = spec.engine_role
-            needed = role and spec.needs_engine(config)
-            engine_holder["engine"] = make_engine(
-                build(EngineConfig, (engines or {}).get(role, {}), f"engines.{role}")) if needed else None
-        result = spec.run(rows[start:end], config, engine_holder["engine"]) if end > start else StageResult(stage, 0, [])
+        result = spec.run(rows[start:end], config, lazy.get()) if end > start else StageResult(stage, 0, [])
         if checkpoints:
             checkpoints.save(index, result)
             log.info("%s: chunk %d/%d saved (%d records)", stage, index + 1, count, end)
         results.append(result)
-    return combine_results(stage, results)
+    return combine_results(stage, results), len(done)
 
 
 def combine_results(stage: str, results: list[StageResult]) -> StageResult:
