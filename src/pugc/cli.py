@@ -90,8 +90,9 @@ def cmd_stage(args) -> int:
     elif args.name == "dpo_training":
         report = stage_runner.run_training(args.input, args.output, sections["dpo_training"], sections["engines"])
     else:
+        runtime = {"checkpoint_root": args.checkpoint_dir, "checkpoint_every": args.checkpoint_every}
         report = stage_runner.run_stage(args.name, args.input, args.output, dropped, sections[args.name],
-                                        sections["engines"])
+                                        sections["engines"], runtime=runtime if args.checkpoint_dir else None)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--input", required=True, help="the stage's input JSONL (raw UGC for ingest_ugc)")
     stage.add_argument("--output", required=True, help="output JSONL (a model folder for dpo_training)")
     stage.add_argument("--dropped", help="where dropped records go (default: <output>.dropped.jsonl)")
+    stage.add_argument("--checkpoint-dir", help="save progress here every --checkpoint-every records; rerun to resume")
+    stage.add_argument("--checkpoint-every", type=int, default=512)
     stage.set_defaults(func=cmd_stage)
 
     rec = sub.add_parser("recipe", help="validate a recipe and print it resolved, with its digest")

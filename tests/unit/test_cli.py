@@ -32,3 +32,16 @@ def test_recipe_command_prints_the_resolved_recipe(capsys):
 def test_recipe_typo_exits_2_naming_the_key(capsys):
     assert main(["recipe", "--recipe", "tiny", "--set", "response_sampling.kk=3"]) == 2
     assert "unknown key 'response_sampling.kk' (did you mean 'k'?)" in capsys.readouterr().err
+
+
+def test_stage_command_can_checkpoint(tmp_path, sample_slice, capsys):
+    docs = tmp_path / "docs.jsonl"
+    assert main(["stage", "ingest_ugc", "--input", str(sample_slice), "--output", str(docs)]) == 0
+    capsys.readouterr()
+    code = main(["stage", "ugc_filter", "--input", str(docs), "--output", str(tmp_path / "kept.jsonl"),
+                 "--set", "ugc_filter.threshold=2.0", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                 "--checkpoint-every", "20"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["in"] == 58 and report["resumed_chunks"] == 0
+    assert not list((tmp_path / "ckpt").glob("ugc_filter/*/chunk-*"))  # cleared once the output was written
