@@ -303,10 +303,6 @@ class Recipe:
         None, so leaving nulls out rebuilds the same config on the other side."""
         return without_nulls(self.to_dict())
 
-    def section(self, stage: str) -> dict:
-        """One stage's section as plain data: what the compiled pipeline passes to that stage's task."""
-        return self.to_dict()[stage]
-
 
 def without_nulls(data: Any) -> Any:
     if isinstance(data, dict):
