@@ -1,8 +1,9 @@
 """Compile the pipeline, and run it on this machine with KFP's local SubprocessRunner.
 
-A local run writes runs/<run_id>/: summary.json, pipeline.log (the runner's full output), preference_pairs.jsonl, rejected.jsonl (every record that
-did not make it, with stage and reason), model/ (the DPO checkpoint), recipe.yaml (resolved), artifacts/
-(every task's outputs as KFP wrote them); runs/latest points at the newest run.
+A local run writes runs/<run_id>/: summary.json, preference_pairs.jsonl, rejected.jsonl (every record that
+did not make it, with stage and reason), model/ (the DPO checkpoint), recipe.yaml (resolved), pipeline.log
+(the runner's full output), artifacts/ (every task's outputs as KFP wrote them); runs/latest points at the
+newest run.
 """
 from __future__ import annotations
 
