@@ -11,7 +11,7 @@ from pugc.pipelines.local import run_local
 
 pytestmark = pytest.mark.e2e
 DATA = Path(__file__).resolve().parents[1] / "data"
-PLANTED = {"HF_TOKEN": "hf_PLANTEDsecret0000000000000000000000", "OPENAI_API_KEY": "sk-PLANTED-openai-key",
+PLANTED = {"HF_TOKEN": "hf_PLANTED-fake-secret-token", "OPENAI_API_KEY": "sk-PLANTED-openai-key",
            "KFP_TOKEN": "PLANTED-kfp-bearer"}
 EXPECTED_QUARANTINE = {2: "not_json", 4: "missing_text", 5: "not_string", 6: "not_string", 7: "not_string",
                        8: "empty", 9: "empty", 10: "blank_line", 11: "not_utf8", 12: "not_object", 13: "not_json",

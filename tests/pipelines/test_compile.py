@@ -130,7 +130,7 @@ def test_pipeline_root_from_recipe_or_flag(tmp_path):
 
 
 def test_no_secret_value_in_compiled_yaml(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDFAKETOKEN0123456789abcdefXYZ")
+    monkeypatch.setenv("HF_TOKEN", "hf_PLANTED-fake-token-value")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-PLANTED-fake-key")
     for target in ("kfp", "vertex"):
         _, _, path = compiled(tmp_path, "paper", ["engines.judge.backend=openai"], target=target)
