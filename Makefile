@@ -10,7 +10,7 @@ RECIPE ?= recipes/tiny.yaml
 INPUT ?= data/sample_ugc.jsonl
 PYTEST_ARGS ?=
 # checkov pins its own dependency set (it conflicts with kfp's), so it lives in a venv of its own
-CHECKOV_VENV := .venv-checkov
+CHECKOV_VENV := $(VENV)/tools/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # cluster side
 REGISTRY ?= $(PUGC_IMAGE_REGISTRY)

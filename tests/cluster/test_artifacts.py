@@ -89,10 +89,11 @@ def test_gke_overlays_wire_identity_cache_and_judge():
 def checkov():
     import os
 
-    for candidate in (os.environ.get("PUGC_CHECKOV"), ROOT / ".venv-checkov" / "bin" / "checkov", shutil.which("checkov")):
+    for candidate in (os.environ.get("PUGC_CHECKOV"), ROOT / ".venv" / "tools" / "checkov" / "bin" / "checkov",
+                      shutil.which("checkov")):
         if candidate and Path(candidate).exists():
             return str(candidate)
-    pytest.skip("checkov is not installed (make test installs it in .venv-checkov)")
+    pytest.skip("checkov is not installed (make test installs it in .venv/tools/checkov)")
 
 
 def test_manifests_pass_checkov_with_every_skip_explained(tmp_path):
