@@ -9,23 +9,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample_ugc.jsonl"
-
-
-def sample_docs(limit: int | None = None) -> list[str]:
-    from pugc.io import iter_input_rows
-
-    docs = [r["text"] for _, r, e in iter_input_rows(SAMPLE)
-            if not e and isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip()]
-    return docs[:limit] if limit else docs
+from measure import ROOT, generation, judge_modes, sample_docs, write_figures
 
 
 def write_slice(path: Path, documents: int) -> Path:
@@ -36,62 +26,17 @@ def write_slice(path: Path, documents: int) -> Path:
     return path
 
 
-def median_of(repeats: int, measure) -> float:
-    return statistics.median(measure() for _ in range(repeats))
-
-
-def bench_generation(repeats: int, prompts: int = 64, max_tokens: int = 32) -> dict:
-    """Batched generation against one prompt at a time: same prompts, greedy, so the same tokens."""
+def bench_generation(repeats: int) -> dict:
     from pugc.config import EngineConfig
-    from pugc.engines.base import Prompt, SamplingParams
-    from pugc.engines.hf import HFEngine
 
-    texts = [d.split(".")[0][:200] + "?" for d in sample_docs(prompts)]
-    batch = [Prompt(messages=({"role": "user", "content": t},)) for t in texts]
-    params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-    results = {}
-    for label, batch_size in (("batched", 32), ("sequential", 1)):
-        engine = HFEngine(EngineConfig(model="pugc-tiny/policy", batch_size=batch_size))
-        engine.generate(batch[:4], params)  # warm-up
-
-        def run():
-            before = engine.stats.generated_tokens
-            started = time.perf_counter()
-            engine.generate(batch, params)
-            return (engine.stats.generated_tokens - before) / (time.perf_counter() - started)
-
-        results[f"{label}_tokens_per_s"] = round(median_of(repeats, run), 1)
-        engine.close()
-    results["ratio"] = round(results["batched_tokens_per_s"] / results["sequential_tokens_per_s"], 2)
-    results.update(prompts=prompts, max_tokens=max_tokens, repeats=repeats)
-    return results
+    return generation(lambda size: EngineConfig(model="pugc-tiny/policy", batch_size=size), prompts=64,
+                      max_tokens=32, repeats=repeats, batch_size=32)
 
 
-def bench_judge(responses: int = 32, n: int = 8, max_tokens: int = 48) -> dict:
-    """Generated judge tokens per scored response: sampled N=8 against expected mode, same token budget."""
-    from pugc.config import EngineConfig, RewardScoringConfig
-    from pugc.engines.hf import HFEngine
-    from pugc.records import Response
-    from pugc.stages import reward_scoring
+def bench_judge() -> dict:
+    from pugc.config import EngineConfig
 
-    docs = sample_docs(responses // 4)
-    rows = [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
-                     instruction="What would you recommend?", document=docs[i // 4],
-                     response=docs[(i + 7) % len(docs)][:300], sample_index=i % 4) for i in range(responses)]
-    figures = {}
-    for mode, config in (("sampled", RewardScoringConfig(mode="sampled", n=n, max_tokens=max_tokens)),
-                         ("expected", RewardScoringConfig(mode="expected", feedback_max_tokens=max_tokens))):
-        engine = HFEngine(EngineConfig(model="pugc-tiny/judge", batch_size=32))
-        started = time.perf_counter()
-        reward_scoring.run(rows, config, engine)
-        seconds = time.perf_counter() - started
-        figures[f"{mode}_tokens_per_response"] = round(engine.stats.generated_tokens / responses, 2)
-        figures[f"{mode}_seconds_per_response"] = round(seconds / responses, 4)
-        engine.close()
-    figures["ratio_expected_over_sampled"] = round(
-        figures["expected_tokens_per_response"] / figures["sampled_tokens_per_response"], 4)
-    figures.update(responses=responses, n=n, max_tokens=max_tokens)
-    return figures
+    return judge_modes(EngineConfig(model="pugc-tiny/judge", batch_size=32), responses=32, n=8, max_tokens=48)
 
 
 def tree_rss_mib(root: int) -> float:
@@ -221,9 +166,7 @@ def main() -> int:
     figures["scaling"]["plot"] = plot_scaling(figures["scaling"], ROOT / "docs" / "scaling.png")
     figures["peak_memory_mib"] = {"kfp_local_run_process_tree": figures["local_pipeline_vs_direct"]["kfp_peak_rss_mib"],
                                   "in_process_run": figures["local_pipeline_vs_direct"]["in_process_peak_rss_mib"]}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
+    write_figures(figures, args.out)
     return 0
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
 import tempfile
 import time
@@ -18,7 +16,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))  # measure.py lives beside this file
+
+from measure import generation, judge_modes, sample_docs, write_figures  # noqa: E402  (bench/ is not a package)
 
 
 def build_model(path: Path) -> dict:
@@ -56,65 +56,24 @@ def section(name: str, results: dict, fn, *args):
 def bench_generation(model_path: str) -> dict:
     import torch
 
-    from cpu_bench import sample_docs
     from pugc.config import EngineConfig
-    from pugc.engines.base import Prompt, SamplingParams
-    from pugc.engines.hf import HFEngine
 
-    prompts = [Prompt(messages=({"role": "user", "content": d[:400]},)) for d in sample_docs(128)]
-    params = SamplingParams(max_tokens=64, temperature=0.0)
-    out = {"prompts": len(prompts), "max_tokens": 64}
-    for label, batch_size, subset in (("batched", 64, prompts), ("sequential", 1, prompts[:12])):
-        engine = HFEngine(EngineConfig(model=model_path, batch_size=batch_size, dtype="bfloat16"))
-        engine.generate(prompts[:2], params)
-        rates = []
-        for _ in range(2):
-            before = engine.stats.generated_tokens
-            torch.cuda.synchronize()
-            started = time.perf_counter()
-            engine.generate(subset, params)
-            torch.cuda.synchronize()
-            rates.append((engine.stats.generated_tokens - before) / (time.perf_counter() - started))
-        out[f"{label}_tokens_per_s"] = round(statistics.median(rates), 1)
-        out[f"{label}_prompts_measured"] = len(subset)
-        engine.close()
-    out["ratio"] = round(out["batched_tokens_per_s"] / out["sequential_tokens_per_s"], 2)
-    return out
+    return generation(lambda size: EngineConfig(model=model_path, batch_size=size, dtype="bfloat16"), prompts=128,
+                      max_tokens=64, repeats=2, batch_size=64, sequential_prompts=12, sync=torch.cuda.synchronize)
 
 
 def bench_judge(model_path: str) -> dict:
     import torch
 
-    from cpu_bench import sample_docs
-    from pugc.config import EngineConfig, RewardScoringConfig
-    from pugc.engines.hf import HFEngine
-    from pugc.records import Response
-    from pugc.stages import reward_scoring
+    from pugc.config import EngineConfig
 
-    docs = sample_docs(16)
-    rows = [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
-                     instruction="What would you recommend?", document=docs[i // 4], response=docs[(i + 5) % 16][:400],
-                     sample_index=i % 4) for i in range(64)]
-    out = {"responses": len(rows), "n": 8, "max_tokens": 128}
-    for mode, config in (("sampled", RewardScoringConfig(mode="sampled", n=8, max_tokens=128)),
-                         ("expected", RewardScoringConfig(mode="expected", feedback_max_tokens=128))):
-        engine = HFEngine(EngineConfig(model=model_path, batch_size=32, dtype="bfloat16"))
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        reward_scoring.run(rows, config, engine)
-        torch.cuda.synchronize()
-        out[f"{mode}_tokens_per_response"] = round(engine.stats.generated_tokens / len(rows), 1)
-        out[f"{mode}_seconds_per_response"] = round((time.perf_counter() - started) / len(rows), 4)
-        engine.close()
-    out["token_ratio_expected_over_sampled"] = round(out["expected_tokens_per_response"] / out["sampled_tokens_per_response"], 4)
-    out["time_ratio_sampled_over_expected"] = round(out["sampled_seconds_per_response"] / out["expected_seconds_per_response"], 2)
-    return out
+    return judge_modes(EngineConfig(model=model_path, batch_size=32, dtype="bfloat16"), responses=64, n=8,
+                       max_tokens=128, sync=torch.cuda.synchronize)
 
 
 def bench_dpo(model_path: str, work: Path) -> dict:
     import torch
 
-    from cpu_bench import sample_docs
     from pugc.config import DPOTrainingConfig, EngineConfig
     from pugc.io import write_jsonl
     from pugc.records import PreferencePair
@@ -155,9 +114,7 @@ def main() -> int:
         section("generation_batched_vs_sequential", results, bench_generation, model_path)
         section("judge_sampled_vs_expected", results, bench_judge, model_path)
         section("dpo_steps", results, bench_dpo, model_path, work)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_figures(results, args.out)
     return 0
 
 
