@@ -12,6 +12,7 @@ from typing import Any
 from pugc import __version__
 from pugc.config import STAGE_CONFIGS, EngineConfig, build
 from pugc.io import read_records, write_jsonl
+from pugc.lineage import decode, encode as lineage_metadata
 from pugc.logs import setup_logging
 from pugc.records import StageResult
 
@@ -88,7 +89,8 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "engine_stats": asdict(engine.stats) if engine else None,
         "seconds": round(time.monotonic() - started, 3),
         "pugc_version": __version__,
-        "shard": [int(shard_index), int(shard_count)],
+        "shard_index": int(shard_index),
+        "shard_count": int(shard_count),
         "resumed_chunks": resumed_chunks,
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, result.n_in, len(result.kept),
@@ -151,7 +153,8 @@ def combine_results(stage: str, results: list[StageResult]) -> StageResult:
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
     """Lineage: row counts, drop reasons, recipe digest, model and version on each output artifact; the
     counts and stage figures as Metrics. `outputs`/`metrics` are KFP artifacts, used only through
-    `.metadata` and `.log_metric`, so this module needs no kfp.
+    `.metadata` and `.log_metric`, so this module needs no kfp. Metadata is flat (pugc.lineage), as the
+    KFP backend hands it back.
     """
     counts = report["counts"]
     lineage = {
@@ -159,9 +162,9 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         "metrics": report["metrics"], "seconds": report["seconds"], "model": report.get("model") or "",
         "recipe_digest": recipe_digest, "pugc_version": report["pugc_version"],
     }
-    lineage.update({key: report[key] for key in ("input_lines", "quarantined", "training", "shard") if key in report})
+    lineage.update({key: report[key] for key in LINEAGE_EXTRAS if key in report})
     for artifact in outputs:
-        artifact.metadata.update(lineage)
+        artifact.metadata.update(lineage_metadata(lineage))
     if metrics is not None:
         metrics.log_metric("records_in", counts["in"])
         metrics.log_metric("records_out", counts["out"])
@@ -170,6 +173,9 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         for name, value in report["metrics"].items():
             metrics.log_metric(name, round(float(value), 6))
         metrics.log_metric("seconds", report["seconds"])
+
+
+LINEAGE_EXTRAS = ("input_lines", "quarantined", "training", "shard_index", "shard_count", "shards")
 
 
 MEAN_METRIC_SUFFIXES = ("_mean", "_rate", "_fraction", "_per_instruction", "_stdev")
@@ -191,9 +197,9 @@ def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_pat
     """Concatenate a stage's shard outputs in shard order; sum counts. `parts` are KFP artifacts whose
     metadata carry each shard's lineage. Means are merged weighted by records in (stdev approximately)."""
     setup_logging()
-    parts = sorted(parts, key=lambda a: int(a.metadata["shard"][0]))
-    dropped_parts = sorted(dropped_parts, key=lambda a: int(a.metadata["shard"][0]))
-    lineages = [p.metadata for p in parts]
+    parts = sorted(parts, key=lambda a: read_lineage(a)["shard_index"])
+    dropped_parts = sorted(dropped_parts, key=lambda a: read_lineage(a)["shard_index"])
+    lineages = [read_lineage(p) for p in parts]
     _concatenate([p.path for p in parts], merged_path)
     _concatenate([p.path for p in dropped_parts], dropped_path)
     total_in = sum(int(m["rows_in"]) for m in lineages)
@@ -201,7 +207,7 @@ def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_pat
     for m in lineages:
         for reason, count in m["dropped"].items():
             dropped[reason] = dropped.get(reason, 0) + int(count)
-    metrics = combine_metrics([(int(m["rows_in"]), m["metrics"]) for m in lineages])
+    metrics = combine_metrics([(m["rows_in"], m["metrics"]) for m in lineages])
     first = lineages[0]
     report = {
         "stage": first["stage"],
@@ -284,8 +290,13 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
     }
 
 
+def read_lineage(artifact) -> dict:
+    """A task's lineage (see `publish`) from a KFP artifact's metadata."""
+    return decode(artifact.metadata)
+
+
 def summarize(lineages: list[dict]) -> dict:
-    """The run's accounting from every task's lineage metadata (see `publish`)."""
+    """The run's accounting from every task's lineage (`read_lineage`)."""
     as_int = lambda value: int(round(value))  # noqa: E731  (KFP hands metadata numbers back as floats)
     ingest = next(m for m in lineages if m["stage"] == "ingest_ugc")
     stages = {

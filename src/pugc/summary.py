@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from pugc.io import write_json, write_jsonl
-from pugc.stage_runner import summarize
+from pugc.stage_runner import read_lineage, summarize
 
 STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "response_sampling",
                "reward_scoring", "preference_pairs", "dpo_training")
@@ -57,8 +57,9 @@ def markdown_report(summary: dict) -> str:
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`)."""
-    summary = {"recipe_digest": recipe_digest, **summarize([quarantine.metadata] + [a.metadata for a in stage_artifacts])}
-    dropped_paths = [a.path for a in stage_artifacts if a.metadata.get("stage") != "dpo_training"]
+    lineages = [read_lineage(a) for a in [quarantine, *stage_artifacts]]
+    summary = {"recipe_digest": recipe_digest, **summarize(lineages)}
+    dropped_paths = [a.path for a, m in zip(stage_artifacts, lineages[1:]) if m.get("stage") != "dpo_training"]
     write_jsonl(rejected_path, rejected_rows(quarantine.path, dropped_paths))
     write_json(summary_path, summary)
     Path(report_path).write_text(markdown_report(summary), encoding="utf-8")

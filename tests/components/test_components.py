@@ -16,6 +16,7 @@ from pugc.components.response_sampling import response_sampling
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import load_recipe
 from pugc.io import read_records, write_jsonl
+from pugc.lineage import decode
 from pugc.models import resolve_model
 from pugc.records import Document, Instruction, PreferencePair, Response, ScoredResponse
 
@@ -116,13 +117,13 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
     dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"], runtime={},
                              recipe_digest="", dpo_model=model, metrics=metrics, loss_curve=curve)
     assert "<polyline" in (tmp_path / "loss.html").read_text()
-    assert len(model.metadata["training"]["data_digest"]) == 16
+    assert len(decode(model.metadata)["training"]["data_digest"]) == 16
     trained = AutoModelForCausalLM.from_pretrained(model.path)
     base = AutoModelForCausalLM.from_pretrained(resolve_model("pugc-tiny/policy"))
     changed = [n for n, p in trained.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     assert changed, "DPO left every weight unchanged"
-    assert model.metadata["training"]["steps"] == sections["dpo_training"]["max_steps"]
-    assert model.metadata["training"]["base_model"] == "pugc-tiny/policy"
+    assert decode(model.metadata)["training"]["steps"] == sections["dpo_training"]["max_steps"]
+    assert decode(model.metadata)["training"]["base_model"] == "pugc-tiny/policy"
     assert metrics.metrics["steps"] == sections["dpo_training"]["max_steps"]
     assert not (tmp_path / "model" / ".trainer").exists()
 

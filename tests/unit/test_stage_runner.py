@@ -2,6 +2,7 @@
 import pytest
 
 from pugc.io import write_jsonl
+from pugc.lineage import encode
 from pugc.stage_runner import merge_shards, shard_bounds
 
 
@@ -36,9 +37,10 @@ class Part:
 def test_merge_concatenates_in_shard_order_and_sums(tmp_path):
     parts, dropped = [], []
     for index, rows in [(1, [{"id": "c"}]), (0, [{"id": "a"}, {"id": "b"}])]:  # arrive out of order
-        meta = {"stage": "ugc_filter", "shard": [index, 2], "rows_in": len(rows) + 1, "rows_out": len(rows),
-                "dropped": {"low_quality": 1}, "metrics": {"quality_mean": 2.0 + index * 3, "pass_rate": 0.5},
-                "seconds": 1.0 + index, "model": "m"}
+        meta = encode({"stage": "ugc_filter", "shard_index": index, "shard_count": 2, "rows_in": len(rows) + 1,
+                       "rows_out": len(rows), "dropped": {"low_quality": 1},
+                       "metrics": {"quality_mean": 2.0 + index * 3, "pass_rate": 0.5}, "seconds": 1.0 + index,
+                       "model": "m"})
         write_jsonl(tmp_path / f"p{index}", rows)
         write_jsonl(tmp_path / f"d{index}", [{"id": f"x{index}"}])
         parts.append(Part(tmp_path / f"p{index}", meta))

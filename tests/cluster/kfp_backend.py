@@ -1,0 +1,290 @@
+"""A stand-in for the open-source KFP backend's driver and launcher, for running a compiled pipeline here.
+
+It executes the YAML the way a cluster does, not the way KFP's local runner does:
+- each task runs its own compiled container command (`sh -ec ... python3 -m kfp.dsl.executor_main`), with
+  `{{$}}` replaced by an executor input built as the driver builds it, under the Python environment of the
+  task's image (`interpreters`: image -> python), with the container's env variables;
+- artifact URIs live under a gs:// pipeline root, and the container sees them under the GCS mount, as the
+  launcher arranges (here the mount is a local folder: a sitecustomize points KFP's `/gcs/` prefix at it);
+- output artifact metadata goes through ML Metadata as the backend stores it
+  (backend/src/v2/metadata/converter.go): a list comes back as {"list": [...]}, a dict as {"struct": {...}},
+  a bool as 0 or 1, numbers as doubles, and a null fails the task;
+- numbers reach the executor as protojson writes them (integral doubles without a fraction);
+- `ParallelFor` iterations run one by one and their outputs are `Collected` as lists of artifacts, in an
+  order the harness chooses (reversed by default: the backend promises none);
+- `dsl.importer` makes an artifact of its URI with empty metadata.
+
+It does not schedule pods, apply kfp-kubernetes settings, cache or retry.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SITE_DIR = Path(__file__).resolve().parent / "backend_site"
+GCS_MOUNT_ENV = "PUGC_HARNESS_GCS_MOUNT"
+
+
+class UnsupportedValue(ValueError):
+    """The backend refuses this metadata value (converter.go: "unknown/unsupported value type")."""
+
+
+class TaskFailed(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------------------------ ML Metadata round trip
+def to_mlmd(value: Any) -> tuple[str, Any]:
+    """StructValueToMLMDValue: how the launcher stores one metadata value."""
+    if value is None:
+        raise UnsupportedValue("unknown/unsupported value type *structpb.Value_NullValue")
+    if isinstance(value, bool):
+        return "int", int(value)
+    if isinstance(value, str):
+        return "string", value
+    if isinstance(value, (int, float)):
+        return "double", float(value)
+    if isinstance(value, list):
+        return "struct", {"list": value}
+    if isinstance(value, dict):
+        return "struct", {"struct": value}
+    raise UnsupportedValue(f"unknown/unsupported value type {type(value).__name__}")
+
+
+def from_mlmd(kind: str, value: Any) -> Any:
+    """toRuntimeArtifact: how the driver hands a stored value to the next task."""
+    return float(value) if kind in ("int", "double") else value
+
+
+def through_mlmd(metadata: dict) -> dict:
+    return {key: from_mlmd(*to_mlmd(value)) for key, value in metadata.items()}
+
+
+def protojson(value: Any) -> Any:
+    """Numbers as Go's protojson writes a structpb number: 2.0 -> 2, 0.5 -> 0.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: protojson(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [protojson(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------- the run
+@dataclass
+class Artifact:
+    uri: str
+    schema_title: str
+    metadata: dict = field(default_factory=dict)
+    mlmd_id: int = 0
+
+    def runtime(self) -> dict:
+        return {"name": str(self.mlmd_id), "uri": self.uri, "metadata": self.metadata,
+                "type": {"schemaTitle": self.schema_title}}
+
+
+@dataclass
+class TaskRun:
+    path: str  # e.g. "for-loop-2[1]/ugc-filter"
+    image: str
+    returncode: int
+    log: Path
+    outputs: dict[str, list[Artifact]]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    tasks: list[TaskRun]
+    outputs: dict  # task path -> {artifact key: [Artifact]}
+
+    def task(self, path: str) -> TaskRun:
+        return next(t for t in self.tasks if t.path == path)
+
+    def artifact(self, path: str, key: str) -> Artifact:
+        return self.task(path).outputs[key][0]
+
+
+class BackendRun:
+    def __init__(self, pipeline_yaml: str | os.PathLike, workdir: str | os.PathLike, pipeline_root: str,
+                 interpreters: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 run_id: str = "run-1", collect_reversed: bool = True):
+        documents = list(yaml.safe_load_all(Path(pipeline_yaml).read_text()))
+        self.spec = documents[0]
+        self.workdir = Path(workdir)
+        self.mount = self.workdir / "gcs"
+        self.root = pipeline_root.rstrip("/")
+        if not self.root.startswith("gs://"):
+            raise ValueError("the harness mounts a gs:// pipeline root, as the launcher does")
+        self.interpreters = interpreters or {}
+        self.env = env or {}
+        self.run_id = run_id
+        self.collect_reversed = collect_reversed
+        self.ids = itertools.count(1)
+        self.tasks: list[TaskRun] = []
+
+    # -------------------------------------------------------------------------------- public
+    def run(self, parameters: dict | None = None) -> RunResult:
+        root = self.spec["root"]
+        values = {name: definition.get("defaultValue")
+                  for name, definition in root.get("inputDefinitions", {}).get("parameters", {}).items()}
+        values.update(parameters or {})
+        outputs: dict = {}
+        self._run_dag(root["dag"], values, {}, "", outputs)
+        return RunResult(self.run_id, self.tasks, outputs)
+
+    def local_path(self, uri: str) -> Path:
+        return self.mount / uri[len("gs://"):]
+
+    # ---------------------------------------------------------------------------------- DAGs
+    def _run_dag(self, dag: dict, params: dict, artifacts: dict, scope: str, outputs: dict) -> dict:
+        produced: dict[str, dict[str, list[Artifact]]] = {}
+        for name in self._order(dag["tasks"]):
+            task = dag["tasks"][name]
+            if "triggerPolicy" in task:
+                raise NotImplementedError(f"{name}: conditions are not emulated")
+            task_params = self._params(task, params)
+            task_artifacts = self._artifacts(task, artifacts, produced)
+            path = f"{scope}{name}"
+            component = self.spec["components"][task["componentRef"]["name"]]
+            if "parameterIterator" in task:
+                produced[name] = self._loop(task, component, task_params, task_artifacts, path, outputs)
+            elif "dag" in component:
+                produced[name] = self._run_dag(component["dag"], task_params, task_artifacts, f"{path}/", outputs)
+            else:
+                produced[name] = self._execute(component, task_params, task_artifacts, path)
+            outputs[path] = produced[name]
+        return {key: [a for selector in out["artifactSelectors"]
+                      for a in produced[selector["producerSubtask"]][selector["outputArtifactKey"]]]
+                for key, out in dag.get("outputs", {}).get("artifacts", {}).items()}
+
+    @staticmethod
+    def _order(tasks: dict) -> list[str]:
+        """Tasks in an order where every producer runs before its consumers."""
+        def needs(task: dict) -> set[str]:
+            upstream = set(task.get("dependentTasks", []))
+            for kind in ("parameters", "artifacts"):
+                for ref in task.get("inputs", {}).get(kind, {}).values():
+                    for key in ("taskOutputArtifact", "taskOutputParameter"):
+                        if key in ref:
+                            upstream.add(ref[key]["producerTask"])
+            return upstream
+
+        order, pending = [], dict(sorted(tasks.items()))
+        while pending:
+            ready = [n for n, t in pending.items() if needs(t) <= set(order)]
+            if not ready:
+                raise ValueError(f"cycle or unknown producer among {sorted(pending)}")
+            order.extend(ready)
+            for n in ready:
+                pending.pop(n)
+        return order
+
+    @staticmethod
+    def _params(task: dict, params: dict) -> dict:
+        resolved = {}
+        for name, ref in task.get("inputs", {}).get("parameters", {}).items():
+            if "componentInputParameter" in ref:
+                resolved[name] = params[ref["componentInputParameter"]]
+            elif "runtimeValue" in ref:
+                resolved[name] = ref["runtimeValue"]["constant"]
+            else:
+                raise NotImplementedError(f"parameter {name}: {ref}")
+        return resolved
+
+    @staticmethod
+    def _artifacts(task: dict, artifacts: dict, produced: dict) -> dict[str, list[Artifact]]:
+        resolved = {}
+        for name, ref in task.get("inputs", {}).get("artifacts", {}).items():
+            if "componentInputArtifact" in ref:
+                resolved[name] = artifacts[ref["componentInputArtifact"]]
+            else:
+                source = ref["taskOutputArtifact"]
+                resolved[name] = produced[source["producerTask"]][source["outputArtifactKey"]]
+        return resolved
+
+    def _loop(self, task: dict, component: dict, params: dict, artifacts: dict, path: str, outputs: dict) -> dict:
+        iterator = task["parameterIterator"]
+        items = json.loads(iterator["items"]["raw"])
+        collected: dict[str, list[Artifact]] = {}
+        for index, item in enumerate(items):
+            iteration = self._run_dag(component["dag"], {**params, iterator["itemInput"]: item}, artifacts,
+                                      f"{path}[{index}]/", outputs)
+            for key, found in iteration.items():
+                collected.setdefault(key, []).extend(found)
+        if self.collect_reversed:
+            collected = {key: found[::-1] for key, found in collected.items()}
+        return collected
+
+    # ---------------------------------------------------------------------------- executors
+    def _execute(self, component: dict, params: dict, artifacts: dict, path: str) -> dict[str, list[Artifact]]:
+        executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
+        if "importer" in executor:
+            uri = params[executor["importer"]["artifactUri"]["runtimeParameter"]]
+            artifact = Artifact(uri, executor["importer"]["typeSchema"]["schemaTitle"], {}, next(self.ids))
+            return {"artifact": [artifact]}
+        container = executor["container"]
+        task_dir = self.workdir / "tasks" / path.replace("/", "__")
+        task_dir.mkdir(parents=True, exist_ok=True)
+        outputs = {
+            name: [Artifact(f"{self.root}/{self.run_id}/{path}/{name}", d["artifactType"]["schemaTitle"])]
+            for name, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+        }
+        executor_input = protojson({
+            "inputs": {
+                "parameterValues": params,
+                "artifacts": {name: {"artifacts": [a.runtime() for a in found]} for name, found in artifacts.items()},
+            },
+            "outputs": {
+                "artifacts": {name: {"artifacts": [a.runtime() for a in found]} for name, found in outputs.items()},
+                "outputFile": str(task_dir / "executor_output.json"),
+            },
+        })
+        for found in outputs.values():
+            self.local_path(found[0].uri).parent.mkdir(parents=True, exist_ok=True)
+        log = task_dir / "log.txt"
+        returncode = self._launch(container, executor_input, log)
+        run = TaskRun(path, container["image"], returncode, log, outputs)
+        self.tasks.append(run)
+        if returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise TaskFailed(f"task {path} ({container['image']}) exited {returncode}:\n{tail}")
+        self._record_outputs(task_dir / "executor_output.json", outputs, path)
+        return outputs
+
+    def _launch(self, container: dict, executor_input: dict, log: Path) -> int:
+        serialized = json.dumps(executor_input)
+        argv = [part.replace("{{$}}", serialized) for part in container["command"] + container.get("args", [])]
+        leftover = [part for part in argv if "{{$." in part]
+        if leftover:
+            raise NotImplementedError(f"placeholders the harness does not fill: {leftover}")
+        python = self.interpreters.get(container["image"], sys.executable)
+        env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **self.env,
+               GCS_MOUNT_ENV: str(self.mount)}
+        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE_DIR), env.get("PYTHONPATH")) if p)
+        with open(log, "w") as out:
+            return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                  cwd=log.parent).returncode
+
+    def _record_outputs(self, executor_output: Path, outputs: dict[str, list[Artifact]], path: str) -> None:
+        written = json.loads(executor_output.read_text()).get("artifacts", {}) if executor_output.is_file() else {}
+        for name, found in outputs.items():
+            artifact = found[0]
+            entries = written.get(name, {}).get("artifacts", [])
+            metadata = entries[0].get("metadata", {}) if entries else {}
+            try:
+                artifact.metadata = through_mlmd(metadata)
+            except UnsupportedValue as exc:
+                raise TaskFailed(f"task {path}: output {name}: failed to convert RuntimeArtifact to MLMD "
+                                 f"artifact: {exc}") from None
+            artifact.mlmd_id = next(self.ids)

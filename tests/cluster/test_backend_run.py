@@ -1,0 +1,106 @@
+"""The compiled pipeline run the way the open-source KFP backend runs it (tests/cluster/kfp_backend.py):
+each task's own container command, artifacts under a gs:// pipeline root, metadata through ML Metadata's
+conversion, `Collected` shard outputs as lists in no particular order, the input read from GCS (emulator)."""
+import json
+
+import pytest
+
+from pugc.config import load_recipe
+from pugc.inprocess import run_in_process
+from pugc.pipelines.local import compile_pipeline
+from tests.cluster.kfp_backend import BackendRun, TaskFailed, UnsupportedValue, through_mlmd
+
+PIPELINE_ROOT = "gs://pugc-pipeline-root/tiny"
+
+
+def test_metadata_comes_back_as_the_backend_stores_it():
+    assert through_mlmd({"rows": 3, "name": "x", "ok": True, "shard": [0, 2], "dropped": {"a": 1}}) == {
+        "rows": 3.0, "name": "x", "ok": 1.0, "shard": {"list": [0, 2]}, "dropped": {"struct": {"a": 1}}}
+    with pytest.raises(UnsupportedValue):
+        through_mlmd({"model": None})
+
+
+def test_lineage_metadata_is_flat_and_survives_the_backend():
+    from pugc.lineage import decode, encode
+
+    lineage = {"stage": "reward_scoring", "rows_in": 12, "dropped": {"unparsable_judgement": 2},
+               "metrics": {"score_mean": 3.5}, "model": None, "seconds": 1.5, "merged": True}
+    stored = encode(lineage)
+    assert all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in stored.values())
+    assert "model" not in stored
+    back = decode(through_mlmd(stored))
+    assert back == {"stage": "reward_scoring", "rows_in": 12, "dropped": {"unparsable_judgement": 2},
+                    "metrics": {"score_mean": 3.5}, "seconds": 1.5, "merged": 1}
+    assert isinstance(back["rows_in"], int)
+
+
+@pytest.fixture(scope="module")
+def backend_run(tmp_path_factory, sample_slice, gcs_emulator):
+    work = tmp_path_factory.mktemp("backend")
+    recipe = load_recipe("tiny", ["cluster.shards=2", f"cluster.model_cache_path={work / 'cache'}"])
+    pipeline = compile_pipeline(recipe, work / "pipeline.yaml", "kfp", PIPELINE_ROOT)
+    bucket = gcs_emulator.create_bucket("pugc-backend-input")
+    bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
+    run = BackendRun(pipeline, work, PIPELINE_ROOT)
+    result = run.run({"input_uri": "gs://pugc-backend-input/ugc/slice.jsonl"})
+    return run, result, recipe, work
+
+
+
+@pytest.mark.e2e
+def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(backend_run):
+    run, result, _, _ = backend_run
+    shard_tasks = [t.path for t in result.tasks if t.path.startswith("for-loop")]
+    assert len(shard_tasks) == 10  # five LLM stages x two shards, each its own task
+    assert all(t.returncode == 0 for t in result.tasks)
+    summary = json.loads(run.local_path(result.artifact("run-summary", "summary").uri).read_text())
+    stages = summary["stages"]
+    assert summary["input_lines"] == 60 and summary["quarantined"] == 2
+    for name in ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring"):
+        counts = stages[name]
+        assert counts["in"] == counts["out"] + sum(counts["dropped"].values()), name
+    rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
+    assert len(rejected) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
+    assert summary["preference_pairs"] > 0
+
+
+@pytest.mark.e2e
+def test_two_shards_merged_from_a_shuffled_collection_equal_one_process(backend_run, tmp_path, sample_slice):
+    run, result, recipe, work = backend_run
+    pairs = run.local_path(result.artifact("preference-pairs", "preference_pairs").uri).read_text()
+    reference = run_in_process(recipe, str(sample_slice), tmp_path)
+    expected = (tmp_path / "preference_pairs.jsonl").read_text()
+    key = lambda text: [(r["prompt"], r["chosen"], r["rejected"], r["instruction_id"])  # noqa: E731
+                        for r in map(json.loads, text.splitlines())]
+    assert key(pairs) == key(expected)
+    merge = result.artifact("merge-shards-5", "merged")
+    assert merge.metadata["stage"] == "reward_scoring" and merge.metadata["shards"] == 2
+
+
+@pytest.mark.e2e
+def test_model_artifact_metadata_reads_back_after_the_backend(backend_run):
+    from pugc.lineage import decode
+
+    run, result, _, _ = backend_run
+    model = result.artifact("dpo-training", "dpo_model")
+    lineage = decode(model.metadata)
+    assert lineage["stage"] == "dpo_training" and lineage["training"]["steps"] == 4
+    assert (run.local_path(model.uri) / "config.json").is_file()
+
+
+def test_a_task_that_writes_null_metadata_fails_as_on_a_cluster(tmp_path):
+    from kfp import compiler, dsl
+    from kfp.dsl import Dataset, Output
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def writes_null(out: Output[Dataset]):
+        open(out.path, "w").write("x")
+        out.metadata["model"] = None
+
+    @dsl.pipeline(name="null-metadata")
+    def pipeline():
+        writes_null()
+
+    compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
+    with pytest.raises(TaskFailed, match="unsupported value type"):
+        BackendRun(tmp_path / "p.yaml", tmp_path, "gs://b/root").run()
