@@ -6,11 +6,12 @@ from pugc.components import images
 
 @dsl.component(base_image=images.TRAINER, install_kfp_package=False)
 def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, runtime: dict, recipe_digest: str,
+                 run_id: str, task_name: str,
                  dpo_model: Output[Model], metrics: Output[Metrics], loss_curve: Output[HTML]):
     """Stage 7: DPO (or SimPO) of the policy on the preference pairs; saves a from_pretrained checkpoint."""
     from pugc.reports import write_loss_curve
     from pugc.stage_runner import publish, run_training
 
-    report = run_training(preference_pairs.path, dpo_model.path, config, engines, runtime)
+    report = run_training(preference_pairs.path, dpo_model.path, config, engines, runtime, run_id=run_id, task_name=task_name)
     publish(report, [dpo_model], metrics, recipe_digest)
     write_loss_curve(dpo_model.path, loss_curve.path)

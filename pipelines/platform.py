@@ -6,7 +6,10 @@
   Kubernetes Secret (by name: its value never enters the pipeline), the model-cache PVC, and /dev/shm as a
   memory-backed emptyDir;
 - GPU tasks: accelerator type and count (a Kubernetes resource name for KFP, an enum name for Vertex),
-  retries with exponential backoff; on KFP also node selector, tolerations and timeout.
+  retries with exponential backoff; on KFP also node selector, tolerations and timeout;
+- caching as the recipe says, except `input_fingerprint`, which always runs: it reads what the input URI
+  holds now, and ingest takes it as a parameter, so new files under an unchanged URI miss the cache from
+  ingest on (a recurring run's parameters are fixed when it is scheduled, so this must happen at run time).
 
 Vertex AI cannot load kfp-kubernetes settings, so the `vertex` target leaves them out.
 """
@@ -19,6 +22,8 @@ MODEL_TASKS = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sa
                "dpo_training")
 HF_TOKEN_ENV = "HF_TOKEN"
 SHM_VOLUME = "dshm"
+NEVER_CACHED = ("input_fingerprint",)
+ARGO_DEFAULT_WINDOW_S = 3600  # what KFP compiles when a retry names no backoff_max_duration
 
 
 def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp") -> None:
@@ -27,7 +32,7 @@ def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp") -> 
     for name, task in tasks.items():
         spec = cluster.resources.get(name) or ResourceSpec()
         task.set_display_name(name)
-        task.set_caching_options(cluster.caching)
+        task.set_caching_options(cluster.caching and name not in NEVER_CACHED)
         _compute(task, spec)
         if target == "kfp":
             _pod(task, cluster, spec)
@@ -82,7 +87,8 @@ def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> 
     retry = gpu.retry
     if retry.max_retries > 0:
         task.set_retry(num_retries=retry.max_retries, backoff_duration=retry.backoff_duration,
-                       backoff_factor=retry.backoff_factor, backoff_max_duration=retry.backoff_max_duration)
+                       backoff_factor=retry.backoff_factor,
+                       backoff_max_duration=retry.backoff_max_duration or _default_window(retry, spec, target))
     if target != "kfp":
         return
     from kfp import kubernetes
@@ -92,3 +98,26 @@ def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> 
     for toleration in gpu.tolerations:
         kubernetes.add_toleration(task, key=toleration.key, operator=toleration.operator, value=toleration.value,
                                   effect=toleration.effect)
+
+
+def _default_window(retry, spec: ResourceSpec, target: str) -> str | None:
+    """KFP: the window that covers every try. Vertex AI caps the window at one hour: its default."""
+    return f"{retry_window_s(retry, spec.timeout_seconds)}s" if target == "kfp" else None
+
+
+def seconds(duration: str | int | float) -> float:
+    """'90s', '2m', '1h' or a number of seconds."""
+    text = str(duration).strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1:] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def retry_window_s(retry, timeout_seconds: int | None) -> int:
+    """How long after its first start a task may still be retried, as Argo counts it: every try running to
+    its timeout plus every backoff wait. Without a timeout there is nothing to derive it from."""
+    if not timeout_seconds:
+        return ARGO_DEFAULT_WINDOW_S
+    waits = sum(seconds(retry.backoff_duration) * retry.backoff_factor ** i for i in range(retry.max_retries))
+    return int((retry.max_retries + 1) * timeout_seconds + waits)

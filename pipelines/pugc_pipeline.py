@@ -12,6 +12,7 @@ from kfp.dsl import Artifact, Dataset, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.ingest_ugc import ingest_ugc
+from pugc.components.input_fingerprint import input_fingerprint
 from pugc.components.merge_shards import merge_shards
 from pugc.components.instruction_gen import instruction_gen
 from pugc.components.preference_pairs import preference_pairs
@@ -69,13 +70,17 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
         tasks: dict = {}
-        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
+        # Checkpoints are per run and per task: the backend fills these placeholders at run time.
+        per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
+        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+        fingerprint = tasks["input_fingerprint"] = input_fingerprint(input_uri=input_uri)
+        ingest = dict(input_uri=input_uri, config=input_config, input_fingerprint=fingerprint.output)
         if import_input:
             ugc_source = dsl.importer(artifact_uri=input_uri, artifact_class=Dataset, reimport=False)
             ugc_source.set_display_name("ugc_source")
-            ingest_ugc_task = ingest_ugc(input_uri=input_uri, config=input_config, source=ugc_source.output)
+            ingest_ugc_task = ingest_ugc(**ingest, source=ugc_source.output)
         else:
-            ingest_ugc_task = ingest_ugc(input_uri=input_uri, config=input_config)
+            ingest_ugc_task = ingest_ugc(**ingest)
         tasks["ingest_ugc"] = ingest_ugc_task
         ugc_filter_task = fan_out(
             recipe, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
@@ -98,7 +103,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             recipe_digest=recipe_digest)
         dpo_training_task = tasks["dpo_training"] = dpo_training(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
-            engines=engines, runtime=runtime, recipe_digest=recipe_digest)
+            engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],

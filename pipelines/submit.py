@@ -76,12 +76,14 @@ def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str 
 
 
 def vertex_job(p: Plan, credentials=None):
+    """enable_caching=None keeps each task's compiled setting: the recipe's `cluster.caching`, and never for
+    `input_fingerprint` (a job-wide True would cache it and hide new data under the input URI)."""
     from google.cloud import aiplatform
 
     return aiplatform.PipelineJob(
         display_name=p.run_name, template_path=p.pipeline_file, pipeline_root=p.pipeline_root,
         parameter_values=p.parameters, project=p.project, location=p.region, credentials=credentials,
-        enable_caching=True, labels={"pipeline": "pugc", "recipe": p.recipe[:63]},
+        enable_caching=None, labels={"pipeline": "pugc", "recipe": p.recipe[:63]},
     )
 
 

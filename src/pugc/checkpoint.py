@@ -1,9 +1,14 @@
 """Partial progress that survives a killed task: finished chunks of a stage, saved on a durable path.
 
 A task retried after preemption finds the chunks its earlier try finished and computes only the rest, so
-nothing is done twice, nothing is lost, and the output is the same as an uninterrupted run's. The key covers
-the stage, its input's content, its config and its shard, so changed inputs never reuse stale chunks.
+nothing is done twice, nothing is lost, and the output is the same as an uninterrupted run's. Folders are
+per run and per task (`checkpoint_folder`): two runs of the same recipe on the same input (a schedule and a
+push-triggered run) never share, and one run's clean-up never deletes another's progress. Inside, the key
+covers the stage, its input's content, its config and its shard, so changed inputs never reuse stale chunks.
+
 On a cluster the root is a shared volume (the model-cache PVC) or a GCS FUSE path (/gcs/... on Vertex).
+gcsfuse renames a folder only object by object (and not at all without --rename-dir-limit), so a chunk is
+written in place and made whole by its marker, `result.json`, written last; a file rename is all it needs.
 
 `PUGC_FAIL_AFTER_CHUNKS=N` makes a task exit abruptly after saving N chunks (fault-injection tests).
 """
@@ -16,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pugc.io import read_records, write_jsonl
+from pugc.io import read_records, write_json, write_jsonl
 from pugc.records import Dropped, StageResult
 
 log = logging.getLogger(__name__)
@@ -33,9 +38,18 @@ def checkpoint_key(*parts: object, files: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()[:20]
 
 
+def checkpoint_folder(root: str | os.PathLike, run_id: str, task_name: str, key: str) -> Path:
+    """<root>/<run>/<task>/<key>. Without a run id (`pugc stage`, tests) progress is keyed by content alone."""
+    return Path(root) / _safe_name(run_id or "no-run") / _safe_name(task_name) / key
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "_"
+
+
 class ChunkCheckpoints:
-    def __init__(self, root: str | os.PathLike, stage: str, key: str):
-        self.folder = Path(root) / stage / key
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.saved_this_run = 0
 
@@ -46,14 +60,13 @@ class ChunkCheckpoints:
         return {int(p.name.split("-")[1]) for p in self.folder.glob("chunk-*") if (p / "result.json").is_file()}
 
     def save(self, index: int, result: StageResult) -> None:
-        """Written to a temporary folder and renamed: a chunk is either whole or absent."""
-        final, staging = self._chunk(index), self.folder / f".chunk-{index:06d}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        write_jsonl(staging / "kept.jsonl", result.kept)
-        write_jsonl(staging / "dropped.jsonl", result.dropped)
-        (staging / "result.json").write_text(json.dumps({"n_in": result.n_in, "metrics": result.metrics}))
-        os.replace(staging, final)
+        """The records first, the marker last (each file written atomically): a chunk is whole or not done."""
+        chunk = self._chunk(index)
+        chunk.mkdir(exist_ok=True)
+        (chunk / "result.json").unlink(missing_ok=True)
+        write_jsonl(chunk / "kept.jsonl", result.kept)
+        write_jsonl(chunk / "dropped.jsonl", result.dropped)
+        write_json(chunk / "result.json", {"n_in": result.n_in, "metrics": result.metrics})
         self.saved_this_run += 1
         limit = os.environ.get(FAULT_ENV)
         if limit and self.saved_this_run >= int(limit):

@@ -27,8 +27,9 @@ STAGES = (
     "preference_pairs",
     "dpo_training",
 )
+LLM_STAGES = STAGES[:5]  # fanned out over shards, each followed by a `<stage>_merge` task
 # Tasks of the pipeline that are not PUGC stages but still get resources.
-AUX_TASKS = ("ingest_ugc", "run_summary")
+AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
 VerdictMode = Literal["sampled", "expected"]
 
 
@@ -218,12 +219,17 @@ class Toleration:
 
 @dataclass
 class RetryPolicy:
-    """KFP task retries, with exponential backoff (preemptible GPU nodes come and go)."""
+    """Task retries with exponential backoff (preemptible GPU nodes come and go).
+
+    `backoff_max_duration` is how long after the first start a retry may still begin: Argo (open-source KFP)
+    counts it from the first try, so None (the default) derives it from the task's timeout to cover every
+    try (pipelines/platform.py); Vertex AI caps it at one hour.
+    """
 
     max_retries: int = 2
     backoff_duration: str = "60s"
     backoff_factor: float = 2.0
-    backoff_max_duration: str = "3600s"
+    backoff_max_duration: Optional[str] = None
 
 
 @dataclass

@@ -72,6 +72,16 @@ def input_files(uri: str) -> list[str]:
     return [f"gs://{bucket}/{name}" for name in names]
 
 
+def versions(uris: list[str]) -> list[list]:
+    """[uri, size, generation, crc32c] per object: what tells one version of an object from another."""
+    found = []
+    for uri in uris:
+        obj = blob(uri)
+        obj.reload()
+        found.append([uri, obj.size, obj.generation, obj.crc32c])
+    return found
+
+
 def iter_lines(uri: str) -> Iterator[bytes]:
     with blob(uri).open("rb") as handle:
         yield from handle

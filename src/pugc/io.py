@@ -1,6 +1,7 @@
 """Reading and writing records: JSONL (and Parquet for input) from local paths or gs://, written atomically."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +36,23 @@ def input_files(uri: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file or folder")
     return [text]
+
+
+def input_fingerprint(uri: str | os.PathLike) -> str:
+    """A digest of what the input holds now: each file's name, size and version (the GCS generation and
+    checksum, or the local modification time). New, changed or removed files under the same URI change it."""
+    from pugc import gcs
+
+    text = str(uri)
+    files = input_files(text)
+    versions = gcs.versions(files) if gcs.is_gcs(text) else [_local_version(f) for f in files]
+    digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def _local_version(path: str) -> list:
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
 def _raw_lines(uri: str) -> Iterator[bytes]:

@@ -46,9 +46,10 @@ def shard_bounds(keys: list, index: int, count: int) -> tuple[int, int]:
 
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
               engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
-              runtime: dict | None = None) -> dict[str, Any]:
+              runtime: dict | None = None, run_id: str = "", task_name: str = "") -> dict[str, Any]:
     """Run a stage on its shard of the input. With `runtime.checkpoint_root` the shard is worked in chunks of
-    `runtime.checkpoint_every` records, each saved when done, so a retried task resumes (pugc.checkpoint)."""
+    `runtime.checkpoint_every` records, each saved when done, so a retried try of the same task of the same
+    run (`run_id`, `task_name`) resumes (pugc.checkpoint)."""
     from pugc.stages import STAGE_SPECS
 
     setup_logging()
@@ -64,11 +65,11 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     runtime = runtime or {}
     checkpoints = None
     if runtime.get("checkpoint_root") and rows:
-        from pugc.checkpoint import ChunkCheckpoints, checkpoint_key
+        from pugc.checkpoint import ChunkCheckpoints, checkpoint_folder, checkpoint_key
 
         key = checkpoint_key(stage, section, (engines or {}).get(spec.engine_role or ""), shard_index, shard_count,
                              runtime.get("checkpoint_every"), files=(input_path,))
-        checkpoints = ChunkCheckpoints(runtime["checkpoint_root"], stage, key)
+        checkpoints = ChunkCheckpoints(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or stage, key))
     chunk_size = int(runtime.get("checkpoint_every") or 0) if checkpoints else 0
     lazy = LazyEngine(spec, config, engines)
     try:
@@ -175,7 +176,7 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         metrics.log_metric("seconds", report["seconds"])
 
 
-LINEAGE_EXTRAS = ("input_lines", "quarantined", "training", "shard_index", "shard_count", "shards")
+LINEAGE_EXTRAS = ("input_fingerprint", "input_lines", "quarantined", "training", "shard_index", "shard_count", "shards")
 
 
 MEAN_METRIC_SUFFIXES = ("_mean", "_rate", "_fraction", "_per_instruction", "_stdev")
@@ -259,7 +260,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     return report
 
 
-def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None) -> dict:
+def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
+                 run_id: str = "", task_name: str = "") -> dict:
     from pugc.config import DPOTrainingConfig
     from pugc.training.dpo import train
 
@@ -270,10 +272,10 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
     runtime = runtime or {}
     checkpoint_dir = None
     if runtime.get("checkpoint_root"):
-        from pugc.checkpoint import checkpoint_key
+        from pugc.checkpoint import checkpoint_folder, checkpoint_key
 
         key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
-        checkpoint_dir = f"{runtime['checkpoint_root']}/dpo_training/{key}"
+        checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or "dpo_training", key))
     training = train(pairs_path, model_dir, config, policy, checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
     if config.export_uri:
         from pugc.gcs import export_model

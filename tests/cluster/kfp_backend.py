@@ -12,7 +12,9 @@ It executes the YAML the way a cluster does, not the way KFP's local runner does
 - numbers reach the executor as protojson writes them (integral doubles without a fraction);
 - `ParallelFor` iterations run one by one and their outputs are `Collected` as lists of artifacts, in an
   order the harness chooses (reversed by default: the backend promises none);
-- `dsl.importer` makes an artifact of its URI with empty metadata.
+- `dsl.importer` makes an artifact of its URI with empty metadata;
+- a parameter constant that is exactly a run placeholder (`{{$.pipeline_job_uuid}}`, `{{$.pipeline_task_name}}`)
+  is filled in, as the driver does; output parameters are read from the executor output.
 
 It does not schedule pods, apply kfp-kubernetes settings, cache or retry.
 """
@@ -148,11 +150,12 @@ class BackendRun:
     # ---------------------------------------------------------------------------------- DAGs
     def _run_dag(self, dag: dict, params: dict, artifacts: dict, scope: str, outputs: dict) -> dict:
         produced: dict[str, dict[str, list[Artifact]]] = {}
+        produced_params: dict[str, dict[str, Any]] = {}
         for name in self._order(dag["tasks"]):
             task = dag["tasks"][name]
             if "triggerPolicy" in task:
                 raise NotImplementedError(f"{name}: conditions are not emulated")
-            task_params = self._params(task, params)
+            task_params = self._params(task, params, name, produced_params)
             task_artifacts = self._artifacts(task, artifacts, produced)
             path = f"{scope}{name}"
             component = self.spec["components"][task["componentRef"]["name"]]
@@ -161,7 +164,7 @@ class BackendRun:
             elif "dag" in component:
                 produced[name] = self._run_dag(component["dag"], task_params, task_artifacts, f"{path}/", outputs)
             else:
-                produced[name] = self._execute(component, task_params, task_artifacts, path)
+                produced[name], produced_params[name] = self._execute(component, task_params, task_artifacts, path)
             outputs[path] = produced[name]
         return {key: [a for selector in out["artifactSelectors"]
                       for a in produced[selector["producerSubtask"]][selector["outputArtifactKey"]]]
@@ -189,14 +192,19 @@ class BackendRun:
                 pending.pop(n)
         return order
 
-    @staticmethod
-    def _params(task: dict, params: dict) -> dict:
+    def _params(self, task: dict, params: dict, task_name: str, produced_params: dict) -> dict:
+        """Inputs as the driver resolves them; a constant that is exactly a run placeholder is filled in."""
+        placeholders = {"{{$.pipeline_job_uuid}}": self.run_id, "{{$.pipeline_task_name}}": task_name}
         resolved = {}
         for name, ref in task.get("inputs", {}).get("parameters", {}).items():
             if "componentInputParameter" in ref:
                 resolved[name] = params[ref["componentInputParameter"]]
             elif "runtimeValue" in ref:
-                resolved[name] = ref["runtimeValue"]["constant"]
+                constant = ref["runtimeValue"]["constant"]
+                resolved[name] = placeholders.get(constant, constant) if isinstance(constant, str) else constant
+            elif "taskOutputParameter" in ref:
+                source = ref["taskOutputParameter"]
+                resolved[name] = produced_params[source["producerTask"]][source["outputParameterKey"]]
             else:
                 raise NotImplementedError(f"parameter {name}: {ref}")
         return resolved
@@ -226,12 +234,13 @@ class BackendRun:
         return collected
 
     # ---------------------------------------------------------------------------- executors
-    def _execute(self, component: dict, params: dict, artifacts: dict, path: str) -> dict[str, list[Artifact]]:
+    def _execute(self, component: dict, params: dict, artifacts: dict, path: str) -> tuple[dict, dict]:
+        """Run one container task; returns its output artifacts and output parameters."""
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
         if "importer" in executor:
             uri = params[executor["importer"]["artifactUri"]["runtimeParameter"]]
             artifact = Artifact(uri, executor["importer"]["typeSchema"]["schemaTitle"], {}, next(self.ids))
-            return {"artifact": [artifact]}
+            return {"artifact": [artifact]}, {}
         container = executor["container"]
         task_dir = self.workdir / "tasks" / path.replace("/", "__")
         task_dir.mkdir(parents=True, exist_ok=True)
@@ -239,6 +248,7 @@ class BackendRun:
             name: [Artifact(f"{self.root}/{self.run_id}/{path}/{name}", d["artifactType"]["schemaTitle"])]
             for name, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()
         }
+        parameter_names = component.get("outputDefinitions", {}).get("parameters", {})
         executor_input = protojson({
             "inputs": {
                 "parameterValues": params,
@@ -246,6 +256,7 @@ class BackendRun:
             },
             "outputs": {
                 "artifacts": {name: {"artifacts": [a.runtime() for a in found]} for name, found in outputs.items()},
+                "parameters": {name: {"outputFile": str(task_dir / f"parameter-{name}")} for name in parameter_names},
                 "outputFile": str(task_dir / "executor_output.json"),
             },
         })
@@ -258,8 +269,8 @@ class BackendRun:
         if returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
             raise TaskFailed(f"task {path} ({container['image']}) exited {returncode}:\n{tail}")
-        self._record_outputs(task_dir / "executor_output.json", outputs, path)
-        return outputs
+        written = self._record_outputs(task_dir / "executor_output.json", outputs, path)
+        return outputs, {name: written.get("parameterValues", {})[name] for name in parameter_names}
 
     def _launch(self, container: dict, executor_input: dict, log: Path) -> int:
         serialized = json.dumps(executor_input)
@@ -276,11 +287,11 @@ class BackendRun:
             return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                   cwd=log.parent).returncode
 
-    def _record_outputs(self, executor_output: Path, outputs: dict[str, list[Artifact]], path: str) -> None:
-        written = json.loads(executor_output.read_text()).get("artifacts", {}) if executor_output.is_file() else {}
+    def _record_outputs(self, executor_output: Path, outputs: dict[str, list[Artifact]], path: str) -> dict:
+        written = json.loads(executor_output.read_text()) if executor_output.is_file() else {}
         for name, found in outputs.items():
             artifact = found[0]
-            entries = written.get(name, {}).get("artifacts", [])
+            entries = written.get("artifacts", {}).get(name, {}).get("artifacts", [])
             metadata = entries[0].get("metadata", {}) if entries else {}
             try:
                 artifact.metadata = through_mlmd(metadata)
@@ -288,3 +299,4 @@ class BackendRun:
                 raise TaskFailed(f"task {path}: output {name}: failed to convert RuntimeArtifact to MLMD "
                                  f"artifact: {exc}") from None
             artifact.mlmd_id = next(self.ids)
+        return written

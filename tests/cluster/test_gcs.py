@@ -110,3 +110,30 @@ def test_dpo_training_exports_its_checkpoint_to_gcs(bucket, tmp_path):
                           sections["engines"])
     assert report["training"]["export_uri"] == uri
     AutoModelForCausalLM.from_pretrained(gcs.download_model(uri, tmp_path / "fetched"))
+
+
+def test_input_fingerprint_changes_with_new_or_rewritten_objects_only(bucket):
+    from pugc.io import input_fingerprint
+
+    prefix = f"gs://{bucket.name}/ugc/"
+    bucket.blob("ugc/part-0.jsonl").upload_from_string('{"text": "a"}\n')
+    first = input_fingerprint(prefix)
+    assert input_fingerprint(prefix) == first  # nothing changed: a cache hit stays possible
+    bucket.blob("ugc/part-1.jsonl").upload_from_string('{"text": "b"}\n')
+    second = input_fingerprint(prefix)
+    assert second != first  # a new file under the same prefix
+    bucket.blob("ugc/part-1.jsonl").upload_from_string('{"text": "c"}\n')
+    assert input_fingerprint(prefix) not in (first, second)  # the same name, new contents
+
+
+def test_local_input_fingerprint_follows_the_file(tmp_path):
+    import os
+
+    from pugc.io import input_fingerprint
+
+    data = tmp_path / "ugc.jsonl"
+    data.write_text('{"text": "a"}\n')
+    first = input_fingerprint(data)
+    data.write_text('{"text": "a"}\n{"text": "b"}\n')
+    os.utime(data, ns=(1, 2))
+    assert input_fingerprint(data) != first

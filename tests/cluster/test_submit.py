@@ -42,3 +42,19 @@ def test_vertex_dry_run_builds_the_job_offline(tmp_path, capsys):
 def test_missing_pieces_fail_before_anything_is_sent(tmp_path, capsys, args, message):
     code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "x.yaml"))
     assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_vertex_job_keeps_the_recipes_caching_and_never_caches_the_fingerprint(tmp_path, caching):
+    from google.auth.credentials import AnonymousCredentials
+
+    from pugc.config import load_recipe
+    from pugc.pipelines.submit import plan, vertex_job
+
+    recipe = load_recipe("paper", [f"cluster.caching={str(caching).lower()}"])
+    p = plan(recipe, "vertex", tmp_path / "v.yaml", input_uri="gs://b/ugc/", pipeline_root="gs://b/root",
+             project="my-project")
+    tasks = vertex_job(p, credentials=AnonymousCredentials()).to_dict()["pipelineSpec"]["root"]["dag"]["tasks"]
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    assert bool(by_name["ingest_ugc"].get("cachingOptions", {}).get("enableCache")) is caching
+    assert not by_name["input_fingerprint"].get("cachingOptions", {}).get("enableCache")

@@ -24,10 +24,11 @@ def killed(code: str, env_name: str, after: int) -> int:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).returncode
 
 
-def stage_call(stage, source, out, checkpoint_root):
+def stage_call(stage, source, out, checkpoint_root, run_id):
     runtime = {"checkpoint_root": str(checkpoint_root), "checkpoint_every": 6}
     return (f"from pugc.stage_runner import run_stage; run_stage({stage!r}, {str(source)!r}, {str(out)!r}, "
-            f"{str(out) + '.dropped'!r}, {SECTIONS[stage]!r}, {SECTIONS['engines']!r}, 0, 1, {runtime!r})")
+            f"{str(out) + '.dropped'!r}, {SECTIONS[stage]!r}, {SECTIONS['engines']!r}, 0, 1, {runtime!r}, "
+            f"run_id={run_id!r}, task_name='task')")
 
 
 CASES = {
@@ -45,12 +46,12 @@ def test_killed_stage_resumes_to_the_uninterrupted_result(tmp_path, stage):
     write_jsonl(source, CASES[stage]())
     checkpoints = tmp_path / "checkpoints"
     out = tmp_path / "resumed.jsonl"
-    assert killed(stage_call(stage, source, out, checkpoints), "PUGC_FAIL_AFTER_CHUNKS", 2) == FAULT_EXIT_CODE
+    assert killed(stage_call(stage, source, out, checkpoints, "run-a"), "PUGC_FAIL_AFTER_CHUNKS", 2) == FAULT_EXIT_CODE
     assert not out.exists()  # nothing half-written where the output goes
-    assert len(list(checkpoints.glob(f"{stage}/*/chunk-*"))) == 2
+    assert len(list(checkpoints.glob("run-a/task/*/chunk-*"))) == 2
     runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
     resumed = run_stage(stage, str(source), str(out), str(out) + ".dropped", SECTIONS[stage], SECTIONS["engines"],
-                        0, 1, runtime)
+                        0, 1, runtime, run_id="run-a", task_name="task")
     clean = tmp_path / "clean.jsonl"
     run_stage(stage, str(source), str(clean), str(clean) + ".dropped", SECTIONS[stage], SECTIONS["engines"], 0, 1,
               {"checkpoint_root": str(tmp_path / "fresh"), "checkpoint_every": 6})
@@ -60,7 +61,34 @@ def test_killed_stage_resumes_to_the_uninterrupted_result(tmp_path, stage):
     n_in = len(CASES[stage]())
     assert resumed["counts"]["in"] == n_in  # no gaps
     assert resumed["resumed_chunks"] == 2  # the two chunks of the killed try were loaded, not redone
-    assert not list(checkpoints.glob(f"{stage}/*/chunk-*"))  # cleared once the output is whole
+    assert not list(checkpoints.glob("run-a/task/*/chunk-*"))  # cleared once the output is whole
+
+
+def test_another_run_neither_reuses_nor_clears_a_runs_checkpoints(tmp_path):
+    stage = "reward_scoring"
+    source = tmp_path / "in.jsonl"
+    write_jsonl(source, CASES[stage]())
+    checkpoints = tmp_path / "checkpoints"
+    first_try = stage_call(stage, source, tmp_path / "a.jsonl", checkpoints, "scheduled-run")
+    assert killed(first_try, "PUGC_FAIL_AFTER_CHUNKS", 2) == FAULT_EXIT_CODE
+    runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
+    other = run_stage(stage, str(source), str(tmp_path / "b.jsonl"), str(tmp_path / "b.dropped"), SECTIONS[stage],
+                      SECTIONS["engines"], 0, 1, runtime, run_id="push-run", task_name="task")
+    assert other["resumed_chunks"] == 0  # the same recipe and input, but another run: computed afresh
+    assert len(list(checkpoints.glob("scheduled-run/task/*/chunk-*/result.json"))) == 2  # and left alone
+
+
+def test_a_chunk_without_its_marker_is_not_done(tmp_path):
+    from pugc.checkpoint import ChunkCheckpoints
+    from pugc.records import StageResult
+
+    checkpoints = ChunkCheckpoints(tmp_path / "c")
+    checkpoints.save(0, StageResult("reward_scoring", 0, []))
+    checkpoints.save(1, StageResult("reward_scoring", 0, []))
+    (checkpoints.folder / "chunk-000001" / "result.json").unlink()  # killed between the records and the marker
+    assert checkpoints.done() == {0}
+    checkpoints.save(1, StageResult("reward_scoring", 0, []))  # the retry writes over the partial chunk
+    assert checkpoints.done() == {0, 1}
 
 
 @pytest.mark.parametrize("stage", sorted(CASES))

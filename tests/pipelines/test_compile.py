@@ -43,11 +43,13 @@ def test_dag_reads_like_the_method(tmp_path):
     spec, _, _ = compiled(tmp_path, "paper", ["cluster.shards=4", "cluster.resources.reward_scoring.shards=8"])
     tasks = spec["root"]["dag"]["tasks"]
     by_name = {t["taskInfo"]["name"]: key for key, t in tasks.items()}
-    chain = ["ugc_source", "ingest_ugc"]
+    chain = ["ingest_ugc"]
     for stage in LLM_STAGES:
         chain += [f"{stage}-shards", f"{stage}_merge"]
     chain += ["preference_pairs", "dpo_training"]
-    assert set(by_name) == set(chain) | {"run_summary", "ugc_source"}
+    assert set(by_name) == set(chain) | {"run_summary", "ugc_source", "input_fingerprint"}
+    assert sorted(tasks[by_name["ingest_ugc"]]["dependentTasks"]) == sorted(
+        [by_name["ugc_source"], by_name["input_fingerprint"]])
     for before, after in zip(chain, chain[1:]):
         assert tasks[by_name[after]]["dependentTasks"] == [by_name[before]], after
     for stage in LLM_STAGES:
@@ -56,6 +58,41 @@ def test_dag_reads_like_the_method(tmp_path):
         assert loop["parameterIterator"]["items"]["raw"] == str(list(range(shards)))
     for stage in GPU_STAGES + CPU_TASKS:
         assert task_spec(spec, stage)["cachingOptions"].get("enableCache") is True, stage
+
+
+def test_new_data_under_the_same_uri_cannot_be_served_from_cache(tmp_path):
+    """The fingerprint task always runs and feeds ingest, so ingest's cache key changes with the data."""
+    spec, _, _ = compiled(tmp_path, "paper")
+    fingerprint = task_spec(spec, "input_fingerprint")
+    assert not fingerprint["cachingOptions"].get("enableCache")
+    source = task_spec(spec, "ingest_ugc")["inputs"]["parameters"]["input_fingerprint"]["taskOutputParameter"]
+    assert source["producerTask"] == next(k for k, t in spec["root"]["dag"]["tasks"].items()
+                                          if t["taskInfo"]["name"] == "input_fingerprint")
+
+
+def test_checkpoints_are_keyed_by_run_and_task(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper")
+    for stage in GPU_STAGES:
+        params = task_spec(spec, stage)["inputs"]["parameters"]
+        assert params["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}", stage
+        assert params["task_name"]["runtimeValue"]["constant"] == "{{$.pipeline_task_name}}", stage
+
+
+def test_kfp_retry_window_covers_every_try_of_the_timeout(tmp_path):
+    """Argo counts backoff.maxDuration from the first start: a 24 h task that fails after an hour must still
+    be retried, so the window holds 3 tries of 24 h plus the waits between them (120 s, then 240 s)."""
+    spec, _, _ = compiled(tmp_path, "paper")
+    retry = task_spec(spec, "reward_scoring")["retryPolicy"]
+    assert retry["backoffMaxDuration"] == f"{3 * 86400 + 120 + 240}s"
+    vertex, _, _ = compiled(tmp_path, "paper", target="vertex")
+    assert task_spec(vertex, "reward_scoring")["retryPolicy"]["backoffMaxDuration"] == "3600s"  # Vertex's cap
+
+
+def test_merge_tasks_take_resources_from_the_recipe(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper", ["cluster.resources.reward_scoring_merge={memory_limit: 16Gi}"])
+    merge = next(t for t in spec["root"]["dag"]["tasks"].values() if t["taskInfo"]["name"] == "reward_scoring_merge")
+    executor = spec["components"][merge["componentRef"]["name"]]["executorLabel"]
+    assert spec["deploymentSpec"]["executors"][executor]["container"]["resources"]["resourceMemoryLimit"] == "16Gi"
 
 
 def test_kfp_target_carries_every_platform_setting_on_every_gpu_task(tmp_path):

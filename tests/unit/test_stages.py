@@ -186,6 +186,13 @@ def test_pairs_drop_ties_margins_and_singletons():
                              "dropped": {"all_tied": 1, "below_margin": 1, "too_few_responses": 1}}
 
 
+def test_a_margin_equal_to_the_minimum_passes_despite_float_noise():
+    assert 4.1 - 4.0 < 0.1  # the float noise this guards against
+    result = preference_pairs.run(scored("edge", 4.0, 4.1) + scored("below", 4.0, 4.09), PreferencePairsConfig(min_margin=0.1))
+    assert [p.instruction_id for p in result.kept] == ["edge"]
+    assert result.counts["dropped"] == {"below_margin": 1}
+
+
 def test_pairs_break_score_ties_by_sample_order():
     (pair,) = preference_pairs.run(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
     assert (pair.chosen_id, pair.rejected_id) == ("a-0", "a-1")

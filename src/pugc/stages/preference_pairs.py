@@ -9,6 +9,9 @@ from pugc.safety import neutralize_special_tokens
 from pugc.stages.response_sampling import policy_prompt
 
 STAGE = "preference_pairs"
+# Scores are means of verdicts, so differences carry float noise (4.1 - 4.0 = 0.0999...): margins are
+# compared at this many decimals, far finer than any meaningful score difference.
+MARGIN_DECIMALS = 9
 
 
 def _assistant(text: str) -> list[dict]:
@@ -31,7 +34,7 @@ def run(scored: list[ScoredResponse], config: PreferencePairsConfig) -> StageRes
             continue
         chosen = max(group, key=lambda r: r.score)
         rejected = min(group, key=lambda r: r.score)
-        margin = chosen.score - rejected.score
+        margin = round(chosen.score - rejected.score, MARGIN_DECIMALS)
         if margin <= 0:
             dropped.append(Dropped(STAGE, "all_tied", instruction_id, f"all scores {chosen.score}", summary))
             continue
