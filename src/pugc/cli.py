@@ -70,7 +70,8 @@ def cmd_submit(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
                        run_name=args.run_name, experiment=args.experiment, schedule=args.schedule, host=args.host,
-                       project=args.project, region=args.region, service_account=args.service_account)
+                       project=args.project, region=args.region, service_account=args.service_account,
+                       namespace=args.namespace)
     if args.dry_run:
         print(json.dumps(submit.dry_run(plan), indent=2))
         return 0
@@ -161,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--schedule", metavar="CRON", help="create a recurring run on this cron schedule instead")
     sub_.add_argument("--project", help="Vertex: Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
     sub_.add_argument("--region", help="Vertex: region (default $GOOGLE_CLOUD_REGION or us-central1)")
-    sub_.add_argument("--service-account", help="Vertex: the service account the job runs as")
+    sub_.add_argument("--namespace", help="KFP: where runs execute (default: the recipe's cluster.namespace; "
+                      "standalone KFP: kubeflow, multi-user: your profile namespace)")
+    sub_.add_argument("--service-account", help="KFP: the Kubernetes service account runs use (default: the "
+                      "recipe's cluster.service_account); Vertex: the Google service account the job runs as")
     sub_.add_argument("-o", "--output", default="pugc.yaml", help="where the compiled YAML is written")
     sub_.add_argument("--dry-run", action="store_true", help="print what would be submitted; send nothing")
     sub_.set_defaults(func=cmd_submit)
