@@ -5,6 +5,9 @@
 - model tasks (LLM stages, DPO): HF_HOME under the model cache; on KFP also the Hugging Face token from a
   Kubernetes Secret (by name: its value never enters the pipeline), the model-cache PVC, and /dev/shm as a
   memory-backed emptyDir;
+- tasks whose engine role uses `backend: openai`: on KFP the API key from a Kubernetes Secret, as that
+  engine's `api_key_env` variable. Only those tasks: the key reaches no pod that does not call the server,
+  and a missing Secret (the reference is not optional) blocks only the tasks that need it;
 - GPU tasks: accelerator type and count (a Kubernetes resource name for KFP, an enum name for Vertex),
   retries with exponential backoff; on KFP also node selector, tolerations and timeout;
 - caching as the recipe says, except `input_fingerprint`, which always runs: it reads what the input URI
@@ -15,7 +18,7 @@ Vertex AI cannot load kfp-kubernetes settings, so the `vertex` target leaves the
 """
 from __future__ import annotations
 
-from pugc.config import ClusterConfig, ResourceSpec
+from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, ResourceSpec
 
 TARGETS = ("kfp", "vertex")
 MODEL_TASKS = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
@@ -26,7 +29,8 @@ NEVER_CACHED = ("input_fingerprint",)
 ARGO_DEFAULT_WINDOW_S = 3600  # what KFP compiles when a retry names no backoff_max_duration
 
 
-def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp") -> None:
+def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp",
+                   engines: EnginesConfig | None = None) -> None:
     if target not in TARGETS:
         raise ValueError(f"compile target {target!r} is not one of {', '.join(TARGETS)}")
     for name, task in tasks.items():
@@ -38,6 +42,8 @@ def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp") -> 
             _pod(task, cluster, spec)
         if name in MODEL_TASKS:
             _model_task(task, cluster, target)
+        if target == "kfp" and engines is not None:
+            _openai_key(task, cluster, openai_engine_of(name, engines))
         if spec.accelerator_count > 0:
             _gpu_task(task, cluster, spec, target)
 
@@ -75,6 +81,26 @@ def _model_task(task, cluster: ClusterConfig, target: str) -> None:
     if cluster.model_cache_pvc:
         kubernetes.mount_pvc(task, cluster.model_cache_pvc, cluster.model_cache_path)
     kubernetes.empty_dir_mount(task, SHM_VOLUME, "/dev/shm", medium="Memory", size_limit=cluster.shm_size)
+
+
+def openai_engine_of(task_name: str, engines: EnginesConfig) -> EngineConfig | None:
+    """The engine a task calls through `backend: openai`, if any (by its stage's engine role)."""
+    from pugc.stages import STAGE_SPECS
+
+    spec = STAGE_SPECS.get(task_name)
+    engine = getattr(engines, spec.engine_role) if spec and spec.engine_role else None
+    return engine if engine is not None and engine.backend == "openai" else None
+
+
+def _openai_key(task, cluster: ClusterConfig, engine: EngineConfig | None) -> None:
+    if engine is None or not cluster.openai_api_key_secret:
+        return
+    from kfp import kubernetes
+
+    from pugc.engines.openai_engine import OPTION_DEFAULTS
+
+    env_var = engine.options.get("api_key_env") or OPTION_DEFAULTS["api_key_env"]
+    kubernetes.use_secret_as_env(task, cluster.openai_api_key_secret, {cluster.openai_api_key_secret_key: env_var})
 
 
 def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> None:

@@ -114,7 +114,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
             dpo_model=dpo_training_task.outputs["dpo_model"], recipe_digest=recipe_digest)
 
-        apply_platform(recipe.cluster, tasks, target)
+        apply_platform(recipe.cluster, tasks, target, recipe.engines)
         return Outputs(
             summary=run_summary_task.outputs["summary"],
             preference_pairs=preference_pairs_task.outputs["preference_pairs"],

@@ -3,6 +3,12 @@
 `plan` compiles and says what would be sent; `submit` sends it. A dry run (`pugc submit --dry-run`) prints
 the plan without touching the network (for Vertex it still builds the PipelineJob offline, which checks the
 parameter names against the compiled YAML).
+
+On KFP a run's namespace is its experiment's: the client, the experiment and the run all get
+`cluster.namespace` (or --namespace). Multi-user KFP runs the pods in that profile namespace; standalone KFP
+ignores it and runs them in its own namespace (usually `kubeflow`). Runs and recurring runs use
+`cluster.service_account` (or --service-account), a Kubernetes service account in that namespace. On Vertex
+the service account is a Google one, from --service-account only.
 """
 from __future__ import annotations
 
@@ -35,7 +41,8 @@ class Plan:
     token_source: str | None = None  # where the token comes from (never the token itself)
     project: str | None = None  # vertex
     region: str | None = None
-    service_account: str | None = None
+    service_account: str | None = None  # kfp: Kubernetes service account; vertex: Google service account
+    namespace: str | None = None  # kfp: where runs execute (multi-user: the profile namespace)
     extra: dict = field(default_factory=dict)
 
 
@@ -54,7 +61,8 @@ def token_source(explicit: str | None = None) -> tuple[str | None, str | None]:
 def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str | None = None,
          pipeline_root: str | None = None, run_name: str | None = None, experiment: str | None = None,
          schedule: str | None = None, host: str | None = None, project: str | None = None,
-         region: str | None = None, service_account: str | None = None, token: str | None = None) -> Plan:
+         region: str | None = None, service_account: str | None = None, token: str | None = None,
+         namespace: str | None = None) -> Plan:
     root = pipeline_root or recipe.cluster.pipeline_root
     if target == "vertex" and not (root or "").startswith("gs://"):
         raise ValueError("Vertex AI needs a gs:// pipeline root: --pipeline-root gs://BUCKET/pugc or cluster.pipeline_root")
@@ -71,7 +79,8 @@ def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str 
         token_source=token_source(token)[1] if target == "kfp" else None,
         project=project or os.environ.get("GOOGLE_CLOUD_PROJECT") if target == "vertex" else None,
         region=region or os.environ.get("GOOGLE_CLOUD_REGION", "us-central1") if target == "vertex" else None,
-        service_account=service_account,
+        service_account=service_account or (recipe.cluster.service_account if target == "kfp" else None),
+        namespace=namespace or recipe.cluster.namespace if target == "kfp" else None,
     )
 
 
@@ -106,15 +115,27 @@ def submit(p: Plan, token: str | None = None) -> dict:
             return {"schedule": schedule.resource_name}
         job.submit(service_account=p.service_account, experiment=p.experiment)
         return {"job": job.resource_name}
-    import kfp
-
-    client = kfp.Client(host=p.host, existing_token=token_source(token)[0])
+    client = kfp_client(p, token)
     if p.schedule:
-        experiment = client.create_experiment(p.experiment or "pugc")
+        experiment = client.create_experiment(p.experiment or "pugc", namespace=p.namespace)
         run = client.create_recurring_run(experiment_id=experiment.experiment_id, job_name=p.run_name,
                                           cron_expression=p.schedule, pipeline_package_path=p.pipeline_file,
-                                          params=p.parameters)
-        return {"recurring_run_id": run.recurring_run_id}
+                                          params=p.parameters, service_account=p.service_account)
+        return {"recurring_run_id": run.recurring_run_id, "namespace": p.namespace}
     run = client.create_run_from_pipeline_package(p.pipeline_file, arguments=p.parameters, run_name=p.run_name,
-                                                  experiment_name=p.experiment or "pugc")
-    return {"run_id": run.run_id}
+                                                  experiment_name=p.experiment or "pugc", namespace=p.namespace,
+                                                  service_account=p.service_account)
+    return {"run_id": run.run_id, "namespace": p.namespace}
+
+
+def kfp_client(p: Plan, token: str | None = None):
+    """The KFP client, in the plan's namespace.
+
+    kfp.Client also uses its `namespace` argument to find the API when no host is given (in-cluster DNS name
+    or kube proxy path, both in the namespace KFP is installed in), so a profile namespace goes to the client
+    only with an explicit host; the experiment and run calls name it in every case.
+    """
+    import kfp
+
+    in_namespace = {"namespace": p.namespace} if p.namespace and p.host else {}
+    return kfp.Client(host=p.host, existing_token=token_source(token)[0], **in_namespace)

@@ -70,12 +70,27 @@ def cmd_submit(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
                        run_name=args.run_name, experiment=args.experiment, schedule=args.schedule, host=args.host,
-                       project=args.project, region=args.region, service_account=args.service_account)
+                       project=args.project, region=args.region, service_account=args.service_account,
+                       namespace=args.namespace)
     if args.dry_run:
         print(json.dumps(submit.dry_run(plan), indent=2))
         return 0
     print(json.dumps(submit.submit(plan), indent=2))
     return 0
+
+
+def cmd_preflight(args) -> int:
+    from pugc import preflight
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    try:
+        checks, namespace = preflight.preflight(recipe, args.namespace, args.kube_context, args.kubeconfig)
+    except preflight.ClusterUnreachable as exc:
+        print(f"pugc preflight: {exc}", file=sys.stderr)
+        return 2
+    print(f"pugc preflight: recipe {recipe.name}, namespace {namespace}")
+    print(preflight.report(checks))
+    return 1 if any(check.status == preflight.MISSING for check in checks) else 0
 
 
 def cmd_stage(args) -> int:
@@ -161,10 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--schedule", metavar="CRON", help="create a recurring run on this cron schedule instead")
     sub_.add_argument("--project", help="Vertex: Google Cloud project (default $GOOGLE_CLOUD_PROJECT)")
     sub_.add_argument("--region", help="Vertex: region (default $GOOGLE_CLOUD_REGION or us-central1)")
-    sub_.add_argument("--service-account", help="Vertex: the service account the job runs as")
+    sub_.add_argument("--namespace", help="KFP: where runs execute (default: the recipe's cluster.namespace; "
+                      "standalone KFP: kubeflow, multi-user: your profile namespace)")
+    sub_.add_argument("--service-account", help="KFP: the Kubernetes service account runs use (default: the "
+                      "recipe's cluster.service_account); Vertex: the Google service account the job runs as")
     sub_.add_argument("-o", "--output", default="pugc.yaml", help="where the compiled YAML is written")
     sub_.add_argument("--dry-run", action="store_true", help="print what would be submitted; send nothing")
     sub_.set_defaults(func=cmd_submit)
+
+    pre = sub.add_parser("preflight", help="check the run namespace before a submission: service account, "
+                         "Secrets, cache PVC, GPU nodes (exit 1 when something is missing)")
+    _recipe_args(pre)
+    pre.add_argument("--namespace", help="where runs execute (default: the recipe's cluster.namespace)")
+    pre.add_argument("--kube-context", help="kube config context (default: the current one)")
+    pre.add_argument("--kubeconfig", help="kube config file (default: $KUBECONFIG or ~/.kube/config; "
+                     "in-cluster config inside a pod)")
+    pre.set_defaults(func=cmd_preflight)
 
     stage = sub.add_parser("stage", help="run one stage on files, without KFP")
     stage.add_argument("name", choices=["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter",

@@ -250,9 +250,19 @@ class ClusterConfig:
     caching: bool = True
     labels: dict[str, str] = field(default_factory=dict)  # pod labels on every task
     run_as_user: int = 10001  # the images' non-root user (a high UID, clear of host users)
+    # Where runs execute and as whom (pugc submit sends both; pugc preflight checks them). Standalone KFP
+    # starts every run's pods in its own namespace (`kubeflow`) whatever the client names; multi-user KFP
+    # uses the profile namespace named here. The service account is a Kubernetes one (manifests/ create
+    # `pugc-pipeline-runner`); None = the backend's default (pipeline-runner, or default-editor).
+    namespace: Optional[str] = None
+    service_account: Optional[str] = None
     # Model tasks (LLM stages, DPO): Hugging Face token, model cache, shared memory.
     hf_token_secret: Optional[str] = None  # name of a Kubernetes Secret; its value never enters the pipeline
     hf_token_secret_key: str = "token"
+    # The openai engine's API key, from a Kubernetes Secret, on the tasks whose engine role uses backend
+    # openai, as that engine's `api_key_env` variable (OPENAI_API_KEY by default).
+    openai_api_key_secret: Optional[str] = None
+    openai_api_key_secret_key: str = "api-key"
     model_cache_pvc: Optional[str] = None  # a ReadWriteMany PVC shared by the model tasks
     model_cache_path: str = "/cache"  # HF_HOME and vLLM's cache live under it
     shm_size: str = "16Gi"  # /dev/shm as a memory-backed emptyDir (vLLM workers, DataLoader, NCCL)

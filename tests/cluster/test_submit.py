@@ -44,6 +44,107 @@ def test_missing_pieces_fail_before_anything_is_sent(tmp_path, capsys, args, mes
     assert code == 2 and message in err
 
 
+def test_kfp_dry_run_names_the_namespace_and_service_account_from_the_recipe_or_the_flags(tmp_path, capsys):
+    base = ["--target", "kfp", "--input", "gs://bucket/ugc/", "-o", str(tmp_path / "p.yaml")]
+    code, out, _ = run_cli(capsys, *base)
+    plan = json.loads(out)
+    assert code == 0 and (plan["namespace"], plan["service_account"]) == ("kubeflow", "pugc-pipeline-runner")
+    code, out, _ = run_cli(capsys, *base, "--namespace", "kubeflow-user-example-com", "--service-account", "runner-b")
+    plan = json.loads(out)
+    assert code == 0 and (plan["namespace"], plan["service_account"]) == ("kubeflow-user-example-com", "runner-b")
+
+
+def test_vertex_takes_its_google_service_account_from_the_flag_only(tmp_path, capsys):
+    base = ["--target", "vertex", "--pipeline-root", "gs://b/root", "--input", "gs://b/u", "--project", "p",
+            "-o", str(tmp_path / "v.yaml")]
+    plan = json.loads(run_cli(capsys, *base)[1])
+    assert plan["service_account"] is None and plan["namespace"] is None  # the recipe's is a Kubernetes name
+    plan = json.loads(run_cli(capsys, *base, "--service-account", "runner@p.iam.gserviceaccount.com")[1])
+    assert plan["service_account"] == "runner@p.iam.gserviceaccount.com"
+
+
+# ---- the real kfp.Client against a loopback server that speaks the KFP v2beta1 REST API --------------------
+PROFILE = "kubeflow-user-example-com"
+
+
+@pytest.fixture(scope="module")
+def paper_plan(tmp_path_factory):
+    """The paper recipe's KFP plan, compiled once for the tests below (each sets host and namespace)."""
+    from pugc.config import load_recipe
+    from pugc.pipelines import submit
+
+    return submit.plan(load_recipe("paper"), "kfp", tmp_path_factory.mktemp("kfp") / "pugc.yaml",
+                       input_uri="gs://bucket/ugc/", experiment="pugc-nightly", run_name="nightly")
+
+
+def kfp_plan(paper_plan, host, namespace=None, schedule=None):
+    import dataclasses
+
+    return dataclasses.replace(paper_plan, host=host, namespace=namespace, schedule=schedule)
+
+
+def test_multi_user_run_lands_in_the_profile_namespace_as_the_recipe_service_account(paper_plan, monkeypatch):
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=True) as server:
+        monkeypatch.setenv("KFP_TOKEN", "PLANTED-kfp-token")
+        result = submit.submit(kfp_plan(paper_plan, server.url, namespace=PROFILE))
+    state = server.state
+    (experiment,) = state.posted("/experiments")
+    assert experiment["namespace"] == PROFILE and experiment["display_name"] == "pugc-nightly"
+    lookups = [r.query for r in state.requests if r.method == "GET" and r.path.endswith("/experiments")]
+    assert lookups and all(q["namespace"] == PROFILE for q in lookups)
+    (run,) = state.posted("/runs")
+    assert run["service_account"] == "pugc-pipeline-runner" and run["display_name"] == "nightly"
+    assert state.experiments[run["experiment_id"]]["namespace"] == PROFILE
+    assert run["runtime_config"]["parameters"] == {"input_uri": "gs://bucket/ugc/"}
+    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "pugc"
+    assert run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]  # secrets, PVC, selectors travel
+    assert state.runs[result["run_id"]]["service_account"] == "pugc-pipeline-runner"
+    assert result["namespace"] == PROFILE
+    assert all(r.headers.get("authorization") == "Bearer PLANTED-kfp-token" for r in state.requests)
+
+
+def test_multi_user_recurring_run_carries_namespace_and_service_account(paper_plan, monkeypatch):
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=True) as server:
+        result = submit.submit(kfp_plan(paper_plan, server.url, namespace=PROFILE, schedule="0 3 * * 1"))
+    (recurring,) = server.state.posted("/recurringruns")
+    assert recurring["service_account"] == "pugc-pipeline-runner"
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 3 * * 1"
+    stored = server.state.recurring_runs[result["recurring_run_id"]]
+    assert stored["namespace"] == PROFILE and server.state.posted("/experiments")[0]["namespace"] == PROFILE
+
+
+def test_multi_user_server_refuses_a_submission_without_namespace(paper_plan, monkeypatch):
+    """The loopback server holds the backend's rule, so a submission that forgot the namespace fails here."""
+    import kfp_server_api
+
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=True) as server:
+        plan = kfp_plan(paper_plan, server.url)
+        plan.namespace = None
+        with pytest.raises(kfp_server_api.ApiException) as refused:
+            submit.submit(plan)
+    assert "namespace" in refused.value.body and not server.state.runs
+
+
+def test_standalone_run_is_accepted_with_the_kubeflow_namespace_and_service_account(paper_plan, monkeypatch):
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        result = submit.submit(kfp_plan(paper_plan, server.url, namespace="kubeflow"))
+    state = server.state
+    assert any(r.path.endswith("/healthz") for r in state.requests)  # the client asks which mode it is
+    assert state.posted("/experiments")[0]["namespace"] == "kubeflow"
+    assert state.experiments[state.runs[result["run_id"]]["experiment_id"]]["namespace"] == ""  # ReplaceNamespace
+    assert state.runs[result["run_id"]]["service_account"] == "pugc-pipeline-runner"
 @pytest.mark.parametrize("caching", [True, False])
 def test_vertex_job_keeps_the_recipes_caching_and_never_caches_the_fingerprint(tmp_path, caching):
     from google.auth.credentials import AnonymousCredentials

@@ -127,6 +127,33 @@ def test_kfp_target_carries_every_platform_setting_on_every_gpu_task(tmp_path):
         assert "tolerations" not in pod and "secretAsEnv" not in pod and "nodeSelector" not in pod, stage
 
 
+def openai_key_refs(pod):
+    return [(s["secretName"], s["keyToEnv"]) for s in pod.get("secretAsEnv", []) if s["secretName"] == "openai-api-key"]
+
+
+def test_openai_key_comes_from_its_secret_only_on_tasks_whose_role_uses_openai(tmp_path):
+    """The judge on a shared server (its own key variable), the generator on another (the default variable);
+    the policy stays on vLLM, so sampling and DPO never see the key."""
+    _, platform, _ = compiled(tmp_path, "paper", ["engines.judge.backend=openai",
+                                                  "engines.judge.options={api_key_env: JUDGE_API_KEY}",
+                                                  "engines.generator.backend=openai"])
+    wanted = {"reward_scoring": "JUDGE_API_KEY", "ugc_filter": "OPENAI_API_KEY", "instruction_gen": "OPENAI_API_KEY",
+              "relevance_filter": "OPENAI_API_KEY"}
+    for stage, env_var in wanted.items():
+        assert openai_key_refs(platform[executor_name(stage)]) == [
+            ("openai-api-key", [{"secretKey": "api-key", "envVar": env_var}])], stage
+    for stage in ["response_sampling", "dpo_training", *CPU_TASKS]:
+        assert openai_key_refs(platform.get(executor_name(stage), {})) == [], stage
+    assert platform[executor_name("reward_scoring")]["secretAsEnv"][0]["secretName"] == "hf-token"  # still there
+
+
+def test_no_openai_key_reference_without_an_openai_role_or_without_the_secret_setting(tmp_path):
+    _, platform, _ = compiled(tmp_path, "paper")
+    assert not any(openai_key_refs(pod) for pod in platform.values())
+    _, platform, _ = compiled(tmp_path, "paper", ["engines.judge.backend=openai", "cluster.openai_api_key_secret=null"])
+    assert not any(openai_key_refs(pod) for pod in platform.values())
+
+
 def test_vertex_target_is_one_document_with_enum_accelerators_and_loads_as_a_pipeline_job(tmp_path):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform

@@ -1,0 +1,160 @@
+"""`pugc preflight` with the real `kubernetes` client against a loopback server that speaks the Kubernetes
+REST paths (tests/cluster/kube_api.py), through a generated kube config: what it reports, its fixes, its exit
+status."""
+import pytest
+
+from pugc.cli import main
+from tests.cluster.kube_api import KubeApiServer, namespace, node, pvc, secret, service_account
+
+NS = "kubeflow"
+GPU_LABEL = {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}  # recipes/paper.yaml cluster.gpu.node_selector
+
+
+def complete_cluster(ns=NS, token_data=None):
+    """Everything the paper recipe's runs need, in `ns`, plus one GPU node and one CPU node."""
+    return [namespace(ns), service_account(ns, "pugc-pipeline-runner"),
+            secret(ns, "hf-token", token_data or {"token": "hf_PLANTED-token-value"}), pvc(ns, "pugc-model-cache"),
+            node("gke-gpu-1", GPU_LABEL, gpus=8), node("gke-cpu-1", {"cloud.google.com/gke-nodepool": "default"})]
+
+
+@pytest.fixture()
+def kube(tmp_path):
+    with KubeApiServer() as server:
+        server.config_path = server.kubeconfig(tmp_path)
+        yield server
+
+
+def preflight(kube, capsys, *args, recipe="paper"):
+    code = main(["preflight", "--recipe", recipe, "--kubeconfig", str(kube.config_path), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def line(out, subject):
+    """The check line (OK/MISSING/WARN) about `subject`."""
+    return next(text for text in out.splitlines() if subject in text and text.split()[0] in ("OK", "MISSING", "WARN"))
+
+
+def fix_after(out, subject):
+    lines = out.splitlines()
+    index = lines.index(line(out, subject))
+    return lines[index + 1].strip().removeprefix("fix: ")
+
+
+def test_all_present_is_ok_and_reads_exactly_the_objects_the_recipe_names(kube, capsys):
+    kube.add(*complete_cluster())
+    code, out, err = preflight(kube, capsys, "--kube-context", "loopback")
+    assert code == 0, out + err
+    statuses = [text.split()[0] for text in out.splitlines()[1:-1]]
+    assert statuses == ["OK"] * 5, out
+    assert "GPU nodes cloud.google.com/gke-accelerator=nvidia-h100-80gb: 1 node(s), 8 nvidia.com/gpu" in out
+    assert "0 missing, 0 warning(s): ready to submit" in out
+    paths = [path for path, _ in kube.requests]
+    assert paths == ["/api/v1/namespaces/kubeflow", "/api/v1/namespaces/kubeflow/serviceaccounts/pugc-pipeline-runner",
+                     "/api/v1/namespaces/kubeflow/secrets/hf-token",
+                     "/api/v1/namespaces/kubeflow/persistentvolumeclaims/pugc-model-cache", "/api/v1/nodes"]
+    assert kube.requests[-1][1]["labelSelector"] == "cloud.google.com/gke-accelerator=nvidia-h100-80gb"
+    assert set(kube.authorizations) == {"Bearer PLANTED-kube-token"}
+    assert "hf_PLANTED" not in out  # a Secret's value is read, never printed
+
+
+@pytest.mark.parametrize("missing, subject, fix", [
+    ("/api/v1/namespaces/kubeflow", "namespace kubeflow", "kubectl create namespace kubeflow"),
+    ("/api/v1/namespaces/kubeflow/serviceaccounts/pugc-pipeline-runner",
+     "service account kubeflow/pugc-pipeline-runner", "kubectl apply -k manifests/overlays/standalone"),
+    ("/api/v1/namespaces/kubeflow/secrets/hf-token", "secret kubeflow/hf-token",
+     'kubectl -n kubeflow create secret generic hf-token --from-literal=token="$HF_TOKEN" --dry-run=client -o yaml '
+     "| kubectl apply -f -"),
+    ("/api/v1/namespaces/kubeflow/persistentvolumeclaims/pugc-model-cache",
+     "persistentvolumeclaim kubeflow/pugc-model-cache", "kubectl apply -k manifests/overlays/standalone"),
+], ids=["namespace", "service-account", "hf-secret", "pvc"])
+def test_each_missing_object_is_reported_with_its_fix_and_fails(kube, capsys, missing, subject, fix):
+    kube.add(*complete_cluster())
+    del kube.objects[missing]
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1
+    assert line(out, subject).startswith(f"MISSING  {subject}: not found")
+    assert fix_after(out, subject) == fix
+    assert sum(text.startswith("MISSING") for text in out.splitlines()) == 1, out
+    assert "1 missing" in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"hf_token": "hf_PLANTED"}, "has no key 'token' (holds hf_token)"),
+    ({"token": ""}, "key 'token' is empty"),
+])
+def test_a_secret_without_the_recipes_key_is_missing(kube, capsys, data, problem):
+    kube.add(*complete_cluster(token_data=data))
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1 and problem in line(out, "secret kubeflow/hf-token")
+
+
+def test_a_pending_cache_claim_is_not_ready(kube, capsys):
+    kube.add(*complete_cluster(), pvc(NS, "pugc-model-cache", phase="Pending"))
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1
+    assert "is Pending, not Bound" in line(out, "persistentvolumeclaim kubeflow/pugc-model-cache")
+    assert fix_after(out, "persistentvolumeclaim") == (
+        "kubectl -n kubeflow describe pvc pugc-model-cache; kubectl -n kubeflow get job pugc-model-cache-permissions")
+
+
+def test_no_gpu_node_is_a_warning_with_the_node_pool_command_not_a_failure(kube, capsys):
+    kube.add(*[obj for obj in complete_cluster() if obj["metadata"]["name"] != "gke-gpu-1"])
+    code, out, _ = preflight(kube, capsys)
+    assert code == 0
+    assert line(out, "GPU nodes").startswith("WARN     GPU nodes cloud.google.com/gke-accelerator=nvidia-h100-80gb: none now")
+    assert fix_after(out, "GPU nodes") == ("gcloud container node-pools create pugc-gpu --cluster CLUSTER "
+                                           "--accelerator type=nvidia-h100-80gb,count=8 --enable-autoscaling "
+                                           "--min-nodes 0 --max-nodes 4")
+
+
+def test_profile_namespace_with_an_openai_judge_checks_its_key_secret(kube, capsys):
+    profile = "team-alignment"
+    kube.add(*complete_cluster(ns=profile))
+    code, out, _ = preflight(kube, capsys, "--namespace", profile, "--set", "engines.judge.backend=openai",
+                             "--set", "engines.judge.options={api_key_env: JUDGE_API_KEY}")
+    assert code == 1
+    subject = f"secret {profile}/openai-api-key"
+    assert line(out, subject).startswith(f"MISSING  {subject}: not found")
+    assert fix_after(out, subject).startswith(
+        f'kubectl -n {profile} create secret generic openai-api-key --from-literal=api-key="$JUDGE_API_KEY"')
+    kube.add(secret(profile, "openai-api-key", {"api-key": "sk-PLANTED"}))
+    del kube.objects[f"/api/v1/namespaces/{profile}/serviceaccounts/pugc-pipeline-runner"]
+    code, out, _ = preflight(kube, capsys, "--namespace", profile, "--set", "engines.judge.backend=openai")
+    assert code == 1 and line(out, subject).startswith("OK")
+    assert fix_after(out, "service account") == ("kubectl kustomize manifests/overlays/multi-user | "
+                                                 f"sed 's/kubeflow-user-example-com/{profile}/g' | kubectl apply -f -")
+
+
+def test_secrets_this_user_may_not_read_are_a_warning(kube, capsys):
+    kube.add(*complete_cluster())
+    kube.forbidden.add("secrets")
+    code, out, _ = preflight(kube, capsys)
+    assert code == 0
+    assert line(out, "secrets").startswith("WARN     secrets: not allowed to read it")
+    assert fix_after(out, "WARN     secrets") == "kubectl auth can-i get secrets -n kubeflow"
+
+
+def test_unreachable_api_server_is_one_clear_line_and_a_non_zero_exit(kube, capsys):
+    code, out, err = preflight(kube, capsys, "--kube-context", "elsewhere")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("pugc preflight: cannot reach the Kubernetes API server at http://127.0.0.1:")
+    assert "Connection refused" in err and not kube.requests
+
+
+def test_a_missing_kube_config_or_namespace_is_one_line_too(tmp_path, capsys, monkeypatch):
+    code = main(["preflight", "--recipe", "paper", "--kubeconfig", str(tmp_path / "absent")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("pugc preflight: cannot load the kube config") and "Traceback" not in err
+    code = main(["preflight", "--recipe", "tiny"])  # tiny names no namespace
+    assert code == 2 and "no namespace: pass --namespace or set cluster.namespace" in capsys.readouterr().err
+
+
+def test_preflight_module_imports_neither_kfp_nor_kubernetes_until_a_check_runs():
+    import subprocess
+    import sys
+
+    probe = "import sys, pugc.preflight; print(sorted(m for m in ('kfp', 'kubernetes') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
