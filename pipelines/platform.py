@@ -37,6 +37,9 @@ def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp",
         spec = cluster.resources.get(name) or ResourceSpec()
         task.set_display_name(name)
         task.set_caching_options(cluster.caching and name not in NEVER_CACHED)
+        if runs_as_custom_job(spec, target):  # machine, disk, GPUs and env went into the job (task_component)
+            _retry(task, cluster.gpu.retry, spec, target)
+            continue
         _compute(task, spec)
         if target == "kfp":
             _pod(task, cluster, spec)
@@ -70,10 +73,12 @@ def _pod(task, cluster: ClusterConfig, spec: ResourceSpec) -> None:
 
 
 def _model_task(task, cluster: ClusterConfig, target: str) -> None:
+    if target != "kfp":
+        for variable in vertex_model_env(cluster):
+            task.set_env_variable(variable["name"], variable["value"])
+        return
     task.set_env_variable("HF_HOME", f"{cluster.model_cache_path}/huggingface")
     task.set_env_variable("VLLM_CACHE_ROOT", f"{cluster.model_cache_path}/vllm")
-    if target != "kfp":
-        return
     from kfp import kubernetes
 
     if cluster.hf_token_secret:
@@ -110,11 +115,7 @@ def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> 
     else:
         task.set_accelerator_type(spec.accelerator_type or "nvidia.com/gpu")
     task.set_accelerator_limit(spec.accelerator_count)
-    retry = gpu.retry
-    if retry.max_retries > 0:
-        task.set_retry(num_retries=retry.max_retries, backoff_duration=retry.backoff_duration,
-                       backoff_factor=retry.backoff_factor,
-                       backoff_max_duration=retry.backoff_max_duration or _default_window(retry, spec, target))
+    _retry(task, gpu.retry, spec, target)
     if target != "kfp":
         return
     from kfp import kubernetes
@@ -124,6 +125,13 @@ def _gpu_task(task, cluster: ClusterConfig, spec: ResourceSpec, target: str) -> 
     for toleration in gpu.tolerations:
         kubernetes.add_toleration(task, key=toleration.key, operator=toleration.operator, value=toleration.value,
                                   effect=toleration.effect)
+
+
+def _retry(task, retry, spec: ResourceSpec, target: str) -> None:
+    if retry.max_retries > 0:
+        task.set_retry(num_retries=retry.max_retries, backoff_duration=retry.backoff_duration,
+                       backoff_factor=retry.backoff_factor,
+                       backoff_max_duration=retry.backoff_max_duration or _default_window(retry, spec, target))
 
 
 def _default_window(retry, spec: ResourceSpec, target: str) -> str | None:
@@ -147,3 +155,56 @@ def retry_window_s(retry, timeout_seconds: int | None) -> int:
         return ARGO_DEFAULT_WINDOW_S
     waits = sum(seconds(retry.backoff_duration) * retry.backoff_factor ** i for i in range(retry.max_retries))
     return int((retry.max_retries + 1) * timeout_seconds + waits)
+
+
+# ------------------------------------------------------------------------------- Vertex AI custom jobs
+# Machine types that carry N accelerators of a kind (Vertex AI's A3, A2 and G2 families).
+VERTEX_MACHINES = {
+    "NVIDIA_H100_80GB": {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
+    "NVIDIA_A100_80GB": {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
+    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g"},
+    "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
+}
+CUSTOM_JOB_MAX_TIMEOUT = "604800s"  # Vertex's own limit: 7 days
+
+
+def runs_as_custom_job(spec: ResourceSpec, target: str) -> bool:
+    return target == "vertex" and spec.accelerator_count > 0
+
+
+def task_component(cluster: ClusterConfig, name: str, component, target: str):
+    """The component a task runs. On Vertex AI a GPU task becomes a custom job (Google Cloud Pipeline
+    Components' wrapper): the only way a pipeline task gets a chosen machine type and boot disk there."""
+    spec = cluster.resources.get(name) or ResourceSpec()
+    if not runs_as_custom_job(spec, target):
+        return component
+    from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
+
+    accelerator = spec.vertex_accelerator_type or cluster.gpu.vertex_accelerator_type
+    return create_custom_training_job_from_component(
+        component, display_name=name, machine_type=vertex_machine_type(name, spec, accelerator),
+        accelerator_type=accelerator, accelerator_count=spec.accelerator_count,
+        boot_disk_type=cluster.vertex.boot_disk_type,
+        boot_disk_size_gb=spec.vertex_boot_disk_size_gb or cluster.vertex.boot_disk_size_gb,
+        timeout=f"{spec.timeout_seconds}s" if spec.timeout_seconds else CUSTOM_JOB_MAX_TIMEOUT,
+        env=vertex_model_env(cluster) if name in MODEL_TASKS else [], strategy=cluster.vertex.strategy,
+        labels={"pipeline": "pugc", "task": name.replace("_", "-"), **cluster.labels},
+    )
+
+
+def vertex_machine_type(name: str, spec: ResourceSpec, accelerator: str) -> str:
+    if spec.vertex_machine_type:
+        return spec.vertex_machine_type
+    machine = VERTEX_MACHINES.get(accelerator, {}).get(spec.accelerator_count)
+    if not machine:
+        raise ValueError(f"cluster.resources.{name}: no known Vertex machine holds {spec.accelerator_count} x "
+                         f"{accelerator}; set vertex_machine_type")
+    return machine
+
+
+def vertex_model_env(cluster: ClusterConfig) -> list[dict[str, str]]:
+    """Model tasks on Vertex: the token's Secret Manager name (read at run time); caches stay on the boot disk."""
+    from pugc.secrets import HF_TOKEN_SECRET_ENV
+
+    secret = cluster.vertex.hf_token_secret
+    return [{"name": HF_TOKEN_SECRET_ENV, "value": secret}] if secret else []

@@ -22,20 +22,21 @@ from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
-from pugc.pipelines.platform import apply_platform
+from pugc.pipelines.platform import apply_platform, task_component
 
 PIPELINE_NAME = "pugc"
 
 Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset)
 
 
-def fan_out(recipe: Recipe, stage: str, component, source: dict, output: str, tasks: dict, **params):
+def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict, **params):
     """Run an LLM stage as a ParallelFor over its shards (one GPU task each), then merge in shard order.
 
     The same path serves 1 shard and many, so both give the same records. Returns the merge task, whose
     `merged` and `dropped` outputs stand for the stage's.
     """
     count = recipe.cluster.shards_for(stage)
+    component = task_component(recipe.cluster, stage, component, target)
     with dsl.ParallelFor(items=list(range(count)), name=f"{stage}-shards") as shard_index:
         shard_task = component(**source, **params, shard_index=shard_index, shard_count=count)
     merge_task = merge_shards(parts=dsl.Collected(shard_task.outputs[output]),
@@ -66,7 +67,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         reward_scoring_config: dict = sections["reward_scoring"],
         preference_pairs_config: dict = sections["preference_pairs"],
         dpo_training_config: dict = sections["dpo_training"],
-        runtime: dict = recipe.cluster.runtime(),
+        runtime: dict = recipe.cluster.runtime(target),
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
         tasks: dict = {}
@@ -83,25 +84,25 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             ingest_ugc_task = ingest_ugc(**ingest)
         tasks["ingest_ugc"] = ingest_ugc_task
         ugc_filter_task = fan_out(
-            recipe, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
+            recipe, target, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
             config=ugc_filter_config, **llm)
         instruction_gen_task = fan_out(
-            recipe, "instruction_gen", instruction_gen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
+            recipe, target, "instruction_gen", instruction_gen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
             "instructions", tasks, config=instruction_gen_config, **llm)
         relevance_filter_task = fan_out(
-            recipe, "relevance_filter", relevance_filter, {"instructions": instruction_gen_task.outputs["merged"]},
+            recipe, target, "relevance_filter", relevance_filter, {"instructions": instruction_gen_task.outputs["merged"]},
             "relevant_instructions", tasks, config=relevance_filter_config, **llm)
         response_sampling_task = fan_out(
-            recipe, "response_sampling", response_sampling,
+            recipe, target, "response_sampling", response_sampling,
             {"relevant_instructions": relevance_filter_task.outputs["merged"]}, "responses", tasks,
             config=response_sampling_config, **llm)
         reward_scoring_task = fan_out(
-            recipe, "reward_scoring", reward_scoring, {"responses": response_sampling_task.outputs["merged"]},
+            recipe, target, "reward_scoring", reward_scoring, {"responses": response_sampling_task.outputs["merged"]},
             "scored_responses", tasks, config=reward_scoring_config, **llm)
         preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
             scored_responses=reward_scoring_task.outputs["merged"], config=preference_pairs_config,
             recipe_digest=recipe_digest)
-        dpo_training_task = tasks["dpo_training"] = dpo_training(
+        dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
             engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
         run_summary_task = tasks["run_summary"] = run_summary(

@@ -204,6 +204,8 @@ class ResourceSpec:
     accelerator_type: Optional[str] = None  # Kubernetes resource name, e.g. nvidia.com/gpu
     accelerator_count: int = 0
     vertex_accelerator_type: Optional[str] = None  # Vertex enum name, e.g. NVIDIA_H100_80GB; else cluster.gpu's
+    vertex_machine_type: Optional[str] = None  # e.g. a3-highgpu-8g; None = derived from the accelerators
+    vertex_boot_disk_size_gb: Optional[int] = None  # None = cluster.vertex.boot_disk_size_gb
     node_selector: dict[str, str] = field(default_factory=dict)  # added to cluster.gpu.node_selector
     shards: Optional[int] = None  # LLM stages: parallel tasks (one GPU pod each); None = cluster.shards
     timeout_seconds: Optional[int] = None
@@ -244,6 +246,21 @@ class GPUSettings:
 
 
 @dataclass
+class VertexSettings:
+    """Vertex AI only. GPU tasks run as Vertex custom jobs, so each gets a machine type and a boot disk big
+    enough for its model's weights (the default 100 GB cannot hold a 70B model in bf16, about 141 GB)."""
+
+    # Secret Manager name of the Hugging Face token, projects/P/secrets/S[/versions/V]: read by the task at
+    # run time with its service account (pugc.secrets), never compiled into the pipeline.
+    hf_token_secret: Optional[str] = None
+    # Vertex tasks share no volume: checkpoints go to Cloud Storage through its FUSE mount, /gcs/BUCKET/...
+    checkpoint_root: Optional[str] = None
+    boot_disk_type: str = "pd-ssd"
+    boot_disk_size_gb: int = 200
+    strategy: Literal["STANDARD", "SPOT", "FLEX_START"] = "STANDARD"  # SPOT: preemptible, retried on loss
+
+
+@dataclass
 class ClusterConfig:
     pipeline_root: Optional[str] = None  # gs://bucket/prefix for cluster runs (pugc compile/submit --pipeline-root)
     shards: int = 1  # default fan-out of every LLM stage (ParallelFor over shards, merged in order)
@@ -272,11 +289,18 @@ class ClusterConfig:
     checkpoint_every: int = 512
     dpo_save_steps: int = 50
     gpu: GPUSettings = field(default_factory=GPUSettings)
+    vertex: VertexSettings = field(default_factory=VertexSettings)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
 
-    def runtime(self) -> dict:
+    def runtime(self, target: str = "kfp") -> dict:
         """What tasks need at run time beyond their stage config (a pipeline parameter, nulls left out)."""
-        return without_nulls({"checkpoint_root": self.checkpoint_root, "checkpoint_every": self.checkpoint_every,
+        root = self.checkpoint_root
+        if target == "vertex":
+            root = self.vertex.checkpoint_root
+            if root and not root.startswith("/gcs/"):
+                raise ConfigError(f"cluster.vertex.checkpoint_root: Vertex tasks share no volume; use a Cloud "
+                                  f"Storage FUSE path such as /gcs/BUCKET/pugc/checkpoints, not {root!r}")
+        return without_nulls({"checkpoint_root": root, "checkpoint_every": self.checkpoint_every,
                               "dpo_save_steps": self.dpo_save_steps})
 
     def shards_for(self, stage: str) -> int:

@@ -15,6 +15,7 @@ from pugc.io import read_records, write_jsonl
 from pugc.lineage import decode, encode as lineage_metadata
 from pugc.logs import setup_logging
 from pugc.records import StageResult
+from pugc.secrets import load_hf_token
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class LazyEngine:
 
         role = self.spec.engine_role
         if not self.loaded and role and self.spec.needs_engine(self.config):
+            load_hf_token()
             self.engine = make_engine(build(EngineConfig, self.engines.get(role, {}), f"engines.{role}"))
         self.loaded = True
         return self.engine
@@ -266,6 +268,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
     from pugc.training.dpo import train
 
     setup_logging()
+    load_hf_token()
     config = build(DPOTrainingConfig, section, "dpo_training")
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     started = time.monotonic()

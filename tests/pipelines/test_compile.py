@@ -154,21 +154,39 @@ def test_no_openai_key_reference_without_an_openai_role_or_without_the_secret_se
     assert not any(openai_key_refs(pod) for pod in platform.values())
 
 
-def test_vertex_target_is_one_document_with_enum_accelerators_and_loads_as_a_pipeline_job(tmp_path):
+def worker_pool(spec, stage):
+    """The Vertex custom job a GPU task launches: its one worker pool (machine, disk, container)."""
+    task = task_spec(spec, stage)
+    (pool,) = spec["components"][task["componentRef"]["name"]]["inputDefinitions"]["parameters"][
+        "worker_pool_specs"]["defaultValue"]
+    return pool
+
+
+def test_vertex_target_is_one_document_with_gpu_tasks_as_custom_jobs_and_loads_as_a_pipeline_job(tmp_path):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform
 
-    spec, platform, path = compiled(tmp_path, "paper", target="vertex")
+    recipe = load_recipe("paper")
+    spec, platform, path = compiled(tmp_path, "paper", ["cluster.vertex.hf_token_secret=projects/p/secrets/hf"],
+                                    target="vertex")
     assert platform == {} and "platforms" not in path.read_text()
     for stage in GPU_STAGES:
-        accelerator = container(spec, stage)["resources"]["accelerator"]
-        assert accelerator["resourceType"] == "NVIDIA_H100_80GB", stage
+        wanted = recipe.cluster.resources[stage]
+        pool = worker_pool(spec, stage)
+        machine = pool["machine_spec"]
+        assert machine["accelerator_type"] == "NVIDIA_H100_80GB", stage
+        assert machine["accelerator_count"] == wanted.accelerator_count, stage
+        assert machine["machine_type"] == f"a3-highgpu-{wanted.accelerator_count}g", stage
+        disk = 500 if stage in ("ugc_filter", "instruction_gen", "relevance_filter") else 200
+        assert pool["disk_spec"] == {"boot_disk_size_gb": disk, "boot_disk_type": "pd-ssd"}, stage
+        assert pool["container_spec"]["env"] == [{"name": "PUGC_HF_TOKEN_SECRET", "value": "projects/p/secrets/hf"}]
+        assert pool["container_spec"]["image_uri"].split("/")[-1].split(":")[0] in ("vllm", "trainer")
         assert "retryPolicy" in task_spec(spec, stage), stage
     assert "accelerator" not in container(spec, "preference_pairs").get("resources", {})
     job = aiplatform.PipelineJob(
         display_name="pugc-test", template_path=str(path), pipeline_root="gs://bucket/pugc",
         parameter_values={"input_uri": "gs://bucket/ugc/"}, project="test-project", location="us-central1",
-        credentials=AnonymousCredentials(), enable_caching=True)
+        credentials=AnonymousCredentials())
     runtime = job.to_dict()["runtimeConfig"]
     assert runtime["gcsOutputDirectory"] == "gs://bucket/pugc"
     assert runtime["parameterValues"]["input_uri"] == "gs://bucket/ugc/"
@@ -273,3 +291,18 @@ def test_reports_for_people_are_html_artifacts(tmp_path):
     assert outputs["dpo_training"]["loss_curve"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert outputs["dpo_training"]["dpo_model"]["artifactType"]["schemaTitle"] == "system.Model"
     assert outputs["run_summary"]["report"]["artifactType"]["schemaTitle"] == "system.Markdown"
+
+
+def test_vertex_checkpoints_go_through_cloud_storage_fuse(tmp_path):
+    from pugc.config import ConfigError
+
+    spec, _, _ = compiled(tmp_path, "paper", ["cluster.vertex.checkpoint_root=/gcs/bucket/ckpt"], target="vertex")
+    runtime = spec["root"]["inputDefinitions"]["parameters"]["runtime"]["defaultValue"]
+    assert runtime["checkpoint_root"] == "/gcs/bucket/ckpt"
+    with pytest.raises(ConfigError, match="share no volume"):
+        compiled(tmp_path, "paper", ["cluster.vertex.checkpoint_root=/cache/checkpoints"], target="vertex")
+
+
+def test_vertex_gpu_count_without_a_known_machine_names_the_setting(tmp_path):
+    with pytest.raises(ValueError, match="cluster.resources.reward_scoring: .*set vertex_machine_type"):
+        compiled(tmp_path, "paper", ["cluster.resources.reward_scoring.accelerator_count=3"], target="vertex")
