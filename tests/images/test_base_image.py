@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,15 +33,30 @@ def base_env() -> Path:
     return env
 
 
+# What images/base/Dockerfile copies before `pip install --no-deps .`
+DOCKER_CONTEXT = ("pyproject.toml", "README.md", "src", "components", "pipelines")
+
+
 @pytest.fixture(scope="module")
 def pugc_site(base_env, tmp_path_factory) -> Path:
-    """This clone's pugc, built and installed without deps as the Dockerfile does, into a folder of this test
-    session (on PYTHONPATH below): the shared environment never holds any clone's source."""
-    site = tmp_path_factory.mktemp("base-image-site")
+    """This clone's pugc as the image gets it: the Dockerfile's files copied to a clean folder (no stale build/),
+    built into a wheel, installed without deps into a folder of this test session that goes on PYTHONPATH. The
+    shared environment never holds any clone's source."""
+    work = tmp_path_factory.mktemp("base-image")
+    (work / "context").mkdir()
+    for name in DOCKER_CONTEXT:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, work / "context" / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(ROOT / name, work / "context" / name)
+    # the wheel is pure Python: the test runner's setuptools builds it (no download of build requirements)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(work / "wheel"), str(work / "context")], check=True, capture_output=True)
+    wheel = next((work / "wheel").glob("pugc-*.whl"))
     result = subprocess.run([str(base_env / "bin/python"), "-m", "pip", "install", "--quiet", "--no-deps",
-                             "--target", str(site), str(ROOT)], capture_output=True, text=True)
+                             "--target", str(work / "site"), str(wheel)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    return site
+    return work / "site"
 
 
 def in_base_env(base_env: Path, site: Path) -> dict:
