@@ -9,6 +9,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 TOP_LEVEL_FILES = ("requirements.txt", "provided-by-base.txt")
+BASE_PREFIX = "# base: "
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ def top_level(folder: Path) -> dict[str, dict[str, Requirement]]:
 def read_lock(folder: Path) -> dict[str, Locked]:
     locked = {}
     for line in (folder / "requirements.lock").read_text().splitlines():
+        line = line.removeprefix(BASE_PREFIX)  # the base image's own packages: provided all the same
         if not line.strip() or line.startswith("#"):
             continue
         pin, _, via = line.partition("# via:")

@@ -101,3 +101,13 @@ def test_closure_finds_what_each_image_is_known_to_need():
     assert "torch" in modules["trainer"] and "torch" in modules["vllm"] and "torch" not in modules["base"]
     assert "datasketch" in modules["base"] and "peft" in modules["trainer"]
     assert "vllm" in modules["vllm"] and "vllm" not in modules["trainer"]
+
+
+@pytest.mark.parametrize("image, base_package, own_package", [("trainer", "torch", "peft"), ("vllm", "vllm", "kfp")])
+def test_gpu_builds_are_constrained_by_the_lock_except_the_base_images_packages(image, base_package, own_package):
+    """pip reads `# base:` lines as comments: the CUDA image's own torch/vllm builds are never replaced."""
+    folder = IMAGES[image].folder
+    lines = (folder / "requirements.lock").read_text().splitlines()
+    assert any(line.startswith(f"# base: {base_package}==") for line in lines)
+    assert any(line.startswith(f"{own_package}==") for line in lines)
+    assert "-c /tmp/requirements.lock" in (folder / "Dockerfile").read_text()
