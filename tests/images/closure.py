@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # pyproject.toml's package-dir: components/ and pipelines/ install as pugc.components and pugc.pipelines
+# (the longer prefixes first: they win over src/pugc)
 PACKAGE_DIRS = {"pugc.components": ROOT / "components", "pugc.pipelines": ROOT / "pipelines", "pugc": ROOT / "src/pugc"}
 IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
 NAMESPACE_PACKAGES = {"google"}  # split over many distributions: keep the submodule names
