@@ -52,10 +52,10 @@ models: setup
 run: setup
 	$(PUGC) run --recipe $(RECIPE) --input $(INPUT)
 
-test: setup $(CHECKOV)
+test: setup $(CHECKOV) base-env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup base-env
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 bench: setup
@@ -80,3 +80,30 @@ push:
 
 clean:
 	rm -rf runs pugc.yaml .pytest_cache
+
+# ---- image environments (images/, tests/images) ------------------------------------------------------------
+# `make locks` re-resolves each image's requirements.lock from its top-level files (needs PyPI, python3.11 and,
+# for the vllm image, python3.12 on PATH). `make base-env` rebuilds the base image's Python environment from
+# images/base as its Dockerfile does, once per lock: it is cached outside the clone, keyed by a hash of the
+# files it is built from, so fresh clones on this machine reuse it. pugc is not installed there: the tests
+# install each clone's own copy into a folder of their session (tests/images/test_base_image.py).
+BASE_IMAGE_PYTHON ?= python3.11
+BASE_ENV_KEY := $(shell { cat images/base/requirements.txt images/base/requirements.lock; echo $(BASE_IMAGE_PYTHON); } | sha256sum | cut -c1-12)
+BASE_ENV ?= $(HOME)/.cache/pugc/envs/base-$(BASE_ENV_KEY)
+export PUGC_BASE_ENV := $(BASE_ENV)
+
+.PHONY: locks base-env
+
+locks: setup
+	$(PY) images/lock.py
+
+base-env: $(BASE_ENV)/.complete
+
+# flock: two clones building the same environment at once take turns; the second finds it complete
+$(BASE_ENV)/.complete:
+	mkdir -p $(dir $(BASE_ENV))
+	flock $(BASE_ENV).build-lock sh -ec 'test -f $@ && exit 0; rm -rf $(BASE_ENV); \
+	  $(BASE_IMAGE_PYTHON) -m venv $(BASE_ENV); \
+	  $(BASE_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	    -r images/base/requirements.txt -c images/base/requirements.lock; \
+	  cp images/base/requirements.lock $(BASE_ENV)/requirements.lock; touch $@'

@@ -1,0 +1,69 @@
+"""What each image runs (pipelines/pugc_pipeline.py, components/images.py) and where its stages stop."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.openai_engine")
+WHY_NO_ENGINE = "stage_runner.LazyEngine imports the engine backends only for a stage with an engine role"
+WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
+                 "near-duplicate filter, the one place that imports datasketch")
+
+
+@dataclass(frozen=True)
+class ImageStages:
+    image: str
+    components: tuple[str, ...]  # component modules whose base_image is this image
+    also_runs: tuple[str, ...] = ()  # pugc modules those stages load by configuration (engines, training)
+    # pugc modules the stages import somewhere but never reach in this image (module -> why): not followed
+    not_entered: dict[str, str] = field(default_factory=dict)
+    # third-party modules imported only under `try/except ImportError` and absent on purpose (module -> why)
+    optional_absent: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return ROOT / "images" / self.image
+
+    @property
+    def entry_modules(self) -> list[str]:
+        return [f"pugc.components.{c}" for c in self.components] + list(self.also_runs)
+
+
+IMAGES = {
+    "base": ImageStages(
+        "base", ("ingest_ugc", "merge_shards", "preference_pairs", "run_summary"),
+        not_entered={
+            **{backend: WHY_NO_ENGINE + " (preference_pairs has none)" for backend in ENGINE_BACKENDS},
+            "pugc.training": "stage_runner.run_training and config's DPO section check: dpo_training's task only",
+            "pugc.models": "model ids resolve for engines and training only",
+        },
+        optional_absent={"transformers": "pugc.logs silences its progress bars when it is installed"},
+    ),
+    "trainer": ImageStages(
+        "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args"),
+        not_entered={**{backend: WHY_NO_ENGINE + " (dpo_training has none)" for backend in ENGINE_BACKENDS},
+                     "pugc.stages.ingest": WHY_NO_INGEST},
+    ),
+    "vllm": ImageStages(
+        "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"),
+        also_runs=(*ENGINE_BACKENDS, "pugc.models.tiny"),  # the recipe picks the backend; tiny models in tests
+        not_entered={"pugc.training": "stage_runner.run_training and config's DPO section check: the trainer's",
+                     "pugc.stages.ingest": WHY_NO_INGEST},
+    ),
+}
+
+
+def modules_to_import(image: str) -> list[str]:
+    """The pugc modules an image's stages reach and the third-party modules they import (required ones)."""
+    from tests.images.closure import third_party_reach
+
+    stages = IMAGES[image]
+    reach = third_party_reach(stages.entry_modules, stages.not_entered)
+    return sorted(reach.pugc_modules) + sorted(reach.required)
+
+
+if __name__ == "__main__":  # python -m tests.images.stages IMAGE: what CI imports inside the built image
+    import sys
+
+    print(" ".join(modules_to_import(sys.argv[1])))

@@ -1,0 +1,30 @@
+"""The GitHub workflow builds every image and imports its stages inside it (it runs on GitHub, where Docker is;
+tests/cluster/test_artifacts.py validates the file against the workflow schema)."""
+import yaml
+
+from tests.images.stages import IMAGES, ROOT, modules_to_import
+
+
+def images_job() -> dict:
+    return yaml.safe_load((ROOT / ".github/workflows/tests.yml").read_text())["jobs"]["images"]
+
+
+def test_ci_builds_each_image_and_checks_it_inside():
+    job = images_job()
+    assert sorted(job["strategy"]["matrix"]["image"]) == sorted(IMAGES) == sorted(
+        p.parent.name for p in ROOT.glob("images/*/Dockerfile"))
+    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    assert 'docker buildx build -f "images/${{ matrix.image }}/Dockerfile"' in commands
+    assert "python -m tests.images.stages" in commands and "/checks/import_all.py" in commands
+    assert "python3 -m pip check" in commands
+
+
+def test_ci_time_limit_fits_the_largest_image():
+    """Pulling and unpacking vllm/vllm-openai alone takes 10-15 minutes on a hosted runner."""
+    assert 30 <= images_job()["timeout-minutes"] <= 90
+
+
+def test_module_list_for_ci_names_each_images_key_packages():
+    assert "datasketch" in modules_to_import("base")
+    assert {"peft", "trl", "torch"} <= set(modules_to_import("trainer"))
+    assert {"vllm", "pugc.engines.vllm_engine"} <= set(modules_to_import("vllm"))
