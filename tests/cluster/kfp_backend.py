@@ -3,7 +3,8 @@
 It executes the YAML the way a cluster does, not the way KFP's local runner does:
 - each task runs its own compiled container command (`sh -ec ... python3 -m kfp.dsl.executor_main`), with
   `{{$}}` replaced by an executor input built as the driver builds it, under the Python environment of the
-  task's image (`interpreters`: image -> python), with the container's env variables;
+  task's image (`images`: image -> ImageEnv; others run in this process's environment), with the
+  container's env variables;
 - artifact URIs live under a gs:// pipeline root, and the container sees them under the GCS mount, as the
   launcher arranges (here the mount is a local folder: a sitecustomize points KFP's `/gcs/` prefix at it);
 - output artifact metadata goes through ML Metadata as the backend stores it
@@ -33,6 +34,14 @@ import yaml
 
 SITE_DIR = Path(__file__).resolve().parent / "backend_site"
 GCS_MOUNT_ENV = "PUGC_HARNESS_GCS_MOUNT"
+
+
+@dataclass
+class ImageEnv:
+    """An image's Python environment rebuilt here: its interpreter, and where pugc is installed for it."""
+
+    python: str
+    pythonpath: str = ""
 
 
 class UnsupportedValue(ValueError):
@@ -118,7 +127,7 @@ class RunResult:
 
 class BackendRun:
     def __init__(self, pipeline_yaml: str | os.PathLike, workdir: str | os.PathLike, pipeline_root: str,
-                 interpreters: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 images: dict[str, ImageEnv] | None = None, env: dict[str, str] | None = None,
                  run_id: str = "run-1", collect_reversed: bool = True):
         documents = list(yaml.safe_load_all(Path(pipeline_yaml).read_text()))
         self.spec = documents[0]
@@ -127,7 +136,7 @@ class BackendRun:
         self.root = pipeline_root.rstrip("/")
         if not self.root.startswith("gs://"):
             raise ValueError("the harness mounts a gs:// pipeline root, as the launcher does")
-        self.interpreters = interpreters or {}
+        self.images = images or {}
         self.env = env or {}
         self.run_id = run_id
         self.collect_reversed = collect_reversed
@@ -278,11 +287,11 @@ class BackendRun:
         leftover = [part for part in argv if "{{$." in part]
         if leftover:
             raise NotImplementedError(f"placeholders the harness does not fill: {leftover}")
-        python = self.interpreters.get(container["image"], sys.executable)
+        image = self.images.get(container["image"], ImageEnv(sys.executable))
         env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **self.env,
                GCS_MOUNT_ENV: str(self.mount)}
-        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE_DIR), env.get("PYTHONPATH")) if p)
+        env["PATH"] = f"{Path(image.python).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE_DIR), image.pythonpath, env.get("PYTHONPATH")) if p)
         with open(log, "w") as out:
             return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
                                   cwd=log.parent).returncode

@@ -8,7 +8,8 @@ import pytest
 from pugc.config import load_recipe
 from pugc.inprocess import run_in_process
 from pugc.pipelines.local import compile_pipeline
-from tests.cluster.kfp_backend import BackendRun, TaskFailed, UnsupportedValue, through_mlmd
+from pugc.components import images
+from tests.cluster.kfp_backend import BackendRun, ImageEnv, TaskFailed, UnsupportedValue, through_mlmd
 
 PIPELINE_ROOT = "gs://pugc-pipeline-root/tiny"
 
@@ -35,13 +36,16 @@ def test_lineage_metadata_is_flat_and_survives_the_backend():
 
 
 @pytest.fixture(scope="module")
-def backend_run(tmp_path_factory, sample_slice, gcs_emulator):
+def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, pugc_site):
+    """The tiny recipe with 2 shards. CPU tasks run in the base image's environment (`make base-env`); the
+    model tasks in this one, whose pins are the trainer image's (torch aside)."""
     work = tmp_path_factory.mktemp("backend")
     recipe = load_recipe("tiny", ["cluster.shards=2", f"cluster.model_cache_path={work / 'cache'}"])
     pipeline = compile_pipeline(recipe, work / "pipeline.yaml", "kfp", PIPELINE_ROOT)
     bucket = gcs_emulator.create_bucket("pugc-backend-input")
     bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
-    run = BackendRun(pipeline, work, PIPELINE_ROOT)
+    run = BackendRun(pipeline, work, PIPELINE_ROOT,
+                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site))})
     result = run.run({"input_uri": "gs://pugc-backend-input/ugc/slice.jsonl"})
     return run, result, recipe, work
 
@@ -53,6 +57,10 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
     shard_tasks = [t.path for t in result.tasks if t.path.startswith("for-loop")]
     assert len(shard_tasks) == 10  # five LLM stages x two shards, each its own task
     assert all(t.returncode == 0 for t in result.tasks)
+    assert {t.image for t in result.tasks} == {images.BASE, images.INFERENCE, images.TRAINER}
+    for task in result.tasks:  # what the project writes is flat: nothing came back converted
+        for found in task.outputs.values():
+            assert not any(isinstance(v, dict) for v in found[0].metadata.values()), task.path
     summary = json.loads(run.local_path(result.artifact("run-summary", "summary").uri).read_text())
     stages = summary["stages"]
     assert summary["input_lines"] == 60 and summary["quarantined"] == 2
@@ -68,7 +76,7 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
 def test_two_shards_merged_from_a_shuffled_collection_equal_one_process(backend_run, tmp_path, sample_slice):
     run, result, recipe, work = backend_run
     pairs = run.local_path(result.artifact("preference-pairs", "preference_pairs").uri).read_text()
-    reference = run_in_process(recipe, str(sample_slice), tmp_path)
+    run_in_process(recipe, str(sample_slice), tmp_path)
     expected = (tmp_path / "preference_pairs.jsonl").read_text()
     key = lambda text: [(r["prompt"], r["chosen"], r["rejected"], r["instruction_id"])  # noqa: E731
                         for r in map(json.loads, text.splitlines())]

@@ -32,7 +32,7 @@ class ImageStages:
 
 IMAGES = {
     "base": ImageStages(
-        "base", ("ingest_ugc", "merge_shards", "preference_pairs", "run_summary"),
+        "base", ("input_fingerprint", "ingest_ugc", "merge_shards", "preference_pairs", "run_summary"),
         not_entered={
             **{backend: WHY_NO_ENGINE + " (preference_pairs has none)" for backend in ENGINE_BACKENDS},
             "pugc.training": "stage_runner.run_training and config's DPO section check: dpo_training's task only",

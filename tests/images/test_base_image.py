@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,46 +15,9 @@ from pugc.config import load_recipe
 from pugc.pipelines.local import compile_pipeline
 from tests.images.executor import artifact, compiled_tasks, executor_input, run_task
 from tests.images.locks import read_lock
-from tests.images.stages import IMAGES, ROOT, modules_to_import
+from tests.images.stages import IMAGES, modules_to_import
 
 BASE = IMAGES["base"]
-
-
-@pytest.fixture(scope="module")
-def base_env() -> Path:
-    """The cached environment `make base-env` built from the current lock (PUGC_BASE_ENV names it)."""
-    path = os.environ.get("PUGC_BASE_ENV")
-    if not path:
-        pytest.skip("PUGC_BASE_ENV is not set: run through `make test` (or `make base-env` and export it)")
-    env = Path(path)
-    assert (env / ".complete").exists(), f"{env} is not built: make base-env"
-    return env
-
-
-# What images/base/Dockerfile copies before `pip install --no-deps .`
-DOCKER_CONTEXT = ("pyproject.toml", "README.md", "src", "components", "pipelines")
-
-
-@pytest.fixture(scope="module")
-def pugc_site(base_env, tmp_path_factory) -> Path:
-    """This clone's pugc as the image gets it: the Dockerfile's files copied to a clean folder (no stale build/),
-    built into a wheel, installed without deps into a folder of this test session that goes on PYTHONPATH. The
-    shared environment never holds any clone's source."""
-    work = tmp_path_factory.mktemp("base-image")
-    (work / "context").mkdir()
-    for name in DOCKER_CONTEXT:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, work / "context" / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(ROOT / name, work / "context" / name)
-    # the wheel is pure Python: the test runner's setuptools builds it (no download of build requirements)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(work / "wheel"), str(work / "context")], check=True, capture_output=True)
-    wheel = next((work / "wheel").glob("pugc-*.whl"))
-    result = subprocess.run([str(base_env / "bin/python"), "-m", "pip", "install", "--quiet", "--no-deps",
-                             "--target", str(work / "site"), str(wheel)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work / "site"
 
 
 def in_base_env(base_env: Path, site: Path) -> dict:
@@ -118,7 +79,8 @@ def test_ingest_task_runs_in_base_env(base_env, pugc_site, compiled_spec, sample
     config = parameters["input_config"]["defaultValue"]
     assert config.get("near_duplicates", True), "the tiny recipe must keep near-duplicates on: it tests datasketch"
     source = artifact("source", str(sample_data), "system.Dataset")
-    request = executor_input(task, tmp_path, {"input_uri": str(sample_data), "config": config}, {"source": source})
+    request = executor_input(task, tmp_path, {"input_uri": str(sample_data), "config": config,
+                                              "input_fingerprint": "0123456789abcdef"}, {"source": source})
     result = run_task(task, base_env / "bin", request, env=in_base_env(base_env, pugc_site), cwd=tmp_path)
     assert result.returncode == 0, f"ingest_ugc failed in the base image's environment:\n{result.stderr[-4000:]}"
     outputs = tmp_path / "outputs"

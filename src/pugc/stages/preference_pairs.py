@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pugc.config import PreferencePairsConfig
-from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult, to_row
+from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult
 from pugc.safety import neutralize_special_tokens
 from pugc.stages.response_sampling import policy_prompt
 
