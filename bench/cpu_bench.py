@@ -1,7 +1,10 @@
 """CPU benchmarks on the tiny models: prints one JSON object of figures measured side by side in one run,
 and writes it to bench/results/cpu.json (plus the scaling plot to docs/scaling.png when matplotlib is there).
 
-    make bench            # or: .venv/bin/python bench/cpu_bench.py [--repeats 3]
+    make bench            # or: .venv/bin/python bench/cpu_bench.py [--repeats 3] [--vllm-python PATH]
+
+With --vllm-python (make bench passes the vLLM CPU environment's), bench/vllm_bench.py runs there as a child
+and its figures (vLLM beside hf on one tiny model, prefix caching on vs off) join this run's.
 """
 from __future__ import annotations
 
@@ -37,6 +40,18 @@ def bench_judge() -> dict:
     from pugc.config import EngineConfig
 
     return judge_modes(EngineConfig(model="pugc-tiny/judge", batch_size=32), responses=32, n=8, max_tokens=48)
+
+
+def bench_vllm(vllm_python: str | None) -> dict:
+    """bench/vllm_bench.py in the vLLM environment (vLLM pins its own torch), this clone's pugc on its path."""
+    if not vllm_python:
+        return {"skipped": "no --vllm-python given (make bench passes the vLLM CPU environment's)"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    child = subprocess.run([vllm_python, str(ROOT / "bench" / "vllm_bench.py")], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    if child.returncode:
+        raise RuntimeError(f"vllm benchmark failed ({child.returncode}): {child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def tree_rss_mib(root: int) -> float:
@@ -148,6 +163,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu.json"))
+    parser.add_argument("--vllm-python", help="python of the vLLM CPU environment (make vllm-env): adds vLLM figures")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from pugc.logs import setup_logging
@@ -162,7 +178,8 @@ def main() -> int:
                    "generation_batched_vs_sequential": bench_generation(args.repeats),
                    "judge_generated_tokens_sampled_vs_expected": bench_judge(),
                    "local_pipeline_vs_direct": bench_pipeline(work),
-                   "scaling": bench_scaling(work)}
+                   "scaling": bench_scaling(work),
+                   "vllm_vs_hf": bench_vllm(args.vllm_python)}
     figures["scaling"]["plot"] = plot_scaling(figures["scaling"], ROOT / "docs" / "scaling.png")
     figures["peak_memory_mib"] = {"kfp_local_run_process_tree": figures["local_pipeline_vs_direct"]["kfp_peak_rss_mib"],
                                   "in_process_run": figures["local_pipeline_vs_direct"]["in_process_peak_rss_mib"]}

@@ -23,29 +23,61 @@ def sample_docs(limit: int | None = None) -> list[str]:
     return docs[:limit] if limit else docs
 
 
+def document_prompts(count: int) -> list:
+    """One chat prompt per sample document (its first 400 characters)."""
+    from pugc.engines.base import Prompt
+
+    return [Prompt(messages=({"role": "user", "content": d[:400]},)) for d in sample_docs(count)]
+
+
+def tokens_per_second(engine, prompts: list, params, repeats: int, sync: Callable[[], None] = no_sync) -> float:
+    """Median generated tokens per second of `engine.generate(prompts, params)`, after a two-prompt warm-up."""
+    engine.generate(prompts[:2], params)
+
+    def rate() -> float:
+        before = engine.stats.generated_tokens
+        sync()
+        started = time.perf_counter()
+        engine.generate(prompts, params)
+        sync()
+        return (engine.stats.generated_tokens - before) / (time.perf_counter() - started)
+
+    return round(statistics.median(rate() for _ in range(repeats)), 1)
+
+
+def judge_rows(responses: int) -> list:
+    """`responses` responses to score, four per question, each question with its own document as reference."""
+    from pugc.records import Response
+
+    docs = sample_docs(max(2, responses // 4))
+    return [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
+                     instruction="What would you recommend?", document=docs[i // 4 % len(docs)],
+                     response=docs[(i + 5) % len(docs)][:400], sample_index=i % 4) for i in range(responses)]
+
+
+def judge_seconds_per_response(engine, rows: list, config, sync: Callable[[], None] = no_sync) -> float:
+    from pugc.stages import reward_scoring
+
+    sync()
+    started = time.perf_counter()
+    reward_scoring.run(rows, config, engine)
+    sync()
+    return round((time.perf_counter() - started) / len(rows), 4)
+
+
 def generation(engine_config: Callable[[int], object], prompts: int, max_tokens: int, repeats: int,
                batch_size: int, sequential_prompts: int | None = None, sync: Callable[[], None] = no_sync) -> dict:
     """hf generation, batched against one prompt at a time: same prompts, greedy, so the same tokens.
     `engine_config(batch_size)` gives the EngineConfig; the sequential side may measure a prefix only."""
-    from pugc.engines.base import Prompt, SamplingParams
+    from pugc.engines.base import SamplingParams
     from pugc.engines.hf import HFEngine
 
-    batch = [Prompt(messages=({"role": "user", "content": d[:400]},)) for d in sample_docs(prompts)]
+    batch = document_prompts(prompts)
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
     figures = {"prompts": len(batch), "max_tokens": max_tokens, "repeats": repeats}
     for label, size, subset in (("batched", batch_size, batch), ("sequential", 1, batch[:sequential_prompts or len(batch)])):
         engine = HFEngine(engine_config(size))
-        engine.generate(batch[:2], params)  # warm-up
-
-        def rate() -> float:
-            before = engine.stats.generated_tokens
-            sync()
-            started = time.perf_counter()
-            engine.generate(subset, params)
-            sync()
-            return (engine.stats.generated_tokens - before) / (time.perf_counter() - started)
-
-        figures[f"{label}_tokens_per_s"] = round(statistics.median(rate() for _ in range(repeats)), 1)
+        figures[f"{label}_tokens_per_s"] = tokens_per_second(engine, subset, params, repeats, sync)
         figures[f"{label}_prompts_measured"] = len(subset)
         engine.close()
     figures["ratio"] = round(figures["batched_tokens_per_s"] / figures["sequential_tokens_per_s"], 2)
@@ -58,31 +90,28 @@ def judge_modes(engine_config, responses: int, n: int, max_tokens: int, sync: Ca
     Re-sampling of unparsable verdicts is off here: a random model never writes "[RESULT] n", so re-draws
     would measure the fallback, not the N-sample cost (with it on, the tiny judge costs 3x per response).
     """
-    from pugc.config import RewardScoringConfig
     from pugc.engines.hf import HFEngine
-    from pugc.records import Response
-    from pugc.stages import reward_scoring
 
-    docs = sample_docs(max(2, responses // 4))
-    rows = [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
-                     instruction="What would you recommend?", document=docs[i // 4 % len(docs)],
-                     response=docs[(i + 5) % len(docs)][:400], sample_index=i % 4) for i in range(responses)]
+    rows = judge_rows(responses)
     figures = {"responses": responses, "n": n, "max_tokens": max_tokens}
-    for mode, config in (("sampled", RewardScoringConfig(mode="sampled", n=n, max_tokens=max_tokens, max_resamples=0)),
-                         ("expected", RewardScoringConfig(mode="expected", feedback_max_tokens=max_tokens))):
+    for mode, config in judge_configs(n, max_tokens).items():
         engine = HFEngine(engine_config)
-        sync()
-        started = time.perf_counter()
-        reward_scoring.run(rows, config, engine)
-        sync()
+        figures[f"{mode}_seconds_per_response"] = judge_seconds_per_response(engine, rows, config, sync)
         figures[f"{mode}_tokens_per_response"] = round(engine.stats.generated_tokens / responses, 2)
-        figures[f"{mode}_seconds_per_response"] = round((time.perf_counter() - started) / responses, 4)
         engine.close()
     figures["token_ratio_expected_over_sampled"] = round(
         figures["expected_tokens_per_response"] / figures["sampled_tokens_per_response"], 4)
     figures["time_ratio_sampled_over_expected"] = round(
         figures["sampled_seconds_per_response"] / figures["expected_seconds_per_response"], 2)
     return figures
+
+
+def judge_configs(n: int, max_tokens: int) -> dict:
+    """The two judge modes on the same token budget, re-sampling off (see judge_modes)."""
+    from pugc.config import RewardScoringConfig
+
+    return {"sampled": RewardScoringConfig(mode="sampled", n=n, max_tokens=max_tokens, max_resamples=0),
+            "expected": RewardScoringConfig(mode="expected", feedback_max_tokens=max_tokens)}
 
 
 def write_figures(figures: dict, out: str | Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 
@@ -78,6 +78,25 @@ def tokenizer_special_tokens(tokenizer) -> list[str]:
         if getattr(added, "special", False):
             tokens.add(str(added.content if hasattr(added, "content") else added))
     return sorted(tokens)
+
+
+def once_if_greedy(params: SamplingParams) -> SamplingParams:
+    """What to ask a backend for: greedy decoding yields the same output however often it is drawn, and vLLM
+    (offline or behind its OpenAI server) refuses greedy sampling with n > 1, so greedy asks for one."""
+    return replace(params, n=1) if params.greedy and params.n > 1 else params
+
+
+def generate_n(run: Callable[[SamplingParams], list[list[Completion]]], params: SamplingParams,
+               stats: EngineStats) -> list[list[Completion]]:
+    """`run` (a backend's batched generate) under `once_if_greedy`, its output copied up to `params.n` samples.
+    Generated tokens are counted as decoded: a greedy answer copied n times was generated once."""
+    request = once_if_greedy(params)
+    results = run(request)
+    stats.prompts += len(results)
+    stats.generated_tokens += sum(c.num_tokens for completions in results for c in completions)
+    if request.n == params.n:
+        return results
+    return [[replace(completions[0]) for _ in range(params.n)] for completions in results]
 
 
 class LocalTokenizer:

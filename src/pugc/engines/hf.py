@@ -10,7 +10,8 @@ import time
 from typing import Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, prompt_seed
+from pugc.engines.base import (Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, generate_n,
+                               prompt_seed)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,13 @@ class HFEngine(LocalTokenizer):
     # -------------------------------------------------------------------------------------------- API
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """Each prompt expands to n rows (one per sample); greedy decoding runs once and is copied n times."""
+        return generate_n(lambda request: self._generate_rows(prompts, request), params, self.stats)
+
+    def _generate_rows(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         prompt_tokens = [self._encode(self.render(p)) for p in prompts]
         for i, tokens in enumerate(prompt_tokens):
             self._check_length(tokens, params.max_tokens, i)
-        samples = 1 if params.greedy else params.n
+        samples = params.n
         rows = [(p, s) for p in range(len(prompts)) for s in range(samples)]
         by_row: dict[tuple[int, int], Completion] = {}
         started, done = time.monotonic(), 0
@@ -103,10 +107,7 @@ class HFEngine(LocalTokenizer):
             done += len(indices)
             self.stats.prompt_tokens += int(mask.sum())
             self._progress("generate", done // samples, len(prompts), started)
-        results = [[by_row[(p, s % samples)] for s in range(params.n)] for p in range(len(prompts))]
-        self.stats.prompts += len(prompts)
-        self.stats.generated_tokens += sum(c.num_tokens for r in results for c in r[:samples])
-        return results
+        return [[by_row[(p, s)] for s in range(samples)] for p in range(len(prompts))]
 
     def _generate_batch(self, ids, mask, rows, prompts, params) -> list[list[int]]:
         import torch

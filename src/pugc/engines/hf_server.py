@@ -27,6 +27,8 @@ def parse_request(body: dict) -> tuple[Prompt, SamplingParams]:
         top_p=float(body.get("top_p", 1.0)), n=int(body.get("n", 1)), seed=body.get("seed"),
         repetition_penalty=float(body.get("repetition_penalty", 1.0)),
     )
+    if params.greedy and params.n > 1:  # vLLM's contract, kept so clients that break it fail here first
+        raise ValueError(f"n must be 1 when using greedy sampling, got {params.n}")
     return Prompt(messages=tuple(messages), assistant_prefix=prefix), params
 
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, prompt_seed
+from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, generate_n, prompt_seed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,19 @@ def chat_body(model: str, prompt: Prompt, params: SamplingParams, seed: int | No
     if params.repetition_penalty != 1.0:
         body["repetition_penalty"] = params.repetition_penalty  # vLLM extension
     return body
+
+
+def error_detail(body: bytes, limit: int = 1000) -> str:
+    """What a server said about a failed request: the OpenAI-style `error.message` when there is one (vLLM's
+    reasons for a 400, e.g. a refused sampling setting), else the start of the raw body."""
+    text = body.decode("utf-8", "replace")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return text[:limit]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = (error if isinstance(error, dict) else payload if isinstance(payload, dict) else {}).get("message")
+    return (message if isinstance(message, str) and message else text)[:limit]
 
 
 def verdict_body(model: str, prompt: Prompt, top_logprobs: int) -> dict[str, Any]:
@@ -120,7 +133,7 @@ class OpenAIEngine:
                 with urllib.request.urlopen(request, timeout=float(self.options["timeout_s"])) as reply:
                     return json.loads(reply.read())
             except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
+                detail = error_detail(exc.read())
                 if exc.code not in RETRY_STATUS or attempt == attempts - 1:
                     raise RequestFailed(f"{self.url} answered {exc.code} for {self.model_id}: {detail}") from None
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
@@ -145,11 +158,11 @@ class OpenAIEngine:
         return replies
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        bodies = [chat_body(self.model_id, p, params, prompt_seed(params.seed or 0, p)) for p in prompts]
-        results = [to_completions(r) for r in self._post_all(bodies)]
-        self.stats.prompts += len(prompts)
-        self.stats.generated_tokens += sum(c.num_tokens for r in results for c in r)
-        return results
+        def run(request: SamplingParams) -> list[list[Completion]]:
+            bodies = [chat_body(self.model_id, p, request, prompt_seed(request.seed or 0, p)) for p in prompts]
+            return [to_completions(r) for r in self._post_all(bodies)]
+
+        return generate_n(run, params, self.stats)
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         """Without the server's tokenizer we cannot tell whether "[RESULT] " ends in a space token

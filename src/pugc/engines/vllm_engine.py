@@ -16,7 +16,8 @@ import time
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, prompt_seed
+from pugc.engines.base import (Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, generate_n,
+                               prompt_seed)
 from pugc.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,12 @@ class VLLMEngine(LocalTokenizer):
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         token_lists = [self._encode(self.render(p)) for p in prompts]
-        sampling = [sampling_kwargs(params, prompt_seed(params.seed or 0, p)) for p in prompts]
-        results = [to_completions(o) for o in self._run(token_lists, sampling)]
-        self.stats.prompts += len(prompts)
-        self.stats.generated_tokens += sum(c.num_tokens for r in results for c in r)
-        return results
+
+        def run(request: SamplingParams) -> list[list[Completion]]:
+            sampling = [sampling_kwargs(request, prompt_seed(request.seed or 0, p)) for p in prompts]
+            return [to_completions(o) for o in self._run(token_lists, sampling)]
+
+        return generate_n(run, params, self.stats)
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         positions = [self.verdict_position(self.render(p), candidates) for p in prompts]

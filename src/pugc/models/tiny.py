@@ -3,6 +3,7 @@
 Each `pugc-tiny/<role>` model is a byte-level BPE tokenizer trained on local text (the prompt templates plus a
 small corpus shipped with the package) and a randomly initialised 2-layer Llama with a chat template. The
 same id always yields the same weights, so runs are reproducible without any download.
+`pugc-tiny/judge-hd32` is the same recipe with 32-dim attention heads, the smallest vLLM's CPU build runs.
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 # One seed per role, so policy, generator and judge are different networks.
-TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37}
+TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "judge-hd32": 41}
+HEAD_SIZE = 16
+# vLLM's CPU attention refuses heads under 32 dims; this model runs on hf and vllm alike (tests, bench).
+HEAD_SIZE_BY_ROLE = {"judge-hd32": 32}
 
 
 def _training_text() -> list[str]:
@@ -53,12 +57,13 @@ def build_tokenizer():
     )
 
 
-def build_model(vocab_size: int, seed: int, tokenizer):
+def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZE):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    hidden = 4 * head_size
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
         # A wider init than usual makes a random model's verdicts spread out instead of sitting at uniform.
         initializer_range=0.3, tie_word_embeddings=True,
@@ -83,7 +88,7 @@ def ensure_tiny_model(model_id: str) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tokenizer = build_tokenizer()
-        model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer)
+        model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer, HEAD_SIZE_BY_ROLE.get(role, HEAD_SIZE))
         tokenizer.save_pretrained(staging)
         model.save_pretrained(staging)
         os.replace(staging, target)  # atomic: a concurrent builder's finished copy wins, never a half one

@@ -65,7 +65,11 @@ RESAMPLE_SEED_STEP = 1_000_003
 
 
 def _judge_sampled(engine, prompts, scale, params, max_resamples) -> list[Judgement]:
-    """n samples per prompt; samples that do not parse are drawn again (new seeds), up to max_resamples rounds."""
+    """n samples per prompt; samples that do not parse are drawn again (new seeds), up to max_resamples rounds.
+    A greedy judge is never re-drawn: at temperature 0 a new seed gives the same unparsable output again."""
+    if params.greedy and max_resamples:
+        log.info("greedy verdicts: re-sampling skipped (it would re-draw the same outputs)")
+        max_resamples = 0
     outputs = generate_parsed(engine, prompts, params, scale.parse)
     votes = [[None if s.value is None else float(s.value) for s in samples] for samples in outputs]
     raw = [[s.completion.text for s in samples] for samples in outputs]
