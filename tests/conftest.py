@@ -29,6 +29,15 @@ def sample_slice(tmp_path_factory, sample_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_env() -> Path:
+    """The vllm image's environment with vLLM's CPU build (`make vllm-env`; PUGC_VLLM_ENV names it)."""
+    path = os.environ.get("PUGC_VLLM_ENV")
+    if not path or not (Path(path) / ".complete").exists():
+        pytest.skip("PUGC_VLLM_ENV is not set or not built: run through `make test` (or `make vllm-env`)")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
 def base_env() -> Path:
     """The cached environment `make base-env` built from the current lock (PUGC_BASE_ENV names it)."""
     path = os.environ.get("PUGC_BASE_ENV")

@@ -107,6 +107,7 @@ class Artifact:
 class TaskRun:
     path: str  # e.g. "for-loop-2[1]/ugc-filter"
     image: str
+    python: str  # the interpreter of the image's environment it ran in
     returncode: int
     log: Path
     outputs: dict[str, list[Artifact]]
@@ -272,8 +273,9 @@ class BackendRun:
         for found in outputs.values():
             self.local_path(found[0].uri).parent.mkdir(parents=True, exist_ok=True)
         log = task_dir / "log.txt"
-        returncode = self._launch(container, executor_input, log)
-        run = TaskRun(path, container["image"], returncode, log, outputs)
+        image = self.images.get(container["image"], ImageEnv(sys.executable))
+        returncode = self._launch(container, image, executor_input, log)
+        run = TaskRun(path, container["image"], image.python, returncode, log, outputs)
         self.tasks.append(run)
         if returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
@@ -281,13 +283,12 @@ class BackendRun:
         written = self._record_outputs(task_dir / "executor_output.json", outputs, path)
         return outputs, {name: written.get("parameterValues", {})[name] for name in parameter_names}
 
-    def _launch(self, container: dict, executor_input: dict, log: Path) -> int:
+    def _launch(self, container: dict, image: ImageEnv, executor_input: dict, log: Path) -> int:
         serialized = json.dumps(executor_input)
         argv = [part.replace("{{$}}", serialized) for part in container["command"] + container.get("args", [])]
         leftover = [part for part in argv if "{{$." in part]
         if leftover:
             raise NotImplementedError(f"placeholders the harness does not fill: {leftover}")
-        image = self.images.get(container["image"], ImageEnv(sys.executable))
         env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **self.env,
                GCS_MOUNT_ENV: str(self.mount)}
         env["PATH"] = f"{Path(image.python).parent}{os.pathsep}{env.get('PATH', '')}"

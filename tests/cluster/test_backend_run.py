@@ -36,16 +36,18 @@ def test_lineage_metadata_is_flat_and_survives_the_backend():
 
 
 @pytest.fixture(scope="module")
-def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, pugc_site):
-    """The tiny recipe with 2 shards. CPU tasks run in the base image's environment (`make base-env`); the
-    model tasks in this one, whose pins are the trainer image's (torch aside)."""
+def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, vllm_env, pugc_site):
+    """The tiny recipe with 2 shards. CPU tasks run in the base image's environment (`make base-env`), the LLM
+    stages in the vllm image's (its pins with vLLM's CPU build, `make vllm-env`), DPO in this one, whose pins
+    are the trainer image's (torch aside). pugc reaches each as the images install it (a built wheel)."""
     work = tmp_path_factory.mktemp("backend")
     recipe = load_recipe("tiny", ["cluster.shards=2", f"cluster.model_cache_path={work / 'cache'}"])
     pipeline = compile_pipeline(recipe, work / "pipeline.yaml", "kfp", PIPELINE_ROOT)
     bucket = gcs_emulator.create_bucket("pugc-backend-input")
     bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
     run = BackendRun(pipeline, work, PIPELINE_ROOT,
-                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site))})
+                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
+                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
     result = run.run({"input_uri": "gs://pugc-backend-input/ugc/slice.jsonl"})
     return run, result, recipe, work
 
@@ -58,6 +60,8 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
     assert len(shard_tasks) == 10  # five LLM stages x two shards, each its own task
     assert all(t.returncode == 0 for t in result.tasks)
     assert {t.image for t in result.tasks} == {images.BASE, images.INFERENCE, images.TRAINER}
+    assert {t.python for t in result.tasks if t.image == images.INFERENCE} == {run.images[images.INFERENCE].python}
+    assert {t.python for t in result.tasks if t.image == images.BASE} == {run.images[images.BASE].python}
     for task in result.tasks:  # what the project writes is flat: nothing came back converted
         for found in task.outputs.values():
             assert not any(isinstance(v, dict) for v in found[0].metadata.values()), task.path
