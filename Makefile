@@ -10,8 +10,11 @@ RECIPE ?= recipes/tiny.yaml
 INPUT ?= data/sample_ugc.jsonl
 PYTEST_ARGS ?=
 # checkov pins its own dependency set (it conflicts with kfp's), so it lives in a venv of its own
-CHECKOV_VENV := $(VENV)/tools/checkov
+CHECKOV_VERSION := 3.3.30
+# outside the clone, like the image environments: fresh clones on this machine reuse it
+CHECKOV_VENV := $(HOME)/.cache/pugc/envs/checkov-$(CHECKOV_VERSION)
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+export PUGC_CHECKOV := $(CHECKOV)
 # cluster side
 REGISTRY ?= $(PUGC_IMAGE_REGISTRY)
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -46,7 +49,7 @@ setup: $(STAMP)
 
 $(CHECKOV):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 
 models: setup
 	$(PUGC) models

@@ -120,7 +120,7 @@ def checkov():
                       shutil.which("checkov")):
         if candidate and Path(candidate).exists():
             return str(candidate)
-    pytest.skip("checkov is not installed (make test installs it in .venv/tools/checkov)")
+    pytest.skip("checkov is not installed (make test installs it and sets PUGC_CHECKOV)")
 
 
 def test_manifests_pass_checkov_with_every_skip_explained(tmp_path):
