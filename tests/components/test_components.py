@@ -115,7 +115,8 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
     ])
     model, metrics, curve = out(tmp_path, "model"), out(tmp_path, "metrics"), out(tmp_path, "loss.html")
     dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"], runtime={},
-                             recipe_digest="", dpo_model=model, metrics=metrics, loss_curve=curve)
+                             recipe_digest="", run_id="", task_name="", dpo_model=model, metrics=metrics,
+                             loss_curve=curve)
     assert "<polyline" in (tmp_path / "loss.html").read_text()
     assert len(decode(model.metadata)["training"]["data_digest"]) == 16
     trained = AutoModelForCausalLM.from_pretrained(model.path)
@@ -123,7 +124,14 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
     changed = [n for n, p in trained.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     assert changed, "DPO left every weight unchanged"
     assert decode(model.metadata)["training"]["steps"] == sections["dpo_training"]["max_steps"]
-    assert decode(model.metadata)["training"]["base_model"] == "pugc-tiny/policy"
+    training = decode(model.metadata)["training"]
+    assert training["base_model"] == "pugc-tiny/policy"
+    # the tiny recipe trains in one process, fp32 throughout (no bf16 on the CPU unless the recipe asks)
+    assert (training["world_size"], training["master_dtype"], training["compute_dtype"], training["strategy"]) == \
+        (1, "float32", "float32", "ddp")
+    assert 0.0 <= training["reward_accuracy"] <= 1.0 and "reward_margin" in training
+    report = json.loads((tmp_path / "model" / "training_report.json").read_text())
+    assert len(report["losses"]) == report["steps"] and report["reference"] == "frozen copy in float32"
     assert metrics.metrics["steps"] == sections["dpo_training"]["max_steps"]
     assert not (tmp_path / "model" / ".trainer").exists()
 
@@ -153,7 +161,7 @@ def test_dpo_without_pairs_fails_clearly(tmp_path, tiny):
     write_jsonl(source.path, [])
     with pytest.raises(ValueError, match="no preference pairs to train on"):
         dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
-                                 runtime={}, recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
+                                 runtime={}, recipe_digest="", run_id="", task_name="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
                                  loss_curve=out(tmp_path, "l"))
 
 
