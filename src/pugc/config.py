@@ -318,8 +318,10 @@ class ClusterConfig:
             if root and not root.startswith("/gcs/"):
                 raise ConfigError(f"cluster.vertex.checkpoint_root: Vertex tasks share no volume; use a Cloud "
                                   f"Storage FUSE path such as /gcs/BUCKET/pugc/checkpoints, not {root!r}")
+        training = self.resources.get("dpo_training") or ResourceSpec()
         return without_nulls({"checkpoint_root": root, "checkpoint_every": self.checkpoint_every,
-                              "dpo_save_steps": self.dpo_save_steps})
+                              "dpo_save_steps": self.dpo_save_steps,
+                              "dpo_processes_per_node": max(training.accelerator_count, 1)})
 
     def shards_for(self, stage: str) -> int:
         spec = self.resources.get(stage)

@@ -265,7 +265,6 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
                  run_id: str = "", task_name: str = "") -> dict:
     from pugc.config import DPOTrainingConfig
-    from pugc.training.dpo import train
 
     setup_logging()
     load_hf_token()
@@ -279,7 +278,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
 
         key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
         checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or "dpo_training", key))
-    training = train(pairs_path, model_dir, config, policy, checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
+    training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
     if config.export_uri:
         from pugc.gcs import export_model
 
@@ -293,6 +292,20 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         "training": {k: v for k, v in training.items() if k != "losses"}, "model": policy.model,
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
+
+
+def _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir) -> dict:
+    """In this process (one process, ddp: local runs), or launched over this pod's GPUs (pugc.training.launch)."""
+    from pugc.training.launch import World, needs_launcher, run_world
+
+    save_steps = int(runtime.get("dpo_save_steps") or 50)
+    world = World(nodes=1, processes_per_node=int(runtime.get("dpo_processes_per_node") or 1),
+                  strategy=config.strategy, cpu_offload=config.cpu_offload)
+    if not needs_launcher(world):
+        from pugc.training.dpo import train
+
+        return train(pairs_path, model_dir, config, policy, checkpoint_dir, save_steps)
+    return run_world(world, pairs_path, model_dir, section, engines.get("policy", {}), checkpoint_dir, save_steps)
 
 
 def read_lineage(artifact) -> dict:

@@ -25,6 +25,8 @@ def _trainer_args(config: DPOTrainingConfig, output_dir: str, on_gpu: bool, save
     args = {**DEFAULT_TRAINER_ARGS, **config.trainer}
     if save_steps:  # resumable: checkpoints (weights, optimizer, scheduler, RNG states) every save_steps
         args.update(save_strategy="steps", save_steps=save_steps)
+    if args.get("gradient_checkpointing"):  # re-entrant checkpointing breaks DDP's gradient hooks
+        args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     if config.method == "simpo":
         args.setdefault("loss_type", "simpo")
         args.setdefault("cpo_alpha", 0.0)
