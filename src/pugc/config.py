@@ -306,6 +306,10 @@ class ClusterConfig:
     checkpoint_root: Optional[str] = None
     checkpoint_every: int = 512
     dpo_save_steps: int = 50
+    # dpo_training with resources.dpo_training.nodes > 1: the Kubeflow Trainer runtime its TrainJob references
+    # (a ClusterTrainingRuntime installed with Kubeflow Trainer; manifests/README.md) and how often to poll it
+    trainjob_runtime: str = "torch-distributed"
+    trainjob_poll_seconds: int = 30
     gpu: GPUSettings = field(default_factory=GPUSettings)
     vertex: VertexSettings = field(default_factory=VertexSettings)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
