@@ -176,6 +176,7 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
         * trainer.accelerator.num_processes,
         **rewards, "reward_pairs": len(reward_set), "prompts_cut": prompts_cut,
         "lora": config.lora is not None, "device": "cuda" if on_gpu else "cpu", "resumed_from": resume_from,
+        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu else None,
         "seconds": round(time.monotonic() - started, 3),
     }
     if trainer.accelerator.is_main_process:
