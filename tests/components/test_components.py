@@ -23,7 +23,7 @@ from pugc.records import Document, Instruction, PreferencePair, Response, Scored
 
 class StubArtifact:
     def __init__(self, path, metadata=None):
-        self.path = str(path)
+        self.path = self.uri = str(path)
         self.metadata = dict(metadata or {})
         self.metrics = {}
 
