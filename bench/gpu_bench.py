@@ -1,7 +1,8 @@
 """GPU benchmark on a ~1B-parameter Llama-shaped model built locally with random weights (nothing downloaded).
 
 Measures, in one run: the hf engine's batched generation against one prompt at a time, judge scoring in
-`sampled` (N=8) against `expected` mode, and a few TRL DPO steps (step time, peak GPU memory). Prints one
+`sampled` (N=8) against `expected` mode, and 8 TRL DPO steps per strategy (ddp as a world of one, fsdp, ZeRO-3 on
+the same GPU: step time, peak GPU memory, first/last loss, reward accuracy). Prints one
 JSON object and writes it to --out. Sized to finish within about 5 minutes on one H100. Each section that
 fails (a missing package, say) is reported in the JSON and the others still run.
 """
@@ -71,13 +72,12 @@ def bench_judge(model_path: str) -> dict:
                        max_tokens=128, sync=torch.cuda.synchronize)
 
 
-def bench_dpo(model_path: str, work: Path) -> dict:
-    import torch
+DPO_STRATEGIES = ("ddp", "fsdp", "deepspeed_zero3")
 
-    from pugc.config import DPOTrainingConfig, EngineConfig
+
+def write_pairs(work: Path) -> Path:
     from pugc.io import write_jsonl
     from pugc.records import PreferencePair
-    from pugc.training.dpo import train
 
     docs = sample_docs(64)
     pairs = [PreferencePair(prompt=[{"role": "user", "content": d[:200]}], chosen=[{"role": "assistant", "content": d}],
@@ -85,19 +85,32 @@ def bench_dpo(model_path: str, work: Path) -> dict:
                             margin=3.0, instruction_id=f"q{i}", doc_id=f"d{i}", chosen_id="c", rejected_id="r")
              for i, d in enumerate(docs)]
     write_jsonl(work / "pairs.jsonl", pairs)
-    torch.cuda.reset_peak_memory_stats()
-    config = DPOTrainingConfig(trainer={"max_steps": 8, "per_device_train_batch_size": 8, "learning_rate": 5e-7,
-                                        "beta": 0.01, "bf16": True, "max_length": 1024, "gradient_checkpointing": True,
-                                        "logging_steps": 1})
-    report = train(str(work / "pairs.jsonl"), str(work / "dpo"), config, EngineConfig(model=model_path))
-    return {"steps": report["steps"], "seconds": report["seconds"], "step_seconds": round(report["seconds"] / report["steps"], 3),
-            "final_loss": report["final_loss"], "batch": 8, "max_length": 1024,
-            "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    return work / "pairs.jsonl"
+
+
+def bench_dpo(model_path: str, work: Path, strategy: str) -> dict:
+    """8 DPO steps of the bf16-saved ~1B model with fp32 masters and bf16 autocast, as the paper recipe trains:
+    `ddp` in this process (a world of one), `fsdp` and `deepspeed_zero3` launched as a one-GPU world through
+    pugc.training.launch (accelerate launch with the repo's configs), so the sharded code paths really run."""
+    from pugc.stage_runner import run_training
+
+    section_ = {"strategy": strategy, "max_steps": 8, "per_device_train_batch_size": 8, "learning_rate": 5e-7,
+                "beta": 0.01, "bf16": True, "max_length": 1024, "gradient_checkpointing": True, "logging_steps": 1,
+                "lr_scheduler_type": "constant"}
+    report = run_training(str(write_pairs(work)), str(work / f"dpo-{strategy}"), section_,
+                          {"policy": {"model": model_path}}, {"dpo_processes_per_node": 1})["training"]
+    return {"strategy": strategy, "world_size": report["world_size"], "master_dtype": report["master_dtype"],
+            "compute_dtype": report["compute_dtype"], "steps": report["steps"],
+            "step_seconds": round(report["seconds"] / report["steps"], 3), "first_loss": report["losses"][0],
+            "last_loss": report["losses"][-1], "reward_accuracy": report["reward_accuracy"],
+            "reward_margin": report["reward_margin"], "peak_gpu_memory_gib": report["peak_gpu_memory_gib"],
+            "batch": 8, "max_length": 1024}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu.json"))
+    parser.add_argument("--strategies", default=",".join(DPO_STRATEGIES), help="DPO strategies to time, comma-separated")
     args = parser.parse_args()
     import torch
     import transformers
@@ -113,7 +126,8 @@ def main() -> int:
         section("model", results, build_model, Path(model_path))
         section("generation_batched_vs_sequential", results, bench_generation, model_path)
         section("judge_sampled_vs_expected", results, bench_judge, model_path)
-        section("dpo_steps", results, bench_dpo, model_path, work)
+        for strategy in args.strategies.split(","):
+            section(f"dpo_{strategy}", results, bench_dpo, model_path, work, strategy)
     write_figures(results, args.out)
     return 0
 

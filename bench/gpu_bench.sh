@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU benchmark: one ~1B random Llama built on the machine, hf engine + judge modes + TRL DPO steps.
+# GPU benchmark: one ~1B random Llama built on the machine, hf engine + judge modes + TRL DPO steps under
+# ddp (one process), fsdp and deepspeed_zero3 (launched, one GPU); ZeRO-3 needs deepspeed installed.
 # Needs PyTorch with CUDA, transformers, peft, accelerate, pyyaml; trl and datasets are installed from .whl/
 # when that folder is there (wheels downloaded beforehand, for machines without a package index).
 # Usage: bench/gpu_bench.sh [OUT_DIR]     (about 5 minutes on one H100)

@@ -12,6 +12,7 @@ def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, 
     from pugc.reports import write_loss_curve
     from pugc.stage_runner import publish, run_training
 
-    report = run_training(preference_pairs.path, dpo_model.path, config, engines, runtime, run_id=run_id, task_name=task_name)
+    report = run_training(preference_pairs.path, dpo_model.path, config, engines, runtime, run_id=run_id,
+                          task_name=task_name, pairs_uri=preference_pairs.uri, model_uri=dpo_model.uri)
     publish(report, [dpo_model], metrics, recipe_digest)
     write_loss_curve(dpo_model.path, loss_curve.path)

@@ -208,3 +208,29 @@ def vertex_model_env(cluster: ClusterConfig) -> list[dict[str, str]]:
 
     secret = cluster.vertex.hf_token_secret
     return [{"name": HF_TOKEN_SECRET_ENV, "value": secret}] if secret else []
+
+
+# ------------------------------------------------------------------------------- Kubeflow Trainer TrainJob
+def training_runtime(cluster: ClusterConfig, target: str, image: str) -> dict:
+    """What the dpo_training task needs to create its TrainJob when the recipe asks for several nodes (a part
+    of the `runtime` pipeline parameter; nothing when it trains in its own pod)."""
+    spec = cluster.resources.get("dpo_training") or ResourceSpec()
+    if spec.nodes <= 1:
+        return {}
+    if target != "kfp":
+        raise ValueError("cluster.resources.dpo_training.nodes > 1 creates a Kubeflow Trainer TrainJob: kfp target only")
+    from pugc.config import without_nulls
+
+    settings = {
+        "nodes": spec.nodes, "image": image, "namespace": cluster.namespace or "kubeflow",
+        "runtime": cluster.trainjob_runtime, "poll_seconds": cluster.trainjob_poll_seconds,
+        "service_account": cluster.service_account, "hf_token_secret": cluster.hf_token_secret,
+        "hf_token_secret_key": cluster.hf_token_secret_key, "cache_pvc": cluster.model_cache_pvc,
+        "cache_path": cluster.model_cache_path, "shm_size": cluster.shm_size, "run_as_user": cluster.run_as_user,
+        "accelerator_type": spec.accelerator_type or "nvidia.com/gpu", "cpu": spec.cpu_limit,
+        "memory": spec.memory_limit, "timeout_seconds": spec.timeout_seconds,
+        "node_selector": {**cluster.gpu.node_selector, **spec.node_selector},
+        "tolerations": [without_nulls(vars(t).copy()) for t in cluster.gpu.tolerations],
+        "labels": dict(cluster.labels),
+    }
+    return {"dpo_trainjob": without_nulls(settings)}

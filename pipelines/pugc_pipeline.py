@@ -22,7 +22,8 @@ from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
-from pugc.pipelines.platform import apply_platform, task_component
+from pugc.components import images
+from pugc.pipelines.platform import apply_platform, task_component, training_runtime
 
 PIPELINE_NAME = "pugc"
 
@@ -67,7 +68,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         reward_scoring_config: dict = sections["reward_scoring"],
         preference_pairs_config: dict = sections["preference_pairs"],
         dpo_training_config: dict = sections["dpo_training"],
-        runtime: dict = recipe.cluster.runtime(target),
+        runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER)},
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
         tasks: dict = {}

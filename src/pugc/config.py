@@ -178,6 +178,9 @@ class LoraConfig:
     merge: bool = True  # merge adapters into the saved model so from_pretrained loads it directly
 
 
+TrainingStrategy = Literal["ddp", "fsdp", "deepspeed_zero3"]
+
+
 @dataclass
 class DPOTrainingConfig:
     """Our own switches; every other key of the section is a TRL DPOConfig (or CPOConfig) field."""
@@ -187,8 +190,21 @@ class DPOTrainingConfig:
     trainer: dict = field(default_factory=dict)  # TRL fields, validated against TRL's config class
 
     export_uri: Optional[str] = None  # gs://... : the final checkpoint is uploaded there, completion marker last
+    # The weights the optimizer updates. float32 (the default) keeps AdamW's small steps (lr 5e-7 moves a
+    # bf16 weight by far less than its resolution); `bf16: true` then only sets the compute dtype (autocast).
+    master_dtype: Literal["float32", "bfloat16"] = "float32"
+    # How processes share the work on a multi-GPU pod (or TrainJob): src/pugc/training/accelerate/*.yaml
+    strategy: TrainingStrategy = "ddp"
+    cpu_offload: bool = False  # fsdp / deepspeed_zero3: parameters and optimizer state in host memory
+    # per_device_train_batch_size x gradient_accumulation_steps x world size (GPUs of every node), checked
+    # against cluster.resources.dpo_training at load; None = not checked (local runs)
+    effective_batch_size: Optional[int] = None
+    # Prompts longer than this many tokens are cut (keeping their end) before TRL sees them: TRL 1.16 has no
+    # prompt-length field. None = prompts are cut only by max_length.
+    max_prompt_length: Optional[int] = None
 
-    OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora", "export_uri")
+    OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora", "export_uri", "master_dtype", "strategy",
+                                                  "cpu_offload", "effective_batch_size", "max_prompt_length")
 
 
 # ----------------------------------------------------------------------------------------------- cluster
@@ -207,6 +223,8 @@ class ResourceSpec:
     vertex_machine_type: Optional[str] = None  # e.g. a3-highgpu-8g; None = derived from the accelerators
     vertex_boot_disk_size_gb: Optional[int] = None  # None = cluster.vertex.boot_disk_size_gb
     node_selector: dict[str, str] = field(default_factory=dict)  # added to cluster.gpu.node_selector
+    # dpo_training only: > 1 trains as a Kubeflow Trainer TrainJob on this many nodes x accelerator_count GPUs
+    nodes: int = 1
     shards: Optional[int] = None  # LLM stages: parallel tasks (one GPU pod each); None = cluster.shards
     timeout_seconds: Optional[int] = None
 
@@ -288,6 +306,10 @@ class ClusterConfig:
     checkpoint_root: Optional[str] = None
     checkpoint_every: int = 512
     dpo_save_steps: int = 50
+    # dpo_training with resources.dpo_training.nodes > 1: the Kubeflow Trainer runtime its TrainJob references
+    # (a ClusterTrainingRuntime installed with Kubeflow Trainer; manifests/README.md) and how often to poll it
+    trainjob_runtime: str = "torch-distributed"
+    trainjob_poll_seconds: int = 30
     gpu: GPUSettings = field(default_factory=GPUSettings)
     vertex: VertexSettings = field(default_factory=VertexSettings)
     resources: dict[str, ResourceSpec] = field(default_factory=dict)
@@ -300,8 +322,10 @@ class ClusterConfig:
             if root and not root.startswith("/gcs/"):
                 raise ConfigError(f"cluster.vertex.checkpoint_root: Vertex tasks share no volume; use a Cloud "
                                   f"Storage FUSE path such as /gcs/BUCKET/pugc/checkpoints, not {root!r}")
+        training = self.resources.get("dpo_training") or ResourceSpec()
         return without_nulls({"checkpoint_root": root, "checkpoint_every": self.checkpoint_every,
-                              "dpo_save_steps": self.dpo_save_steps})
+                              "dpo_save_steps": self.dpo_save_steps,
+                              "dpo_processes_per_node": max(training.accelerator_count, 1)})
 
     def shards_for(self, stage: str) -> int:
         spec = self.resources.get(stage)
@@ -330,8 +354,7 @@ class Recipe:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         dpo = data["dpo_training"]
-        data["dpo_training"] = {"method": dpo["method"], "lora": dpo["lora"], "export_uri": dpo["export_uri"],
-                                **dpo["trainer"]}
+        data["dpo_training"] = {**{key: dpo[key] for key in DPOTrainingConfig.OWN_KEYS}, **dpo["trainer"]}
         return data
 
     def digest(self) -> str:
@@ -451,13 +474,34 @@ def _build_dpo(data: dict, path: str) -> DPOTrainingConfig:
     own = {k: v for k, v in data.items() if k in DPOTrainingConfig.OWN_KEYS}
     trainer = {k: v for k, v in data.items() if k not in DPOTrainingConfig.OWN_KEYS}
     hints = typing.get_type_hints(DPOTrainingConfig)
-    method = _coerce(own.get("method", "dpo"), hints["method"], f"{path}.method")
-    lora = _coerce(own.get("lora"), hints["lora"], f"{path}.lora")
-    export_uri = _coerce(own.get("export_uri"), hints["export_uri"], f"{path}.export_uri")
+    kwargs = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in own.items()}
     from pugc.training.trl_args import validate_trainer_args
 
-    trainer = validate_trainer_args(method, trainer, path)
-    return DPOTrainingConfig(method=method, lora=lora, export_uri=export_uri, trainer=trainer)
+    trainer = validate_trainer_args(kwargs.get("method", "dpo"), trainer, path)
+    return DPOTrainingConfig(**kwargs, trainer=trainer)
+
+
+def check_training_world(recipe: "Recipe") -> None:
+    """The recipe's effective batch must be what its batch keys and GPUs multiply to, and the strategy must fit."""
+    dpo, spec = recipe.dpo_training, recipe.cluster.resources.get("dpo_training") or ResourceSpec()
+    if spec.nodes < 1:
+        raise ConfigError(f"cluster.resources.dpo_training.nodes must be at least 1, got {spec.nodes}")
+    if spec.nodes > 1 and spec.accelerator_count < 1:
+        raise ConfigError("cluster.resources.dpo_training.nodes > 1 needs accelerator_count (GPUs per node)")
+    if dpo.cpu_offload and dpo.strategy == "ddp":
+        raise ConfigError("dpo_training.cpu_offload needs strategy fsdp or deepspeed_zero3 (ddp keeps everything on the GPU)")
+    if dpo.effective_batch_size is None:
+        return
+    per_device = int(dpo.trainer.get("per_device_train_batch_size", 8))  # TRL's default
+    accumulation = int(dpo.trainer.get("gradient_accumulation_steps", 1))
+    world = max(spec.accelerator_count, 1) * spec.nodes
+    product = per_device * accumulation * world
+    if product != dpo.effective_batch_size:
+        raise ConfigError(
+            f"dpo_training.effective_batch_size is {dpo.effective_batch_size}, but dpo_training."
+            f"per_device_train_batch_size ({per_device}) x dpo_training.gradient_accumulation_steps "
+            f"({accumulation}) x world size ({world}: cluster.resources.dpo_training.accelerator_count "
+            f"{spec.accelerator_count} x nodes {spec.nodes}) = {product}")
 
 
 def _check_resource_keys(data: dict) -> None:
@@ -494,7 +538,9 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
 
 def recipe_from_dict(data: dict) -> Recipe:
     _check_resource_keys(data)
-    return build(Recipe, data, "")
+    recipe = build(Recipe, data, "")
+    check_training_world(recipe)
+    return recipe
 
 
 def find_recipe(name_or_path: str | Path) -> Path:

@@ -263,9 +263,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
 
 
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
-                 run_id: str = "", task_name: str = "") -> dict:
+                 run_id: str = "", task_name: str = "", pairs_uri: str = "", model_uri: str = "") -> dict:
     from pugc.config import DPOTrainingConfig
-    from pugc.training.dpo import train
 
     setup_logging()
     load_hf_token()
@@ -279,7 +278,11 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
 
         key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
         checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or "dpo_training", key))
-    training = train(pairs_path, model_dir, config, policy, checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
+    if runtime.get("dpo_trainjob"):
+        training = _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config, runtime,
+                                      checkpoint_dir, run_id, task_name)
+    else:
+        training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
     if config.export_uri:
         from pugc.gcs import export_model
 
@@ -293,6 +296,46 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         "training": {k: v for k, v in training.items() if k != "losses"}, "model": policy.model,
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
+
+
+def _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir) -> dict:
+    """In this process (one process, ddp: local runs), or launched over this pod's GPUs (pugc.training.launch)."""
+    from pugc.training.launch import World, needs_launcher, run_world
+
+    save_steps = int(runtime.get("dpo_save_steps") or 50)
+    world = World(nodes=1, processes_per_node=int(runtime.get("dpo_processes_per_node") or 1),
+                  strategy=config.strategy, cpu_offload=config.cpu_offload)
+    if not needs_launcher(world):
+        from pugc.training.dpo import train
+
+        return train(pairs_path, model_dir, config, policy, checkpoint_dir, save_steps)
+    return run_world(world, pairs_path, model_dir, section, engines.get("policy", {}), checkpoint_dir, save_steps)
+
+
+def _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config, runtime, checkpoint_dir,
+                       run_id, task_name) -> dict:
+    """Several nodes: a Kubeflow Trainer TrainJob trains from and to the pipeline root; the checkpoint is then
+    copied into this task's Model artifact (pugc.training.trainjob)."""
+    import json
+    from pathlib import Path
+
+    from pugc.gcs import download_model, is_gcs
+    from pugc.training.launch import World
+    from pugc.training.trainjob import build_trainjob, job_name, run_trainjob
+
+    if not (is_gcs(pairs_uri) and is_gcs(model_uri)):
+        raise ValueError(f"a TrainJob reads and writes the pipeline root: set cluster.pipeline_root to gs://... "
+                         f"(pairs at {pairs_uri!r}, model at {model_uri!r})")
+    settings = runtime["dpo_trainjob"]
+    world = World(int(settings["nodes"]), int(runtime.get("dpo_processes_per_node") or 1), config.strategy,
+                  config.cpu_offload)
+    staging = f"{model_uri.rstrip('/')}-trainjob"
+    job = build_trainjob(job_name(run_id, task_name), settings, world, pairs_uri, staging, section,
+                         engines.get("policy", {}), checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
+    run_trainjob(job, poll_seconds=float(settings.get("poll_seconds", 30)),
+                 timeout_seconds=settings.get("timeout_seconds"))
+    download_model(staging, model_dir)
+    return json.loads(Path(model_dir, "training_report.json").read_text())
 
 
 def read_lineage(artifact) -> dict:

@@ -23,7 +23,7 @@ from pugc.records import Document, Instruction, PreferencePair, Response, Scored
 
 class StubArtifact:
     def __init__(self, path, metadata=None):
-        self.path = str(path)
+        self.path = self.uri = str(path)
         self.metadata = dict(metadata or {})
         self.metrics = {}
 
@@ -124,7 +124,14 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
     changed = [n for n, p in trained.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     assert changed, "DPO left every weight unchanged"
     assert decode(model.metadata)["training"]["steps"] == sections["dpo_training"]["max_steps"]
-    assert decode(model.metadata)["training"]["base_model"] == "pugc-tiny/policy"
+    training = decode(model.metadata)["training"]
+    assert training["base_model"] == "pugc-tiny/policy"
+    # the tiny recipe trains in one process, fp32 throughout (no bf16 on the CPU unless the recipe asks)
+    assert (training["world_size"], training["master_dtype"], training["compute_dtype"], training["strategy"]) == \
+        (1, "float32", "float32", "ddp")
+    assert 0.0 <= training["reward_accuracy"] <= 1.0 and "reward_margin" in training
+    report = json.loads((tmp_path / "model" / "training_report.json").read_text())
+    assert len(report["losses"]) == report["steps"] and report["reference"] == "frozen copy in float32"
     assert metrics.metrics["steps"] == sections["dpo_training"]["max_steps"]
     assert not (tmp_path / "model" / ".trainer").exists()
 

@@ -41,7 +41,8 @@ IMAGES = {
         optional_absent={"transformers": "pugc.logs silences its progress bars when it is installed"},
     ),
     "trainer": ImageStages(
-        "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args"),
+        "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args", "pugc.training.launch",
+                                                               "pugc.training.trainjob"),
         not_entered={**{backend: WHY_NO_ENGINE + " (dpo_training has none)" for backend in ENGINE_BACKENDS},
                      "pugc.stages.ingest": WHY_NO_INGEST},
     ),

@@ -70,3 +70,19 @@ def test_recipe_file_errors_name_the_file(tmp_path):
         load_recipe(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_recipe("no-such-recipe")
+
+
+def test_effective_batch_that_does_not_multiply_out_fails_naming_the_keys():
+    with pytest.raises(ConfigError) as info:
+        load_recipe("paper", ["dpo_training.gradient_accumulation_steps=4"])
+    message = str(info.value)
+    assert "dpo_training.effective_batch_size is 128" in message
+    assert "per_device_train_batch_size (2) x dpo_training.gradient_accumulation_steps (4)" in message
+    assert "world size (8: cluster.resources.dpo_training.accelerator_count 8 x nodes 1) = 64" in message
+    assert load_recipe("paper", ["dpo_training.gradient_accumulation_steps=4",
+                                 "dpo_training.effective_batch_size=64"]).dpo_training.effective_batch_size == 64
+
+
+def test_cpu_offload_needs_a_sharded_strategy():
+    with pytest.raises(ConfigError, match="dpo_training.cpu_offload needs strategy fsdp or deepspeed_zero3"):
+        load_recipe("paper", ["dpo_training.strategy=ddp", "dpo_training.cpu_offload=true"])
