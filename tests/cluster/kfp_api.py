@@ -10,11 +10,11 @@ as grpc-gateway status objects. Every request is recorded for the test to read.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.cluster.loopback import JsonHandler, LoopbackServer
 
 API = "/apis/v2beta1"
 NOW = "2026-11-28T03:00:00Z"
@@ -51,11 +51,8 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, f"Invalid input error: {message}", 3)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     state: KFPState  # set per server
-
-    def log_message(self, *args):  # keep test output clean
-        pass
 
     def do_GET(self):
         self._answer("GET")
@@ -74,18 +71,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if route is None:
                 raise ApiError(404, f"Not Found: {method} {url.path}", 5)
-            self._send(200, route(self.state, query, body or {}))
+            self.send_json(200, route(self.state, query, body or {}))
         except ApiError as error:
-            self._send(error.status, {"error": error.message, "code": error.code, "message": error.message,
+            self.send_json(error.status, {"error": error.message, "code": error.code, "message": error.message,
                                       "details": []})
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def healthz(state: KFPState, query, body) -> dict:
@@ -172,20 +161,9 @@ ROUTES = {
 }
 
 
-class KFPApiServer:
+class KFPApiServer(LoopbackServer):
     """`with KFPApiServer(multi_user=True) as server:` then `kfp.Client(host=server.url)`."""
 
     def __init__(self, multi_user: bool):
         self.state = KFPState(multi_user=multi_user)
-        handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "KFPApiServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(type("BoundHandler", (Handler,), {"state": self.state}))

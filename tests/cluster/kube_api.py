@@ -7,15 +7,14 @@ reaches it through a generated kube config.
 from __future__ import annotations
 
 import base64
-import json
 import socket
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from tests.cluster.loopback import JsonHandler, LoopbackServer
 
 CREATED = "2026-11-20T08:00:00Z"
 PLURAL = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Secret": "secrets",
@@ -84,7 +83,7 @@ def matches(labels: dict, selector: str) -> bool:
     return all(labels.get(key) == value for key, value in terms)
 
 
-class KubeApiServer:
+class KubeApiServer(LoopbackServer):
     """`with KubeApiServer() as api: api.add(namespace("kubeflow")); api.kubeconfig(tmp_path)`."""
 
     def __init__(self):
@@ -94,27 +93,14 @@ class KubeApiServer:
         self.authorizations: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 url = urlsplit(self.path)
                 server.requests.append((url.path, {k: v[0] for k, v in parse_qs(url.query).items()}))
                 server.authorizations.append(self.headers.get("Authorization", ""))
-                self._send(*server.answer(url.path, parse_qs(url.query)))
+                self.send_json(*server.answer(url.path, parse_qs(url.query)))
 
-            def _send(self, code: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def add(self, *objects: dict) -> "KubeApiServer":
         for obj in objects:
@@ -151,10 +137,3 @@ class KubeApiServer:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def __enter__(self) -> "KubeApiServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

@@ -1,48 +1,34 @@
 """The Hugging Face token on Vertex AI: read from Secret Manager at run time (a loopback server speaking its
 REST path), never compiled in and never logged."""
 import base64
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from pugc.secrets import HF_TOKEN_SECRET_ENV, SecretUnavailable, access_secret, load_hf_token
 
+from tests.cluster.loopback import JsonHandler, LoopbackServer
+
 SECRETS = {"projects/p/secrets/hf-token/versions/latest": "PLANTED-hf-secret-value\n"}
 
 
-class SecretManager(BaseHTTPRequestHandler):
+class SecretManager(JsonHandler):
     def do_GET(self):  # noqa: N802  (http.server's naming)
         name = self.path.removeprefix("/v1/").removesuffix(":access")
         if self.path.endswith(":access") and name in SECRETS:
             body = {"name": name, "payload": {"data": base64.b64encode(SECRETS[name].encode()).decode()}}
-            self._reply(200, body)
+            self.send_json(200, body)
         else:
-            self._reply(404, {"error": {"code": 404, "message": f"Secret [{name}] not found or has no versions.",
+            self.send_json(404, {"error": {"code": 404, "message": f"Secret [{name}] not found or has no versions.",
                                         "status": "NOT_FOUND"}})
-
-    def _reply(self, code, body):
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture()
 def secret_manager(monkeypatch):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SecretManager)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("SECRET_MANAGER_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield
-    server.shutdown()
+    with LoopbackServer(SecretManager) as server:
+        monkeypatch.setenv("SECRET_MANAGER_EMULATOR_HOST", server.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield
 
 
 def test_the_token_named_by_the_task_is_read_at_start_and_not_logged(secret_manager, monkeypatch, caplog):

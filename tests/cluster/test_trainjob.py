@@ -107,7 +107,7 @@ def test_failed_trainjob_fails_the_task_with_its_reason_and_is_deleted(paper_job
 def test_retried_task_waits_for_the_job_it_already_created(paper_job):
     _, job = paper_job
     with TrainerApiServer([[CREATED, COMPLETE]]) as api:
-        api.create(f"/apis/trainer.kubeflow.org/v1alpha1/namespaces/kubeflow/trainjobs", job)
+        api.create("/apis/trainer.kubeflow.org/v1alpha1/namespaces/kubeflow/trainjobs", job)
         run_trainjob(job, poll_seconds=0.01, api_client=api.client())
     assert len(api.created) == 1 and api.deleted == [job["metadata"]["name"]]
 

@@ -5,11 +5,10 @@ the Trainer controller would."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from tests.cluster.kube_api import meta, status
+from tests.cluster.loopback import JsonHandler, LoopbackServer
 
 PREFIX = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/"
 CREATED = {"type": "Created", "status": "True", "reason": "JobSetCreated", "message": "JobSet created"}
@@ -20,7 +19,7 @@ def failed(reason: str, message: str) -> dict:
     return {"type": "Failed", "status": "True", "reason": reason, "message": message}
 
 
-class TrainerApiServer:
+class TrainerApiServer(LoopbackServer):
     def __init__(self, script: list[list[dict]], pod_log: str = "step 4/4 loss 0.69\n"):
         self.script, self.pod_log = script, pod_log
         self.jobs: dict[str, dict] = {}
@@ -29,32 +28,19 @@ class TrainerApiServer:
         self.deleted: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, payload, content_type="application/json"):
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                self._send(*server.create(urlsplit(self.path).path, body))
+                self.send_json(*server.create(urlsplit(self.path).path, body))
 
             def do_GET(self):
                 url = urlsplit(self.path)
-                self._send(*server.get(url.path, parse_qs(url.query)))
+                self.send_json(*server.get(url.path, parse_qs(url.query)))
 
             def do_DELETE(self):
-                self._send(*server.delete(urlsplit(self.path).path))
+                self.send_json(*server.delete(urlsplit(self.path).path))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def create(self, path: str, body: dict):
         name = body["metadata"]["name"]
@@ -95,10 +81,3 @@ class TrainerApiServer:
         configuration.host = self.url
         return client.ApiClient(configuration)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
