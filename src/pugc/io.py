@@ -78,10 +78,11 @@ def _parquet_rows(uri: str) -> list:
 
 
 def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple[str, int, Any, str | None]]:
-    """Yield (file, line_number, parsed_row_or_None, error_or_None) for every line (or Parquet row).
+    """Yield (file, line_number, parsed_row, None) for every line (or Parquet row) that parses, and
+    (file, line_number, raw_text, error) for one that does not.
 
-    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them and the run
-    goes on. A prefix or folder of shards is read file by file, in name order.
+    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them, raw text
+    kept, and the run goes on. A prefix or folder of shards is read file by file, in name order.
     """
     for source in input_files(uri):
         if fmt == "parquet" or (fmt == "auto" and source.endswith(".parquet")):
@@ -92,15 +93,15 @@ def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield source, number, None, f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+                yield source, number, raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {exc.reason} at byte {exc.start}"
                 continue
             if not line.strip():
-                yield source, number, None, "blank line"
+                yield source, number, line, "blank line"
                 continue
             try:
                 yield source, number, json.loads(line), None
             except json.JSONDecodeError as exc:
-                yield source, number, None, f"not JSON: {exc.msg} (column {exc.colno})"
+                yield source, number, line.rstrip("\r\n"), f"not JSON: {exc.msg} (column {exc.colno})"
 
 
 def read_records(uri: str | os.PathLike, cls: type[T]) -> list[T]:
