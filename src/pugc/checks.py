@@ -20,7 +20,12 @@ OFFLINE_VALUES = ("1", "on", "yes", "true")
 
 
 class UserError(ValueError):
-    """Something the user can fix (a path, a field name, a model id); the message says what and how."""
+    """Something the user can fix (a path, a field name, a model id); the message says what and how.
+    `exit_code`: 2 for what is caught before launch, 1 for a run that started and failed."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -126,10 +131,10 @@ def _sample_parquet(source: str) -> list[dict]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.ParquetFile(source).read_row_group(0) if pq.ParquetFile(source).num_row_groups else None
+        parquet = pq.ParquetFile(source)
+        return parquet.read_row_group(0).slice(0, SAMPLE_LINES).to_pylist() if parquet.num_row_groups else []
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise UserError(f"input {source}: not a readable Parquet file ({exc})") from None
-    return table.slice(0, SAMPLE_LINES).to_pylist() if table is not None else []
 
 
 def _check_fields(uri: str, rows: list[dict], fields: list[str], config: InputConfig) -> None:

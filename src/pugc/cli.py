@@ -105,7 +105,7 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
     try:
         summary = run_local(recipe, input_uri, args.output, run_id)
     except PipelineFailed as exc:
-        raise UserError(f"{exc}; {run_dir} is marked FAILED") from exc
+        raise UserError(f"{exc}; {run_dir} is marked FAILED", exit_code=1) from None
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"{run_dir} is marked FAILED") from None
     print()
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(args, exc, f"recipe error: {exc}", 2)
     except UserError as exc:
-        return _fail(args, exc, str(exc), 1 if exc.__cause__ is not None else 2)
+        return _fail(args, exc, str(exc), exc.exit_code)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         return _fail(args, exc, str(exc), 2)
 

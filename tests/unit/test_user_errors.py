@@ -65,6 +65,15 @@ def test_missing_text_field_lists_the_fields_and_the_flag(files):
     assert_one_line_error(code, err, seconds, "no record has the id field 'key'", "--id-field FIELD")
 
 
+def test_parquet_input_is_checked_for_its_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"content": ["Oil the chain."], "ref": [1]}), tmp_path / "posts.parquet")
+    code, _, err, seconds = pugc("run", "--input", tmp_path / "posts.parquet")
+    assert_one_line_error(code, err, seconds, "no record has the text field 'text' (fields present: content, ref)")
+
+
 def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp_path):
     code, out, err, _ = pugc("run", "--input", files / "body.jsonl", "--text-field", "body", "--id-field", "ref",
                              "--dry-run", "--output", tmp_path / "runs")
