@@ -23,6 +23,7 @@ from pathlib import Path
 from kfp import compiler, local
 
 from pugc.config import Recipe, dump_recipe
+from pugc.summary import FAILED_MARKER
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
 
@@ -184,9 +185,6 @@ def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "
         raise
     _point_latest(output_root, run_dir)
     return summary
-
-
-FAILED_MARKER = "FAILED"
 
 
 def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:

@@ -119,7 +119,7 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
 
 def cmd_runs(args) -> int:
     """Past runs, newest first: status, pairs, and the evaluation gate once a run has one."""
-    from pugc.pipelines.local import FAILED_MARKER
+    from pugc.summary import FAILED_MARKER
 
     root = Path(args.output)
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),

@@ -10,6 +10,7 @@ from pugc.logs import setup_logging
 from pugc.stage_runner import read_lineage, summarize
 
 log = logging.getLogger(__name__)
+FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
 
 STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "response_sampling",
                "reward_scoring", "preference_pairs", "dpo_training")
