@@ -167,6 +167,8 @@ def cmd_submit(args) -> int:
     host = args.host or os.environ.get("KFP_HOST")
     if args.target == "kfp" and host and not args.dry_run:
         _check_reachable(host)  # before compiling: loading the whole recipe takes seconds
+    if args.target == "vertex" and not args.dry_run:
+        _check_google_credentials()
     recipe = load_recipe(args.recipe, _overrides(args))
     _warn_default_registry()
     plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
@@ -198,6 +200,17 @@ def _check_reachable(host: str, timeout: float = 3.0) -> None:
         raise UserError(f"cannot reach Kubeflow Pipelines at {host} ({exc.strerror or exc}): check --host (or "
                         "$KFP_HOST) and the network, or port-forward the API (kubectl -n kubeflow port-forward "
                         "svc/ml-pipeline-ui 8080:80)") from None
+
+
+def _check_google_credentials() -> None:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError as exc:
+        raise UserError(f"no Google Cloud credentials ({str(exc).splitlines()[0]}): run `gcloud auth "
+                        "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a key file") from None
 
 
 UNREACHABLE = ("MaxRetryError", "NewConnectionError", "ConnectTimeoutError", "NameResolutionError",

@@ -130,6 +130,14 @@ def test_submit_to_an_unreachable_host(tmp_path):
     assert_one_line_error(code, err, seconds, "cannot reach Kubeflow Pipelines at http://127.0.0.1:9", "--host")
 
 
+def test_submit_to_vertex_without_credentials(tmp_path):
+    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--target", "vertex", "--project", "p",
+                                 "--pipeline-root", "gs://bucket/root", "--input", "gs://bucket/ugc/",
+                                 "-o", tmp_path / "v.yaml", env={"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-key.json")})
+    assert_one_line_error(code, err, seconds, "no Google Cloud credentials", "no-key.json was not found",
+                          "gcloud auth application-default login")
+
+
 def test_submit_of_a_local_input(tmp_path, files):
     code, _, err, seconds = pugc("submit", "--recipe", "paper", "--input", files / "body.jsonl", "-o", tmp_path / "p.yaml")
     assert_one_line_error(code, err, seconds, "a cluster reads gs:// input", "gcloud storage cp")
