@@ -176,7 +176,8 @@ def check_model(model_id: str, key: str) -> str:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(name, "").lower() in OFFLINE_VALUES for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(os.environ.get(name, "").lower() in OFFLINE_VALUES
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _check_hub_model(model_id: str, key: str) -> str:

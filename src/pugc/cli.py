@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from pugc.checks import UserError
-from pugc.config import ConfigError, find_recipe, load_recipe, load_section
+from pugc.config import LLM_STAGES, ConfigError, find_recipe, load_recipe, load_section
 
 DEFAULT_RECIPE = "tiny"
 
@@ -90,7 +90,8 @@ def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
     plan = task_plan(recipe)
     print(f"# task plan: {len(plan)} stages")
     for index, (stage, tasks) in enumerate(plan, start=1):
-        print(f"#   {index}/{len(plan)} {stage}: {', '.join(tasks)}")
+        shards = f" ({recipe.cluster.shards_for(stage)} shard(s), then merged)" if stage in LLM_STAGES else ""
+        print(f"#   {index}/{len(plan)} {stage}{shards}: {', '.join(tasks)}")
     print("# dry run: nothing was started")
     return 0
 

@@ -15,6 +15,7 @@ STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-wid
          "td.n{text-align:right}figure{display:inline-block;margin:0 1em 1em 0}</style>")
 TITLES = {"pairs_report": "Preference pairs", "loss_curve": "Training loss", "run_summary": "Run summary"}
 BAR_COLOUR = "#4c78a8"
+SCORE_AXIS = "judge score (1-5)"
 
 
 def esc(value) -> str:
@@ -118,10 +119,12 @@ def _dropped_text(dropped: dict) -> str:
 
 def pairs_report_html(pairs: list, counts: dict, samples: int = 5) -> str:
     """Preference pairs at a glance: counts, score and margin histograms, the widest-margin pairs side by side."""
-    score_bins = [1.0 + 0.5 * i for i in range(9)]
-    charts = (histogram_svg([p.score_chosen for p in pairs], score_bins, "Chosen response scores", "judge score (1-5)", "pairs")
-              + histogram_svg([p.score_rejected for p in pairs], score_bins, "Rejected response scores", "judge score (1-5)", "pairs")
-              + histogram_svg([p.margin for p in pairs], [0.5 * i for i in range(9)], "Score margins", "chosen - rejected score", "pairs"))
+    score_bins, margin_bins = [1.0 + 0.5 * i for i in range(9)], [0.5 * i for i in range(9)]
+    charts = (histogram_svg([p.score_chosen for p in pairs], score_bins, "Chosen response scores", SCORE_AXIS, "pairs")
+              + histogram_svg([p.score_rejected for p in pairs], score_bins, "Rejected response scores", SCORE_AXIS,
+                              "pairs")
+              + histogram_svg([p.margin for p in pairs], margin_bins, "Score margins", "chosen - rejected score",
+                              "pairs"))
     rows = [[p.prompt[-1]["content"][:300], f"{number(p.score_chosen)}: {p.chosen[-1]['content'][:400]}",
              f"{number(p.score_rejected)}: {p.rejected[-1]['content'][:400]}"]
             for p in sorted(pairs, key=lambda p: -p.margin)[:samples]]
@@ -135,8 +138,10 @@ def loss_curve_html(training: dict) -> str:
     losses = training.get("losses") or []
     title = f"{training['method'].upper()} training loss"
     facts = (f"{plural(training.get('steps'), 'step')} on {plural(training.get('pairs'), 'pair')}, final loss "
-             f"{number(training.get('final_loss'))}; base model {training.get('base_model')}, beta {number(training.get('beta'))}")
-    chart = loss_svg(losses, f"{training['method'].upper()} loss per step") if losses else "<p>No losses were logged.</p>"
+             f"{number(training.get('final_loss'))}; base model {training.get('base_model')}, "
+             f"beta {number(training.get('beta'))}")
+    chart = (loss_svg(losses, f"{training['method'].upper()} loss per step") if losses
+             else "<p>No losses were logged.</p>")
     return page(title, f"<p>{esc(facts)}</p>{chart}")
 
 
@@ -147,7 +152,8 @@ def run_summary_html(summary: dict) -> str:
     facts = [f"input lines {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
              f"preference pairs {number(summary['preference_pairs'])}"]
     if summary.get("run_id"):
-        facts.insert(0, f"run {summary['run_id']}, recipe {summary.get('recipe')}, {number(summary.get('wall_seconds'))} s")
+        facts.insert(0, f"run {summary['run_id']}, recipe {summary.get('recipe')}, "
+                        f"{number(summary.get('wall_seconds'))} s")
     training = summary.get("training") or {}
     if training:
         facts.append(training_sentence(training))

@@ -80,7 +80,7 @@ def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp
     assert code == 0, err
     assert "text_field: body" in out and f"uri: {files / 'body.jsonl'}" in out  # the resolved recipe
     assert "body.jsonl, 0.00 MB; fields in the first 2 records: body, ref" in out  # the input summary
-    assert "# task plan: 9 stages" in out and "2/9 ugc_filter: ugc-filter, merge-shards" in out
+    assert "# task plan: 9 stages" in out and "2/9 ugc_filter (1 shard(s), then merged): ugc-filter, merge-shards" in out
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
