@@ -200,7 +200,6 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")
     shutil.copyfile(outputs["rejected"].path, run_dir / "rejected.jsonl")
     os.replace(outputs["dpo_model"].path, run_dir / "model")  # moved, not copied: checkpoints can be large
-    make_world_readable(run_dir / "model")
     pipeline_summary = json.loads(Path(outputs["summary"].path).read_text())
     summary = {
         "run_id": run_id,
@@ -215,12 +214,6 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     write_reports(run_dir / "reports", summary, {"pairs_report": outputs["pairs_report"].path,
                                                  "loss_curve": outputs["loss_curve"].path})
     return summary
-
-
-def make_world_readable(folder: Path) -> None:
-    """Model files readable by every user, as from_pretrained users expect (some writers create them 0600)."""
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def write_reports(folder: Path, summary: dict, task_reports: dict[str, str]) -> Path:

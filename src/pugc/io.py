@@ -144,3 +144,11 @@ def write_json(uri: str | os.PathLike, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def make_world_readable(folder: str | os.PathLike) -> None:
+    """Files 0644 and folders 0755 under `folder`: a saved model is read by other users and by serving images
+    with another uid, as from_pretrained users expect (safetensors writes its file 0600)."""
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)

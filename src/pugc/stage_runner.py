@@ -11,7 +11,7 @@ from typing import Any
 
 from pugc import __version__
 from pugc.config import STAGE_CONFIGS, EngineConfig, build
-from pugc.io import read_records, write_jsonl
+from pugc.io import make_world_readable, read_records, write_jsonl
 from pugc.lineage import decode, encode as lineage_metadata
 from pugc.logs import setup_logging
 from pugc.records import StageResult
@@ -299,6 +299,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
         checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or "dpo_training", key))
     training = train(pairs_path, model_dir, config, policy, checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
+    make_world_readable(model_dir)
     if config.export_uri:
         from pugc.gcs import export_model
 
