@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: setup run test test-fast bench compile submit images push models clean help vllm-env test-vllm
+.PHONY: setup run test test-fast bench compile submit images push models clean help vllm-env test-vllm browser
 
 help:
 	@echo "make run      run the PUGC pipeline locally ($(RECIPE) on $(INPUT)) -> runs/latest/"
@@ -57,9 +57,17 @@ models: setup
 run: setup
 	$(PUGC) run --recipe $(RECIPE) --input $(INPUT)
 
-test: setup $(CHECKOV) base-env vllm-env
+test: setup $(CHECKOV) base-env vllm-env browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(VLLM_RUN) -m pytest tests/vllm $(VLLM_PYTEST_ARGS)
+
+# A headless browser for the report rendering test (tests/pipelines/test_local_run.py): Debian's chromium,
+# installed once when missing and we are root; otherwise that test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no chromium and not root with apt-get: the report rendering test will be skipped"; fi; }
 
 test-fast: setup base-env
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)

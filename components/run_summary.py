@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
 
 from pugc.components import images
 
@@ -9,13 +9,15 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 instruction_gen_dropped: Input[Dataset], relevance_filter_dropped: Input[Dataset],
                 response_sampling_dropped: Input[Dataset], reward_scoring_dropped: Input[Dataset],
                 preference_pairs_dropped: Input[Dataset], dpo_model: Input[Model], recipe_digest: str,
-                summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown]):
-    """Where every input line went: the run's accounting, one file of every drop, and a readable report."""
+                summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
+                summary_report: Output[HTML]):
+    """Where every input line went: the run's accounting, one file of every drop, and a readable report
+    (Markdown, and the HTML page a local run's reports/run_summary.html shows)."""
     from pugc.summary import write_run_summary
 
     write_run_summary(
         stage_artifacts=[duplicates, ugc_filter_dropped, instruction_gen_dropped, relevance_filter_dropped,
                          response_sampling_dropped, reward_scoring_dropped, preference_pairs_dropped, dpo_model],
         quarantine=quarantine, recipe_digest=recipe_digest,
-        summary_path=summary.path, rejected_path=rejected.path, report_path=report.path,
+        summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from kfp import compiler, local
 
 from pugc.config import Recipe, dump_recipe
+from pugc.summary import FAILED_MARKER
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
 
@@ -46,25 +48,74 @@ def _point_latest(output_root: Path, run_dir: Path) -> None:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# What reaches the console: pugc's own progress lines, task start/finish, and anything that went wrong.
-_CONSOLE_LINE = re.compile(r" (INFO|WARNING|ERROR) pugc\b|Executing task|finished with status|Traceback|Error\b")
+_TASK_DONE = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
+# pugc's own per-stage result lines (stage_runner, training, summary): "<stage>: in 58, out 40, ..."
+_STAGE_RESULT = re.compile(r" INFO pugc\.[\w.]+: (\w+): ((?:in \d|merged \d|\d).*)$")
+_WARNING = re.compile(r" (?:WARNING|ERROR) pugc\.[\w.]+: (.*)$")
+STAGE_ALIASES = {"ingest": "ingest_ugc"}
+
+
+def _readable(detail: str) -> str:
+    """A stage's result line for the console: no per-task timing, one shard unsaid, long floats rounded."""
+    detail = re.sub(r" \(\d+\.\d+s\)$", "", detail).replace("merged 1 shards: ", "")
+    return re.sub(r"\d+\.\d{4,}", lambda m: f"{float(m.group()):.3g}", detail)
+
+
+def stage_plan(task_names: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """The DAG's stages in order, each with its task names: shard merges fold into their stage, the input
+    fingerprint into ingest. `task_names` is what `build_pipeline` recorded ({task key: KFP task name})."""
+    plan: dict[str, list[str]] = {}
+    for key, name in task_names.items():
+        stage = "ingest_ugc" if key == "input_fingerprint" else key.removesuffix("_merge")
+        plan.setdefault(stage, []).append(name)
+    return list(plan.items())
+
+
+def task_plan(recipe: Recipe) -> list[tuple[str, list[str]]]:
+    task_names: dict[str, str] = {}
+    build_pipeline(recipe, import_input=False, task_names=task_names)
+    return stage_plan(task_names)
 
 
 class ConsoleFilter(io.TextIOBase):
-    """Everything the local runner prints goes to a log file; the console gets the lines worth reading
-    (KFP's executor dumps each task's full executor input, hundreds of lines per task)."""
+    """Everything the local runner prints goes to the log file; the console gets one line per finished stage
+    ("[3/9] relevance_filter  in 58, out 40 ...  4.2s") and pugc's warnings. A stage is finished when its last
+    task is (an LLM stage's merge), so internal tasks never reach the console. Colour only on a terminal."""
 
-    def __init__(self, log_file, console):
+    def __init__(self, log_file, console, plan: list[tuple[str, list[str]]] = ()):
         self.log_file, self.console, self.pending = log_file, console, ""
+        self.plan = list(plan)
+        self.last_task = {tasks[-1]: stage for stage, tasks in self.plan}
+        self.details: dict[str, str] = {}
+        self.colour = bool(getattr(console, "isatty", lambda: False)())
+        self.since = time.monotonic()
 
     def write(self, text: str) -> int:
         self.log_file.write(text)
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
-            if _CONSOLE_LINE.search(_ANSI.sub("", line)):
-                self.console.write(line.strip() + "\n")
+            self._read(_ANSI.sub("", line).rstrip())
         return len(text)
+
+    def _read(self, line: str) -> None:
+        if (result := _STAGE_RESULT.search(line)) and "input records" not in line:
+            self.details[STAGE_ALIASES.get(result.group(1), result.group(1))] = result.group(2)
+        elif warning := _WARNING.search(line):
+            self._say(f"  ! {warning.group(1)}", "33")
+        elif (done := _TASK_DONE.search(line)) and done.group(1) in self.last_task and done.group(2) == "SUCCESS":
+            self._stage_done(self.last_task[done.group(1)])
+
+    def _stage_done(self, stage: str) -> None:
+        index = next(i for i, (name, _) in enumerate(self.plan, start=1) if name == stage)
+        now = time.monotonic()
+        detail = _readable(self.details.get(stage, ""))
+        self._say(f"[{index}/{len(self.plan)}] {stage:<18} {detail:<52} {now - self.since:6.1f}s", "32")
+        self.since = now
+
+    def _say(self, text: str, colour: str) -> None:
+        self.console.write(f"\x1b[{colour}m{text}\x1b[0m\n" if self.colour else text + "\n")
+        self.console.flush()
 
     def flush(self) -> None:
         self.log_file.flush()
@@ -87,7 +138,7 @@ def _failure_message(runner_message: str, log_path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_local_runner(log_path: Path):
+def _quiet_local_runner(log_path: Path, plan: list[tuple[str, list[str]]]):
     """Route the runner's output through ConsoleFilter; silence its warnings about settings that only a
     cluster honours (resources, custom images): those are checked on the compiled YAML instead."""
     original_print = builtins.print  # the runner re-binds print per task and can leave it indented after loops
@@ -95,7 +146,7 @@ def _quiet_local_runner(log_path: Path):
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
         console = sys.stdout
-        with contextlib.redirect_stdout(ConsoleFilter(log_file, console)):
+        with contextlib.redirect_stdout(ConsoleFilter(log_file, console, plan)):
             try:
                 yield
             except RuntimeError as exc:
@@ -104,20 +155,48 @@ def _quiet_local_runner(log_path: Path):
                 builtins.print = original_print
 
 
+def with_input(recipe: Recipe, input_uri: str) -> Recipe:
+    """The recipe as run: input.uri is the input actually read, so the saved recipe.yaml tells the truth."""
+    return dataclasses.replace(recipe, input=dataclasses.replace(recipe.input, uri=input_uri))
+
+
 def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "runs", run_id: str | None = None) -> dict:
+    """Run the pipeline into output_root/run_id/. A run that fails or is interrupted leaves a `FAILED` file
+    with the reason in its folder (and no summary.json), so no half-written folder looks finished."""
+    from pugc.checks import UserError
+
     output_root = Path(output_root)
-    run_id = run_id or new_run_id(recipe)
-    run_dir = output_root / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     if "://" not in input_uri:
         input_uri = str(Path(input_uri).resolve())
+    recipe = with_input(recipe, input_uri)
+    run_id = run_id or new_run_id(recipe)
+    run_dir = output_root / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UserError(f"run folder {run_dir} already exists: pick another --run-id or remove it") from None
+    print(f"pugc run {run_id}: recipe {recipe.name}, input {input_uri}\n"
+          f"  folder {run_dir}/  log {run_dir / 'pipeline.log'}", flush=True)
+    try:
+        summary = _run(recipe, input_uri, run_dir, run_id)
+    except BaseException as exc:
+        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc).splitlines()[0][:500]
+        (run_dir / FAILED_MARKER).write_text(f"{reason}\n", encoding="utf-8")
+        raise
+    _point_latest(output_root, run_dir)
+    return summary
+
+
+def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str((run_dir / "artifacts").resolve()),
                raise_on_error=True)
     started = time.monotonic()
-    with _quiet_local_runner(run_dir / "pipeline.log"):
-        outputs = build_pipeline(recipe, import_input=False)(input_uri=input_uri).outputs
+    task_names: dict[str, str] = {}
+    pipeline = build_pipeline(recipe, import_input=False, task_names=task_names)
+    with _quiet_local_runner(run_dir / "pipeline.log", stage_plan(task_names)):
+        outputs = pipeline(input_uri=input_uri).outputs
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")
     shutil.copyfile(outputs["rejected"].path, run_dir / "rejected.jsonl")
     os.replace(outputs["dpo_model"].path, run_dir / "model")  # moved, not copied: checkpoints can be large
@@ -125,11 +204,26 @@ def run_local(recipe: Recipe, input_uri: str, output_root: str | os.PathLike = "
     summary = {
         "run_id": run_id,
         "recipe": recipe.name,
+        "status": "succeeded",
         **pipeline_summary,
         "model_dir": str((run_dir / "model").resolve()),
         "input_uri": input_uri,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _point_latest(output_root, run_dir)
+    write_reports(run_dir / "reports", summary, {"pairs_report": outputs["pairs_report"].path,
+                                                 "loss_curve": outputs["loss_curve"].path})
     return summary
+
+
+def write_reports(folder: Path, summary: dict, task_reports: dict[str, str]) -> Path:
+    """reports/: the tasks' HTML reports as .html files, the run summary, and an index linking them."""
+    from pugc.reports import index_html, run_summary_html
+
+    folder.mkdir(exist_ok=True)
+    for name, path in task_reports.items():
+        shutil.copyfile(path, folder / f"{name}.html")
+    (folder / "run_summary.html").write_text(run_summary_html(summary), encoding="utf-8")
+    (folder / "index.html").write_text(index_html(summary, ["pairs_report", "loss_curve", "run_summary"]),
+                                       encoding="utf-8")
+    return folder / "index.html"

@@ -8,7 +8,7 @@ and applies the recipe's per-stage resources to the tasks, so what `pugc compile
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Model
+from kfp.dsl import HTML, Artifact, Dataset, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.ingest_ugc import ingest_ugc
@@ -27,7 +27,8 @@ from pugc.pipelines.platform import apply_platform, task_component, training_run
 
 PIPELINE_NAME = "pugc"
 
-Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset)
+Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset,
+                     pairs_report=HTML, loss_curve=HTML, summary_report=HTML)
 
 
 def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict, **params):
@@ -47,11 +48,13 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
     return merge_task
 
 
-def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True):
+def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True,
+                   task_names: dict | None = None):
     """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py).
 
     With `import_input` the UGC enters through `dsl.importer`, so the UI's lineage starts at the data; the
-    local runner cannot import, so local runs pass the path straight to ingest.
+    local runner cannot import, so local runs pass the path straight to ingest. `task_names`, when given,
+    receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it).
     """
     sections = recipe.pipeline_sections()
 
@@ -117,11 +120,16 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             dpo_model=dpo_training_task.outputs["dpo_model"], recipe_digest=recipe_digest)
 
         apply_platform(recipe.cluster, tasks, target, recipe.engines)
+        if task_names is not None:
+            task_names.update({key: task.name for key, task in tasks.items()})
         return Outputs(
             summary=run_summary_task.outputs["summary"],
             preference_pairs=preference_pairs_task.outputs["preference_pairs"],
             dpo_model=dpo_training_task.outputs["dpo_model"],
             rejected=run_summary_task.outputs["rejected"],
+            pairs_report=preference_pairs_task.outputs["pairs_report"],
+            loss_curve=dpo_training_task.outputs["loss_curve"],
+            summary_report=run_summary_task.outputs["summary_report"],
         )
 
     return pugc_pipeline

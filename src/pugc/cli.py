@@ -3,19 +3,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
-from pugc.config import ConfigError, load_recipe
+from pugc.checks import UserError
+from pugc.config import LLM_STAGES, ConfigError, find_recipe, load_recipe, load_section
 
 DEFAULT_RECIPE = "tiny"
-DEFAULT_INPUT = "data/sample_ugc.jsonl"
 
 
 def _recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe name under recipes/ or a YAML path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a recipe value (repeatable), e.g. --set reward_scoring.n=4")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+
+
+def _input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-field", metavar="FIELD", help="the input field that holds the text (input.text_field)")
+    parser.add_argument("--id-field", metavar="FIELD", help="the input field that holds a record id (input.id_field)")
+
+
+def _overrides(args) -> list[str]:
+    """--set values, plus the input flags as the overrides they stand for (quoted: a field named 1 is a string)."""
+    flags = [f"input.{key}={json.dumps(value)}" for key, value in
+             (("text_field", getattr(args, "text_field", None)), ("id_field", getattr(args, "id_field", None))) if value]
+    return list(args.overrides) + flags
+
+
+def _warn_default_registry() -> None:
+    if not os.environ.get("PUGC_IMAGE_REGISTRY"):
+        from pugc.components import images
+
+        print(f"pugc: warning: PUGC_IMAGE_REGISTRY is not set, so tasks use {images.BASE} and its siblings, which "
+              "no cluster can pull: export PUGC_IMAGE_REGISTRY=<registry that `make push` pushed to>", file=sys.stderr)
 
 
 def _target_args(parser: argparse.ArgumentParser) -> None:
@@ -30,35 +54,106 @@ def _print_table(summary: dict) -> None:
     rows = [("stage", "in", "out", "dropped")] + [(n, str(i), str(o), d) for n, i, o, d in stage_table(summary["stages"])]
     widths = [max(len(str(r[c])) for r in rows) for c in range(4)]
     for number, row in enumerate(rows):
-        print("  ".join(str(cell).ljust(w) if c in (0, 3) else str(cell).rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
+        print("  ".join(str(cell).ljust(w) if c in (0, 3) else str(cell).rjust(w)
+                        for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if number == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def cmd_run(args) -> int:
+    """Check everything a user can get wrong (input, fields, models, run folder) before any task starts."""
+    from pugc.checks import check_input, check_models, resolve_input
+
+    started = time.monotonic()
+    recipe_path = find_recipe(args.recipe)
+    input_config = load_section(recipe_path, "input", _overrides(args))
+    input_uri = resolve_input(args.input, input_config.uri, recipe_path)
+    input_summary = check_input(input_uri, input_config)
+    models = check_models(load_section(recipe_path, "engines", _overrides(args)))
+    if args.run_id and (Path(args.output) / args.run_id).exists():
+        raise UserError(f"run folder {Path(args.output) / args.run_id} already exists: pick another --run-id or remove it")
+    recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds
+    if args.dry_run:
+        return _print_plan(recipe, input_uri, input_summary, models)
+    return _run(args, recipe, input_uri, started)
+
+
+def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
+    from pugc.config import dump_recipe
+    from pugc.pipelines.local import task_plan, with_input
+
+    recipe = with_input(recipe, input_uri)
+    print(f"# recipe {recipe.name}, digest {recipe.digest()}, resolved:\n{dump_recipe(recipe)}")
+    print(f"# input: {input_summary.describe()}")
+    for role, where in models.items():
+        print(f"# {role}: {where}")
+    plan = task_plan(recipe)
+    print(f"# task plan: {len(plan)} stages")
+    for index, (stage, tasks) in enumerate(plan, start=1):
+        shards = f" ({recipe.cluster.shards_for(stage)} shard(s), then merged)" if stage in LLM_STAGES else ""
+        print(f"#   {index}/{len(plan)} {stage}{shards}: {', '.join(tasks)}")
+    print("# dry run: nothing was started")
+    return 0
+
+
+def _run(args, recipe, input_uri: str, started: float) -> int:
     from pugc.logs import setup_logging
-    from pugc.pipelines.local import PipelineFailed, run_local
+    from pugc.pipelines.local import PipelineFailed, new_run_id, run_local, with_input
 
     setup_logging()
-    recipe = load_recipe(args.recipe, args.overrides)
-    input_uri = args.input or recipe.input.uri or DEFAULT_INPUT
+    run_id = args.run_id or new_run_id(with_input(recipe, input_uri))
+    run_dir = Path(args.output) / run_id
     try:
-        summary = run_local(recipe, input_uri, args.output, args.run_id)
+        summary = run_local(recipe, input_uri, args.output, run_id)
     except PipelineFailed as exc:
-        print(f"pugc: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(f"{exc}; {run_dir} is marked FAILED", exit_code=1) from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"{run_dir} is marked FAILED") from None
     print()
     _print_table(summary)
-    print(f"\ninput lines {summary['input_lines']} (quarantined {summary['quarantined']}), "
-          f"preference pairs {summary['preference_pairs']}, {summary['wall_seconds']}s")
-    print(f"run: {Path(args.output) / summary['run_id']}  (also {Path(args.output) / 'latest'})")
+    print(f"{summary['input_lines']} input lines ({summary['quarantined']} quarantined) -> "
+          f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
+          f"(also {Path(args.output) / 'latest'})")
+    print(f"reports: {(run_dir / 'reports' / 'index.html').resolve()}")
     return 0
+
+
+def cmd_runs(args) -> int:
+    """Past runs, newest first: status, pairs, and the evaluation gate once a run has one."""
+    from pugc.summary import FAILED_MARKER
+
+    root = Path(args.output)
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+                     reverse=True) if root.is_dir() else []
+    if not folders:
+        print(f"no runs under {root}/")
+        return 0
+    rows = [("run", "status", "pairs", "gate", "seconds")] + [_run_row(folder, FAILED_MARKER) for folder in folders]
+    widths = [max(len(row[c]) for row in rows) for c in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _run_row(folder: Path, failed_marker: str) -> tuple[str, ...]:
+    summary_path = folder / "summary.json"
+    if (folder / failed_marker).is_file():
+        reason = (folder / failed_marker).read_text(encoding="utf-8").strip()
+        return folder.name, f"failed: {reason[:60]}", "-", "-", "-"
+    if not summary_path.is_file():
+        return folder.name, "incomplete", "-", "-", "-"
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    gate = ((summary.get("evaluation") or {}).get("gate") or {})
+    verdict = "-" if "passed" not in gate else "passed" if gate["passed"] else "failed"
+    return (folder.name, summary.get("status", "succeeded"), str(summary.get("preference_pairs", "-")), verdict,
+            str(round(summary.get("wall_seconds", 0))))
 
 
 def cmd_compile(args) -> int:
     from pugc.pipelines.local import compile_pipeline
 
     recipe = load_recipe(args.recipe, args.overrides)
+    _warn_default_registry()
     path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
     print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target} to {path}")
     return 0
@@ -67,7 +162,16 @@ def cmd_compile(args) -> int:
 def cmd_submit(args) -> int:
     from pugc.pipelines import submit
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    if args.input and "://" not in args.input:
+        raise UserError(f"--input {args.input}: a cluster reads gs:// input; upload it first (gcloud storage cp "
+                        f"{args.input} gs://BUCKET/ugc/) and pass that URI")
+    host = args.host or os.environ.get("KFP_HOST")
+    if args.target == "kfp" and host and not args.dry_run:
+        _check_reachable(host)  # before compiling: loading the whole recipe takes seconds
+    if args.target == "vertex" and not args.dry_run:
+        _check_google_credentials()
+    recipe = load_recipe(args.recipe, _overrides(args))
+    _warn_default_registry()
     plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
                        run_name=args.run_name, experiment=args.experiment, schedule=args.schedule, host=args.host,
                        project=args.project, region=args.region, service_account=args.service_account,
@@ -75,8 +179,72 @@ def cmd_submit(args) -> int:
     if args.dry_run:
         print(json.dumps(submit.dry_run(plan), indent=2))
         return 0
-    print(json.dumps(submit.submit(plan), indent=2))
+    try:
+        print(json.dumps(submit.submit(plan), indent=2))
+    except Exception as exc:  # noqa: BLE001  (client libraries raise many types; see _submission_error)
+        message = _submission_error(exc, plan)
+        if message is None:
+            raise
+        raise UserError(message) from exc
     return 0
+
+
+def _check_reachable(host: str, timeout: float = 3.0) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(host if "://" in host else f"http://{host}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach Kubeflow Pipelines at {host} ({exc.strerror or exc}): check --host (or "
+                        "$KFP_HOST) and the network, or port-forward the API (kubectl -n kubeflow port-forward "
+                        "svc/ml-pipeline-ui 8080:80)") from None
+
+
+def _check_google_credentials() -> None:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError as exc:
+        raise UserError(f"no Google Cloud credentials ({str(exc).splitlines()[0]}): run `gcloud auth "
+                        "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a key file") from None
+
+
+UNREACHABLE = ("MaxRetryError", "NewConnectionError", "ConnectTimeoutError", "NameResolutionError",
+               "ConnectionError", "ConnectionRefusedError", "ReadTimeoutError", "Timeout")
+
+
+def _submission_error(exc: BaseException, plan) -> str | None:
+    """One line for what a user can fix when a submission fails: an unreachable API, missing credentials."""
+    names = {type(e).__name__ for e in _chain(exc)}
+    where = plan.host or ("Vertex AI" if plan.target == "vertex" else "the in-cluster KFP API")
+    if "DefaultCredentialsError" in names:
+        return ("no Google Cloud credentials: run `gcloud auth application-default login` or set "
+                "GOOGLE_APPLICATION_CREDENTIALS")
+    if names & set(UNREACHABLE) or isinstance(exc, OSError):
+        return (f"cannot reach Kubeflow Pipelines at {where}: check --host (or $KFP_HOST), the network, or "
+                "port-forward the API (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80)")
+    status = getattr(exc, "status", None)
+    if status in (401, 403):
+        return f"{where} refused the request ({status}): pass a token with --token or $KFP_TOKEN"
+    return None
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        for arg in getattr(exc, "args", ()):  # urllib3 keeps the cause as an argument (reason)
+            if isinstance(arg, BaseException):
+                yield arg
+        if isinstance(getattr(exc, "reason", None), BaseException):
+            yield exc.reason
+        exc = exc.__cause__ or exc.__context__
 
 
 def cmd_preflight(args) -> int:
@@ -96,7 +264,7 @@ def cmd_preflight(args) -> int:
 def cmd_stage(args) -> int:
     from pugc import stage_runner
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, _overrides(args))
     sections = recipe.to_dict()
     dropped = args.dropped or str(Path(args.output).with_suffix("")) + ".dropped.jsonl"
     if args.name == "ingest_ugc":
@@ -151,14 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="pugc", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pugc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole pipeline locally (KFP SubprocessRunner)")
     _recipe_args(run)
-    run.add_argument("--input", help=f"UGC JSONL or Parquet (default: the recipe's input.uri, else {DEFAULT_INPUT})")
+    run.add_argument("--input", help="UGC JSONL or Parquet file or folder, read from the current folder (default: "
+                     "the recipe's input.uri, read from the recipe's folder)")
+    _input_args(run)
     run.add_argument("--output", default="runs", help="folder that receives runs/<run_id>/ (default: runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time, recipe and digest)")
+    run.add_argument("--dry-run", action="store_true", help="check everything and print the resolved recipe, the "
+                     "input and the task plan; start nothing")
     run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list past local runs: status, preference pairs, evaluation gate")
+    runs.add_argument("--output", default="runs", help="the folder runs were written to (default: runs)")
+    runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    runs.set_defaults(func=cmd_runs)
 
     comp = sub.add_parser("compile", help="write the pipeline YAML for Kubeflow Pipelines")
     _recipe_args(comp)
@@ -170,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_args(sub_)
     _target_args(sub_)
     sub_.add_argument("--input", help="UGC gs:// file or prefix (default: the recipe's input.uri)")
+    _input_args(sub_)
     sub_.add_argument("--host", help="Kubeflow Pipelines API (default $KFP_HOST; in-cluster default otherwise)")
     sub_.add_argument("--experiment", help="experiment name (default: pugc)")
     sub_.add_argument("--run-name", help="run (or schedule) name (default: pugc-<recipe>-<time>)")
@@ -199,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_args(stage)
     stage.add_argument("--input", required=True, help="the stage's input JSONL (raw UGC for ingest_ugc)")
     stage.add_argument("--output", required=True, help="output JSONL (a model folder for dpo_training)")
+    _input_args(stage)
     stage.add_argument("--dropped", help="where dropped records go (default: <output>.dropped.jsonl)")
     stage.add_argument("--checkpoint-dir", help="save progress here every --checkpoint-every records; rerun to resume")
     stage.add_argument("--checkpoint-every", type=int, default=512)
@@ -212,23 +392,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default="pugc-tiny/judge")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="build (once) and list the embedded tiny models")
+    models.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     models.set_defaults(func=cmd_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Errors a user can fix print one line and exit non-zero (2: before launch, 1: a task failed, 130:
+    interrupted); --debug shows the traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        print(f"pugc: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
     except ConfigError as exc:
-        print(f"pugc: recipe error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"pugc: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, exc, f"recipe error: {exc}", 2)
+    except UserError as exc:
+        return _fail(args, exc, str(exc), exc.exit_code)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return _fail(args, exc, str(exc), 2)
+
+
+def _fail(args, exc: BaseException, message: str, code: int) -> int:
+    if args.debug:
+        raise exc
+    print(f"pugc: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -544,10 +544,15 @@ def recipe_from_dict(data: dict) -> Recipe:
 
 
 def find_recipe(name_or_path: str | Path) -> Path:
-    """A path, or a bare name looked up in ./recipes and in the source checkout's recipes/."""
-    path = Path(name_or_path)
+    """A path, or a bare name (`paper`, `paper.yaml`) looked up in ./recipes and in the source checkout's recipes/.
+
+    Anything with a folder in it is a path and must exist: `/elsewhere/paper.yaml` never falls back to the
+    bundled `paper` recipe."""
+    path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    if len(path.parts) > 1:
+        raise ConfigError(f"recipe file {str(name_or_path)!r} not found")
     name = path.name if path.suffix else f"{path.name}.yaml"
     for folder in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
         if (folder / name).is_file():
@@ -555,7 +560,8 @@ def find_recipe(name_or_path: str | Path) -> Path:
     raise ConfigError(f"recipe {str(name_or_path)!r} not found (a YAML path, or a name under recipes/)")
 
 
-def load_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> Recipe:
+def read_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> tuple[Path, dict]:
+    """The recipe file and its data with overrides applied, not yet validated."""
     path = find_recipe(name_or_path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -565,7 +571,26 @@ def load_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) 
         raise ConfigError(f"{path}: a recipe must be a mapping of sections")
     data.setdefault("name", path.stem)
     try:
-        return recipe_from_dict(apply_overrides(data, overrides))
+        return path, apply_overrides(data, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_section(name_or_path: str | Path, section: str, overrides: typing.Iterable[str] = ()) -> Any:
+    """One section of a recipe, validated on its own: quick, for checks that must not wait for the whole
+    recipe (validating `dpo_training:` imports TRL, seconds)."""
+    path, data = read_recipe(name_or_path, overrides)
+    cls = typing.get_type_hints(Recipe)[section]
+    try:
+        return build(cls, data.get(section), section)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> Recipe:
+    path, data = read_recipe(name_or_path, overrides)
+    try:
+        return recipe_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -78,10 +78,11 @@ def _parquet_rows(uri: str) -> list:
 
 
 def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple[str, int, Any, str | None]]:
-    """Yield (file, line_number, parsed_row_or_None, error_or_None) for every line (or Parquet row).
+    """Yield (file, line_number, parsed_row, None) for every line (or Parquet row) that parses, and
+    (file, line_number, raw_text, error) for one that does not.
 
-    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them and the run
-    goes on. A prefix or folder of shards is read file by file, in name order.
+    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them, raw text
+    kept, and the run goes on. A prefix or folder of shards is read file by file, in name order.
     """
     for source in input_files(uri):
         if fmt == "parquet" or (fmt == "auto" and source.endswith(".parquet")):
@@ -92,15 +93,15 @@ def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield source, number, None, f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+                yield source, number, raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {exc.reason} at byte {exc.start}"
                 continue
             if not line.strip():
-                yield source, number, None, "blank line"
+                yield source, number, line, "blank line"
                 continue
             try:
                 yield source, number, json.loads(line), None
             except json.JSONDecodeError as exc:
-                yield source, number, None, f"not JSON: {exc.msg} (column {exc.colno})"
+                yield source, number, line.rstrip("\r\n"), f"not JSON: {exc.msg} (column {exc.colno})"
 
 
 def read_records(uri: str | os.PathLike, cls: type[T]) -> list[T]:
@@ -143,3 +144,11 @@ def write_json(uri: str | os.PathLike, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def make_world_readable(folder: str | os.PathLike) -> None:
+    """Files 0644 and folders 0755 under `folder`: a saved model is read by other users and by serving images
+    with another uid, as from_pretrained users expect (safetensors writes its file 0600)."""
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)

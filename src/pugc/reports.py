@@ -1,73 +1,182 @@
-"""Reports a person reads in the Kubeflow UI: HTML with inline SVG, no external assets."""
+"""Reports a person reads: HTML artifacts in the Kubeflow UI, and the same pages in a local run's reports/.
+
+Each page is one self-contained file (charts drawn by matplotlib as inline SVG with their text kept as text,
+no external assets), so it opens from disk, from a bucket, or inside the UI's artifact viewer alike.
+"""
 from __future__ import annotations
 
 import html
-from collections import Counter
+import io
+import json
+from pathlib import Path
+
+STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em}"
+         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
+         "td.n{text-align:right}figure{display:inline-block;margin:0 1em 1em 0}</style>")
+TITLES = {"pairs_report": "Preference pairs", "loss_curve": "Training loss", "run_summary": "Run summary"}
+BAR_COLOUR = "#4c78a8"
+SCORE_AXIS = "judge score (1-5)"
 
 
-def _bars_svg(counts: dict[str, int], title: str, width: int = 420, height: int = 140) -> str:
-    labels = list(counts)
-    top = max(counts.values(), default=0) or 1
-    bar = (width - 40) / max(1, len(labels))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" role="img">',
-             f'<text x="4" y="14" font-size="13">{html.escape(title)}</text>']
-    for i, label in enumerate(labels):
-        h = height * counts[label] / top
-        x = 20 + i * bar
-        parts.append(f'<rect x="{x:.1f}" y="{20 + height - h:.1f}" width="{bar * 0.8:.1f}" height="{h:.1f}" fill="#4c78a8">'
-                     f'<title>{html.escape(label)}: {counts[label]}</title></rect>')
-        parts.append(f'<text x="{x:.1f}" y="{height + 34}" font-size="10">{html.escape(label)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def esc(value) -> str:
+    return html.escape(str(value))
 
 
-def histogram(values: list[float], low: float = 1.0, high: float = 5.0, bins: int = 8) -> dict[str, int]:
-    step = (high - low) / bins
-    counts = Counter(min(bins - 1, max(0, int((v - low) / step))) for v in values)
-    return {f"{low + i * step:.1f}": counts.get(i, 0) for i in range(bins)}
+def number(value) -> str:
+    """For people: 4.0 -> '4', 1234 -> '1,234', 0.6148011 -> '0.615', None -> '-'."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)
+
+
+def plural(count, word: str) -> str:
+    return f"{number(count)} {word}{'' if count == 1 else 's'}"
+
+
+def page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>{STYLE}"
+            f"</head><body><h1>{esc(title)}</h1>{body}</body></html>")
+
+
+# ------------------------------------------------------------------------------------------------ charts
+def _figure(width: float = 4.6, height: float = 2.8):
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots()
+
+
+def _svg(figure) -> str:
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: readable, searchable, testable
+        figure.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return f"<figure>{text[text.index('<svg'):]}</figure>"  # inline: no XML prolog
+
+
+def histogram_svg(values: list[float], edges: list[float], title: str, xlabel: str, ylabel: str) -> str:
+    """Bars with their counts on top; labelled axes, integer counts."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure()
+    counts, _, bars = axes.hist(values, bins=edges, color=BAR_COLOUR, edgecolor="white")
+    axes.bar_label(bars, labels=[str(int(c)) if c else "" for c in counts], fontsize=8)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.margins(y=0.15)
+    return _svg(figure)
+
+
+def stage_bars_svg(stages: list[tuple[str, int, int]]) -> str:
+    """Records into and out of each stage, side by side."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure(7.5, 3.2)
+    positions = range(len(stages))
+    for offset, label, colour, column in ((-0.2, "in", "#9ecae9", 1), (0.2, "out", BAR_COLOUR, 2)):
+        bars = axes.bar([p + offset for p in positions], [s[column] for s in stages], width=0.4, label=label,
+                        color=colour)
+        axes.bar_label(bars, fontsize=7)
+    axes.set_xticks(list(positions), [s[0] for s in stages], rotation=25, ha="right")
+    axes.set(title="Records per stage", xlabel="stage", ylabel="records")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.margins(y=0.15)
+    axes.legend()
+    return _svg(figure)
+
+
+def loss_svg(losses: list[float], title: str) -> str:
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure(6.0, 3.2)
+    steps = list(range(1, len(losses) + 1))
+    axes.plot(steps, losses, marker="o", color="#e45756")
+    axes.set(title=title, xlabel="training step", ylabel="loss")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    return _svg(figure)
+
+
+# ----------------------------------------------------------------------------------------------- reports
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class='n'>{esc(cell)}</td>" if i in numeric else f"<td>{esc(cell)}</td>"
+                                    for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _dropped_text(dropped: dict) -> str:
+    return ", ".join(f"{reason} {number(count)}" for reason, count in dropped.items()) or "none"
 
 
 def pairs_report_html(pairs: list, counts: dict, samples: int = 5) -> str:
-    """Preference pairs at a glance: counts, score and margin histograms, a few pairs side by side."""
-    chosen = histogram([p.score_chosen for p in pairs])
-    rejected = histogram([p.score_rejected for p in pairs])
-    margins = histogram([p.margin for p in pairs], low=0.0, high=4.0)
-    rows = "".join(
-        f"<tr><td>{html.escape(p.prompt[-1]['content'][:300])}</td>"
-        f"<td>{p.score_chosen:.2f}<br>{html.escape(p.chosen[-1]['content'][:400])}</td>"
-        f"<td>{p.score_rejected:.2f}<br>{html.escape(p.rejected[-1]['content'][:400])}</td></tr>"
-        for p in sorted(pairs, key=lambda p: -p.margin)[:samples]
-    )
-    dropped = ", ".join(f"{k}: {v}" for k, v in counts["dropped"].items()) or "none"
-    return (
-        "<html><head><meta charset='utf-8'><title>PUGC preference pairs</title></head><body>"
-        f"<h2>Preference pairs: {len(pairs)} from {counts['in']} questions</h2><p>dropped: {html.escape(dropped)}</p>"
-        + _bars_svg(chosen, "chosen score") + _bars_svg(rejected, "rejected score") + _bars_svg(margins, "margin")
-        + "<h3>Widest-margin pairs</h3><table border='1' cellpadding='4'><tr><th>question</th><th>chosen</th>"
-        f"<th>rejected</th></tr>{rows}</table></body></html>"
-    )
+    """Preference pairs at a glance: counts, score and margin histograms, the widest-margin pairs side by side."""
+    score_bins, margin_bins = [1.0 + 0.5 * i for i in range(9)], [0.5 * i for i in range(9)]
+    charts = (histogram_svg([p.score_chosen for p in pairs], score_bins, "Chosen response scores", SCORE_AXIS, "pairs")
+              + histogram_svg([p.score_rejected for p in pairs], score_bins, "Rejected response scores", SCORE_AXIS,
+                              "pairs")
+              + histogram_svg([p.margin for p in pairs], margin_bins, "Score margins", "chosen - rejected score",
+                              "pairs"))
+    rows = [[p.prompt[-1]["content"][:300], f"{number(p.score_chosen)}: {p.chosen[-1]['content'][:400]}",
+             f"{number(p.score_rejected)}: {p.rejected[-1]['content'][:400]}"]
+            for p in sorted(pairs, key=lambda p: -p.margin)[:samples]]
+    body = (f"<p>{plural(len(pairs), 'pair')} from {plural(counts['in'], 'question')}; dropped: "
+            f"{esc(_dropped_text(counts['dropped']))}</p>{charts}<h2>Widest-margin pairs</h2>"
+            + _table(["question", "chosen (score: text)", "rejected (score: text)"], rows))
+    return page("Preference pairs", body)
 
 
-def loss_curve_html(losses: list[float], title: str, width: int = 520, height: int = 220) -> str:
-    if not losses:
-        return f"<html><body><p>{html.escape(title)}: no losses were logged</p></body></html>"
-    low, high = min(losses), max(losses)
-    span = (high - low) or 1.0
-    step = (width - 60) / max(1, len(losses) - 1)
-    points = " ".join(f"{50 + i * step:.1f},{20 + (height - 40) * (high - v) / span:.1f}" for i, v in enumerate(losses))
-    return (
-        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
-        f'<text x="4" y="14" font-size="13">{html.escape(title)}: {len(losses)} logged steps, '
-        f'loss {losses[0]:.4f} -> {losses[-1]:.4f}</text>'
-        f'<polyline fill="none" stroke="#e45756" stroke-width="2" points="{points}"/>'
-        f'<text x="4" y="{height - 4}" font-size="10">min {low:.4f}, max {high:.4f}</text></svg></body></html>'
-    )
+def loss_curve_html(training: dict) -> str:
+    losses = training.get("losses") or []
+    title = f"{training['method'].upper()} training loss"
+    facts = (f"{plural(training.get('steps'), 'step')} on {plural(training.get('pairs'), 'pair')}, final loss "
+             f"{number(training.get('final_loss'))}; base model {training.get('base_model')}, "
+             f"beta {number(training.get('beta'))}")
+    chart = (loss_svg(losses, f"{training['method'].upper()} loss per step") if losses
+             else "<p>No losses were logged.</p>")
+    return page(title, f"<p>{esc(facts)}</p>{chart}")
+
+
+def run_summary_html(summary: dict) -> str:
+    from pugc.summary import stage_table
+
+    rows = stage_table(summary["stages"])
+    facts = [f"input lines {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
+             f"preference pairs {number(summary['preference_pairs'])}"]
+    if summary.get("run_id"):
+        facts.insert(0, f"run {summary['run_id']}, recipe {summary.get('recipe')}, "
+                        f"{number(summary.get('wall_seconds'))} s")
+    training = summary.get("training") or {}
+    if training:
+        facts.append(training_sentence(training))
+    body = ("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>"
+            + stage_bars_svg([(name, n_in, n_out) for name, n_in, n_out, _ in rows]) + "<h2>Stages</h2>"
+            + _table(["stage", "in", "out", "dropped"], [[n, number(i), number(o), d] for n, i, o, d in rows], {1, 2}))
+    return page("Run summary", body)
+
+
+def training_sentence(training: dict) -> str:
+    return (f"{training.get('method', 'dpo').upper()}: {plural(training.get('steps'), 'step')} on "
+            f"{plural(training.get('pairs'), 'pair')}, final loss {number(training.get('final_loss'))}, "
+            f"base {training.get('base_model')}")
+
+
+def index_html(summary: dict, reports: list[str]) -> str:
+    links = "".join(f"<li><a href='{name}.html'>{esc(TITLES.get(name, name))}</a></li>" for name in reports)
+    facts = (f"{number(summary.get('preference_pairs'))} preference pairs from {number(summary.get('input_lines'))} "
+             f"input lines, recipe {summary.get('recipe')}")
+    return page(f"PUGC run {summary.get('run_id', '')}".strip(), f"<p>{esc(facts)}</p><ul>{links}</ul>")
 
 
 def write_pairs_report(pairs_path: str, counts: dict, report_path: str) -> None:
-    from pathlib import Path
-
     from pugc.io import read_records
     from pugc.records import PreferencePair
 
@@ -75,9 +184,5 @@ def write_pairs_report(pairs_path: str, counts: dict, report_path: str) -> None:
 
 
 def write_loss_curve(model_dir: str, report_path: str) -> None:
-    import json
-    from pathlib import Path
-
     training = json.loads(Path(model_dir, "training_report.json").read_text())
-    title = f"{training['method'].upper()} loss, {training['base_model']} (beta {training['beta']})"
-    Path(report_path).write_text(loss_curve_html(training["losses"], title), encoding="utf-8")
+    Path(report_path).write_text(loss_curve_html(training), encoding="utf-8")

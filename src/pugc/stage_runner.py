@@ -11,7 +11,7 @@ from typing import Any
 
 from pugc import __version__
 from pugc.config import STAGE_CONFIGS, EngineConfig, build
-from pugc.io import read_records, write_jsonl
+from pugc.io import make_world_readable, read_records, write_jsonl
 from pugc.lineage import decode, encode as lineage_metadata
 from pugc.logs import setup_logging
 from pugc.records import StageResult
@@ -96,7 +96,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "resumed_chunks": resumed_chunks,
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, result.n_in, len(result.kept),
-             result.counts["dropped"] or "none", report["seconds"])
+             format_dropped(result.counts["dropped"]), report["seconds"])
     return report
 
 
@@ -219,8 +219,13 @@ def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_pat
         "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,
         "shards": len(parts),
     }
-    log.info("%s: merged %d shards: in %d, out %d", report["stage"], len(parts), total_in, report["counts"]["out"])
+    log.info("%s: merged %d shards: in %d, out %d, dropped %s", report["stage"], len(parts), total_in,
+             report["counts"]["out"], format_dropped(report["counts"]["dropped"]))
     return report
+
+
+def format_dropped(dropped: dict) -> str:
+    return ", ".join(f"{reason}={count}" for reason, count in dropped.items()) or "none"
 
 
 def _concatenate(paths: list[str], target: str) -> None:
@@ -250,8 +255,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     write_jsonl(ugc_path, result.kept)
     write_jsonl(quarantine_path, outcome.quarantined)
     write_jsonl(dropped_path, result.dropped)
-    for item in outcome.quarantined:
-        log.warning("quarantined %s line %d: %s", item.source, item.line, item.error)
+    if outcome.quarantined:
+        log.warning("%s", quarantine_summary(outcome.quarantined, outcome.input_lines))
     report = {
         "stage": ingest.STAGE, "counts": result.counts, "input_lines": outcome.input_lines,
         "quarantined": len(outcome.quarantined), "metrics": {}, "model": None,
@@ -260,6 +265,20 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     log.info("ingest: %d lines, %d documents, %d quarantined, %d duplicates", outcome.input_lines,
              len(result.kept), len(outcome.quarantined), len(result.dropped))
     return report
+
+
+QUARANTINE_EXAMPLES = 2
+
+
+def quarantine_summary(quarantined: list, input_lines: int) -> str:
+    """One line for any number of malformed lines: the count by reason and the first few, not one line each."""
+    from collections import Counter
+
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(Counter(q.reason for q in quarantined).items()))
+    examples = "; ".join(f"line {q.line}: {q.error}" for q in quarantined[:QUARANTINE_EXAMPLES])
+    more = f"; {len(quarantined) - QUARANTINE_EXAMPLES} more" if len(quarantined) > QUARANTINE_EXAMPLES else ""
+    return (f"quarantined {len(quarantined)} of {input_lines} lines ({reasons}): {examples}{more} "
+            "(all in rejected.jsonl)")
 
 
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
@@ -283,6 +302,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
                                       checkpoint_dir, run_id, task_name)
     else:
         training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
+    make_world_readable(model_dir)
     if config.export_uri:
         from pugc.gcs import export_model
 

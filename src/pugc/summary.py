@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from pugc.io import write_json, write_jsonl
+from pugc.logs import setup_logging
 from pugc.stage_runner import read_lineage, summarize
+
+log = logging.getLogger(__name__)
+FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
 
 STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "response_sampling",
                "reward_scoring", "preference_pairs", "dpo_training")
@@ -40,27 +45,35 @@ def stage_table(stages: dict) -> list[tuple[str, int, int, str]]:
 
 
 def markdown_report(summary: dict) -> str:
+    from pugc.reports import number, training_sentence
+
     lines = [
         "# PUGC run summary", "",
-        f"- input lines: {summary['input_lines']} (quarantined {summary['quarantined']})",
-        f"- preference pairs: {summary['preference_pairs']}", "",
+        f"- input lines: {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
+        f"- preference pairs: {number(summary['preference_pairs'])}", "",
         "| stage | in | out | dropped |", "|---|---:|---:|---|",
     ]
-    lines += [f"| {name} | {n_in} | {n_out} | {dropped} |" for name, n_in, n_out, dropped in stage_table(summary["stages"])]
+    lines += [f"| {name} | {number(n_in)} | {number(n_out)} | {dropped} |"
+              for name, n_in, n_out, dropped in stage_table(summary["stages"])]
     training = summary.get("training") or {}
     if training:
-        lines += ["", f"DPO: {training.get('steps')} steps on {training.get('pairs')} pairs, "
-                      f"final loss {training.get('final_loss')}, base {training.get('base_model')}"]
+        lines += ["", training_sentence(training)]
     return "\n".join(lines) + "\n"
 
 
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
-                      rejected_path: str, report_path: str) -> dict:
+                      rejected_path: str, report_path: str, html_path: str | None = None) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`)."""
     lineages = [read_lineage(a) for a in [quarantine, *stage_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize(lineages)}
     dropped_paths = [a.path for a, m in zip(stage_artifacts, lineages[1:]) if m.get("stage") != "dpo_training"]
-    write_jsonl(rejected_path, rejected_rows(quarantine.path, dropped_paths))
+    rejected = write_jsonl(rejected_path, rejected_rows(quarantine.path, dropped_paths))
     write_json(summary_path, summary)
     Path(report_path).write_text(markdown_report(summary), encoding="utf-8")
+    if html_path:
+        from pugc.reports import run_summary_html
+
+        Path(html_path).write_text(run_summary_html(summary), encoding="utf-8")
+    setup_logging()
+    log.info("run_summary: %d preference pairs, %d records rejected", summary["preference_pairs"], rejected)
     return summary

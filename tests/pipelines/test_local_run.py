@@ -1,11 +1,21 @@
-"""The whole pipeline through KFP's local SubprocessRunner on a slice of the sample data, tiny models, CPU."""
+"""The whole pipeline through KFP's local SubprocessRunner on a slice of the sample data, tiny models, CPU.
+
+The module's run goes through `pugc run` (in process), so its console output is checked too."""
+import contextlib
+import io
 import json
 import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from pugc.cli import main
 from pugc.config import load_recipe
 from pugc.models import resolve_model
 from pugc.pipelines.local import run_local
@@ -16,11 +26,24 @@ CHAIN = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "res
 pytestmark = pytest.mark.e2e
 
 
+MAX_CONSOLE_LINES = 25
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, sample_slice):
+def cli_run(tmp_path_factory, sample_slice):
+    """`pugc run` as a user types it; returns (runs folder, run folder, summary, console output)."""
     root = tmp_path_factory.mktemp("runs")
-    summary = run_local(load_recipe("tiny"), str(sample_slice), root, run_id="e2e")
-    return root, root / "e2e", summary
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(sample_slice), "--output", str(root), "--run-id", "e2e"])
+    assert code == 0, console.getvalue()
+    summary = json.loads((root / "e2e" / "summary.json").read_text())
+    return root, root / "e2e", summary, console.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(cli_run):
+    return cli_run[:3]
 
 
 def rows(path):
@@ -55,7 +78,11 @@ def test_summary_has_the_documented_fields(run):
         assert key in summary, key
     assert summary["recipe"] == "tiny" and summary["run_id"] == "e2e"
     assert os.path.realpath(root / "latest") == os.path.realpath(run_dir)
-    assert load_recipe(run_dir / "recipe.yaml").digest() == load_recipe("tiny").digest()
+    # the saved recipe names the input actually read (input.uri), not the recipe's default
+    assert load_recipe(run_dir / "recipe.yaml").input.uri == summary["input_uri"]
+    assert load_recipe(run_dir / "recipe.yaml").digest() == \
+        load_recipe("tiny", [f"input.uri={summary['input_uri']}"]).digest()
+    assert summary["status"] == "succeeded" and not (run_dir / "FAILED").exists()
     assert (run_dir / "pipeline.log").stat().st_size > 0
 
 
@@ -81,6 +108,75 @@ def test_dpo_checkpoint_loads_and_differs_from_the_policy(run):
     assert trained.keys() == base.keys()
     assert any(not torch.equal(trained[k], base[k]) for k in base)
     assert summary["training"]["steps"] == load_recipe("tiny").dpo_training.trainer["max_steps"]
+    for path in [Path(summary["model_dir"]), *Path(summary["model_dir"]).rglob("*")]:  # from_pretrained by anyone
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_quarantined_lines_keep_their_raw_text(run):
+    _, run_dir, _ = run
+    malformed = [r for r in rows(run_dir / "rejected.jsonl") if r["reason"] == "malformed:not_json"]
+    assert malformed and all(r["record"]["raw"].strip() for r in malformed)
+
+
+def test_console_is_short_and_says_where_things_are(cli_run):
+    """Start: run id, folder, log; one line per DAG stage (merges and the fingerprint folded in); the
+    malformed lines in one capped line; end: the table, the totals and the reports path. No colour in a pipe."""
+    root, run_dir, summary, console = cli_run
+    lines = console.rstrip("\n").splitlines()
+    assert len(lines) <= MAX_CONSOLE_LINES, console
+    assert lines[0].startswith("pugc run e2e: recipe tiny") and f"log {run_dir / 'pipeline.log'}" in lines[1]
+    stage_lines = [line for line in lines if re.match(r"\[\d/9\] ", line)]
+    assert [line.split()[1] for line in stage_lines] == ["ingest_ugc", "ugc_filter", "instruction_gen",
+                                                         "relevance_filter", "response_sampling", "reward_scoring",
+                                                         "preference_pairs", "dpo_training", "run_summary"]
+    assert re.search(r"\[2/9\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
+    assert [line for line in lines if "quarantined 2 of 60 lines (not_json 2)" in line]
+    assert "merge" not in console and "Executing task" not in console and "\x1b[" not in console
+    assert f"{summary['preference_pairs']} preference pairs in" in lines[-2]
+    assert lines[-1] == f"reports: {(run_dir / 'reports' / 'index.html').resolve()}"
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+REPORT_HEADINGS = {
+    "index": ["PUGC run e2e"],
+    "pairs_report": ["Preference pairs", "Widest-margin pairs"],
+    "loss_curve": ["DPO training loss"],
+    "run_summary": ["Run summary", "Stages"],
+}
+CHART_TEXT = {"pairs_report": ["judge score (1-5)", "pairs", "Score margins"],
+              "loss_curve": ["training step", "loss"], "run_summary": ["Records per stage", "records"]}
+
+
+def browser(*args, timeout=90):
+    return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not BROWSER, reason="no chromium or chrome on PATH: `make browser` installs Debian's chromium "
+                                        "(as root), or run on a machine with Chrome")
+def test_reports_render_in_a_headless_browser(run, tmp_path):
+    """Every page of reports/ opens from disk as a rendered page: a screenshot is taken, the expected headings
+    and the charts' axis labels are in the DOM, and no HTML source is shown as text."""
+    _, run_dir, summary = run
+    reports = run_dir / "reports"
+    index = (reports / "index.html").read_text()
+    for name in ("pairs_report", "loss_curve", "run_summary"):
+        assert f"href='{name}.html'" in index
+    for name, headings in REPORT_HEADINGS.items():
+        page = (reports / f"{name}.html").as_uri()
+        shot = tmp_path / f"{name}.png"
+        done = browser(f"--screenshot={shot}", "--window-size=1200,1400", page)
+        assert shot.is_file(), done.stderr[-2000:]
+        png = shot.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200
+        dom = browser("--dump-dom", page).stdout
+        found = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[12][^>]*>(.*?)</h[12]>", dom)]
+        assert set(headings) <= set(found), found
+        for text in CHART_TEXT.get(name, []):
+            assert f">{text}<" in dom, (name, text)  # matplotlib's labels are real text in inline SVG
+        assert dom.count("<html") == 1 and "&lt;html" not in dom and "&lt;svg" not in dom  # rendered, not shown
+    assert f"{summary['training']['steps']} steps on {summary['preference_pairs']} pairs, final loss " in \
+        (reports / "loss_curve.html").read_text()
 
 
 def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):

@@ -45,3 +45,27 @@ def test_stage_command_can_checkpoint(tmp_path, sample_slice, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["counts"]["in"] == 58 and report["resumed_chunks"] == 0
     assert not list((tmp_path / "ckpt").glob("ugc_filter/*/chunk-*"))  # cleared once the output was written
+
+
+def test_runs_lists_status_pairs_and_gate(tmp_path, capsys):
+    """`pugc runs`: finished runs with their pairs, the gate once an evaluation exists, failed runs with the
+    reason, and folders without an outcome as incomplete."""
+    root = tmp_path / "runs"
+    for name, summary in (("20260101-a", {"status": "succeeded", "preference_pairs": 96, "wall_seconds": 150.4}),
+                          ("20260102-b", {"preference_pairs": 12, "wall_seconds": 80,
+                                          "evaluation": {"gate": {"passed": False, "reason": "win rate 0.4"}}})):
+        (root / name).mkdir(parents=True)
+        (root / name / "summary.json").write_text(json.dumps(summary))
+    (root / "20260103-c").mkdir()
+    (root / "20260103-c" / "FAILED").write_text("interrupted (Ctrl-C)\n")
+    (root / "20260104-d").mkdir()
+    (root / "latest").symlink_to("20260104-d")
+    assert main(["runs", "--output", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "status", "pairs", "gate", "seconds"]
+    assert [line.split()[:4] for line in lines[1:]] == [
+        ["20260104-d", "incomplete", "-", "-"],
+        ["20260103-c", "failed:", "interrupted", "(Ctrl-C)"],
+        ["20260102-b", "succeeded", "12", "failed"],
+        ["20260101-a", "succeeded", "96", "-"],
+    ]

@@ -7,6 +7,7 @@ stops the run here with `InputError`, before any model loads.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,7 +98,8 @@ class NearDuplicates:
 
 
 def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
-    """`rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row or None, parse error)."""
+    """`rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row, None), or (file, line
+    number, raw text, parse error) for a line that does not parse."""
     docs, quarantined, dropped = [], [], []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
@@ -107,7 +109,7 @@ def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -
         lines += 1
         problem = _parse_problem(error) if error else _problem(row, config)
         if problem:
-            excerpt = "" if row is None else str(row)[:RAW_EXCERPT_CHARS]
+            excerpt = "" if row is None else (row if error else json.dumps(row, ensure_ascii=False))[:RAW_EXCERPT_CHARS]
             quarantined.append(Quarantined(source, number, problem[0], problem[1], excerpt))
             continue
         text = row[config.text_field].strip()

@@ -1,0 +1,204 @@
+"""Checks that run before a pipeline launches: the input file and the models a recipe names.
+
+A task that fails on a missing file or an unknown model costs a start-up of the local runner (or a cluster
+pod) and hides the cause in a task log; these checks read a few lines and a few paths and fail in under a
+second, each with one line that names the file or key and what to do.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pugc.config import EnginesConfig, InputConfig
+
+SAMPLE_LINES = 200  # lines read to check the format and the fields; the whole file is ingest's job
+INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
+TABULAR = {".csv": ("CSV", ","), ".tsv": ("TSV", "\t"), ".tab": ("TSV", "\t")}
+OFFLINE_VALUES = ("1", "on", "yes", "true")
+
+
+class UserError(ValueError):
+    """Something the user can fix (a path, a field name, a model id); the message says what and how.
+    `exit_code`: 2 for what is caught before launch, 1 for a run that started and failed."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class InputSummary:
+    uri: str
+    files: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+    sampled: int = 0  # JSON records read for the check
+    fields: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.files:
+            return f"{self.uri} (remote: read by the ingest task)"
+        where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files under {self.uri}"
+        return (f"{where}, {self.size_bytes / 1e6:.2f} MB; fields in the first {self.sampled} records: "
+                f"{', '.join(self.fields)}")
+
+
+def resolve_input(cli_input: str | None, recipe_uri: str | None, recipe_path: Path | None) -> str:
+    """--input is read from the current folder, as users expect; the recipe's own input.uri from the recipe's
+    folder, so a recipe finds its data wherever the command runs."""
+    if cli_input:
+        return cli_input if "://" in cli_input else str(Path(cli_input).expanduser().resolve())
+    if recipe_uri:
+        if "://" in recipe_uri:
+            return recipe_uri
+        base = recipe_path.resolve().parent if recipe_path else Path.cwd()
+        return str((base / Path(recipe_uri).expanduser()).resolve())
+    raise UserError("no input: pass --input FILE (JSONL or Parquet) or set input.uri in the recipe")
+
+
+def check_input(uri: str, config: InputConfig) -> InputSummary:
+    """The input exists, is not empty, is JSONL or Parquet, and its records carry the text (and id) field."""
+    if "://" in uri:
+        return InputSummary(uri)
+    path = Path(uri)
+    if not path.exists():
+        raise UserError(f"input {uri}: no such file or folder (--input is read from the current folder, "
+                        f"{Path.cwd()})")
+    files = _input_files(path)
+    summary = InputSummary(uri, files, sum(os.path.getsize(f) for f in files))
+    if summary.size_bytes == 0:
+        raise UserError(f"input {uri}: the file is empty: give a JSONL file with one JSON object per line")
+    rows = []
+    for source in files:
+        rows += _sample_parquet(source) if source.endswith(".parquet") else _sample_jsonl(source)
+        if len(rows) >= SAMPLE_LINES:
+            break
+    summary.sampled = len(rows)
+    summary.fields = sorted({key for row in rows for key in row})
+    _check_fields(uri, rows, summary.fields, config)
+    return summary
+
+
+def _input_files(path: Path) -> list[str]:
+    if path.is_file():
+        _refuse_tabular(path)
+        return [str(path)]
+    files = sorted(str(p) for p in path.iterdir() if p.suffix in INPUT_SUFFIXES)
+    if not files:
+        for other in sorted(path.iterdir()):
+            _refuse_tabular(other)
+        raise UserError(f"input {path}: a folder without .jsonl or .parquet files")
+    return files
+
+
+def _refuse_tabular(path: Path, first_line: str = "") -> None:
+    kind, sep = TABULAR.get(path.suffix.lower(), (None, None))
+    if kind is None and first_line:  # a .jsonl whose lines are comma/tab separated values
+        sep = "\t" if "\t" in first_line else "," if "," in first_line else None
+        kind = {"\t": "TSV", ",": "CSV"}.get(sep or "")
+    if kind:
+        sep_arg = r", sep='\t'" if sep == "\t" else ""
+        convert = (f"python -c \"import pandas; pandas.read_csv('{path}'{sep_arg}).to_json("
+                   f"'{path.with_suffix('.jsonl')}', orient='records', lines=True)\"")
+        raise UserError(f"input {path}: looks like {kind}, which is not supported: convert it to JSONL, e.g. {convert}")
+
+
+def _sample_jsonl(source: str) -> list[dict]:
+    rows, first_bad = [], None
+    with open(source, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number > SAMPLE_LINES:
+                break
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                first_bad = first_bad or line
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    if not rows and first_bad is not None:
+        _refuse_tabular(Path(source), first_bad)
+        raise UserError(f"input {source}: none of the first lines is a JSON object (line 1: {first_bad[:60]!r}); "
+                        "input is JSONL, one JSON object per line")
+    return rows
+
+
+def _sample_parquet(source: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(source)
+        return parquet.read_row_group(0).slice(0, SAMPLE_LINES).to_pylist() if parquet.num_row_groups else []
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise UserError(f"input {source}: not a readable Parquet file ({exc})") from None
+
+
+def _check_fields(uri: str, rows: list[dict], fields: list[str], config: InputConfig) -> None:
+    present = ", ".join(fields) or "none"
+    if not any(config.text_field in row for row in rows):
+        raise UserError(f"input {uri}: no record has the text field '{config.text_field}' (fields present: "
+                        f"{present}); pick the field that holds the text with --text-field FIELD")
+    if config.id_field != InputConfig.id_field and not any(config.id_field in row for row in rows):
+        raise UserError(f"input {uri}: no record has the id field '{config.id_field}' (fields present: {present}); "
+                        "pick one with --id-field FIELD, or leave it unset to use content hashes")
+
+
+# ------------------------------------------------------------------------------------------------ models
+def check_models(engines: EnginesConfig) -> dict[str, str]:
+    """Every model a role names resolves here before any task starts: {role: where it comes from}."""
+    found = {}
+    for role in ("policy", "generator", "judge"):
+        engine = getattr(engines, role)
+        if engine.backend == "openai":
+            found[role] = f"{engine.model} (served over the OpenAI API)"
+            continue
+        found[role] = f"{engine.model} ({check_model(engine.model, f'engines.{role}.model')})"
+    return found
+
+
+def check_model(model_id: str, key: str) -> str:
+    from pugc.models import TINY_PREFIX
+
+    if model_id.startswith(TINY_PREFIX):
+        return "built locally"
+    path = Path(model_id).expanduser()
+    if path.exists() or model_id.startswith(("/", ".", "~")) or model_id.count("/") != 1:
+        if not (path / "config.json").is_file():
+            what = "has no config.json" if path.is_dir() else "does not exist"
+            raise UserError(f"{key}: local model folder {model_id} {what}; give a from_pretrained folder or a "
+                            "Hugging Face hub id (org/name)")
+        return "local folder"
+    return _check_hub_model(model_id, key)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").lower() in OFFLINE_VALUES
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _check_hub_model(model_id: str, key: str) -> str:
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return "in the local Hugging Face cache"
+    if _offline():
+        raise UserError(f"{key}: {model_id} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 allows no "
+                        f"download: run `hf download {model_id}` where the hub is reachable, or unset HF_HUB_OFFLINE")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(model_id, timeout=10)
+    except GatedRepoError:
+        raise UserError(f"{key}: {model_id} is gated: accept its terms on the hub and set HF_TOKEN") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"{key}: {model_id} is not a model on the Hugging Face hub (check the id; private models "
+                        "need HF_TOKEN)") from None
+    except Exception as exc:  # connection errors come in many types (requests, httpx, OSError)
+        raise UserError(f"{key}: {model_id} is not cached and the hub cannot be reached ({type(exc).__name__}): "
+                        "check the network, or download it first") from None
+    return "on the Hugging Face hub (downloaded by the task)"

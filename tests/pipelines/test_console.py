@@ -1,0 +1,50 @@
+"""The local run's console filter on the runner's own output shapes: one line per finished stage, warnings,
+colour only on a terminal (the e2e module checks a real run's console)."""
+import io
+
+from pugc.pipelines.local import ConsoleFilter, stage_plan
+
+RUNNER_OUTPUT = """\
+04:36:10.189 - INFO - Executing task \x1b[96m'ugc-filter'\x1b[0m
+04:36:31 INFO pugc.stage_runner: ugc_filter: 196 input records from /runs/x/ingest-ugc/ugc
+04:36:31 INFO pugc.engines.hf: pugc-tiny/generator score: 64/196 prompts (3.1s)
+04:36:31 INFO pugc.stage_runner: ugc_filter: in 196, out 182, dropped low_quality=14 (17.3s)
+04:36:34.797 - INFO - Task \x1b[96m'ugc-filter'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
+04:36:36 WARNING pugc.stage_runner: something worth reading
+04:36:36 INFO pugc.stage_runner: ugc_filter: merged 1 shards: in 196, out 182, dropped low_quality=14
+04:36:36.318 - INFO - Task \x1b[96m'merge-shards'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
+Traceback (most recent call last):
+"""
+PLAN = stage_plan({"input_fingerprint": "input-fingerprint", "ingest_ugc": "ingest-ugc", "ugc_filter": "ugc-filter",
+                   "ugc_filter_merge": "merge-shards", "run_summary": "run-summary"})
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def filtered(console) -> str:
+    log = io.StringIO()
+    stream = ConsoleFilter(log, console, PLAN)
+    for chunk in (RUNNER_OUTPUT[:100], RUNNER_OUTPUT[100:]):  # lines split across writes
+        stream.write(chunk)
+    assert log.getvalue() == RUNNER_OUTPUT  # the log keeps everything
+    return console.getvalue()
+
+
+def test_plan_folds_merges_and_the_fingerprint_into_their_stage():
+    assert PLAN == [("ingest_ugc", ["input-fingerprint", "ingest-ugc"]), ("ugc_filter", ["ugc-filter", "merge-shards"]),
+                    ("run_summary", ["run-summary"])]
+
+
+def test_one_line_per_finished_stage_and_no_colour_in_a_pipe():
+    lines = filtered(io.StringIO()).splitlines()
+    assert lines[0] == "  ! something worth reading"
+    assert lines[1].split() == ["[2/3]", "ugc_filter", "in", "196,", "out", "182,", "dropped", "low_quality=14",
+                                lines[1].split()[-1]]
+    assert len(lines) == 2 and "\x1b[" not in "".join(lines)
+
+
+def test_colour_on_a_terminal():
+    assert "\x1b[32m[2/3] ugc_filter" in filtered(Terminal())

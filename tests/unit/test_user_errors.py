@@ -1,0 +1,192 @@
+"""Errors a user can cause, through the real `pugc` command: one line naming the fix, a non-zero exit within
+5 s, no traceback (unless --debug), and no run folder that looks finished."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_SECONDS = 5.0
+
+
+def pugc(*args, cwd=None, env=None, timeout=120):
+    """Run `pugc ARGS` as a user would; returns (exit code, stdout, stderr, seconds)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pugc.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - started
+
+
+def assert_one_line_error(code, err, seconds, *expected):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert seconds < QUICK_SECONDS, f"{seconds:.1f}s: {lines[0]}"
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "table.csv").write_text("text,id\nhow do I fix a bike chain,1\n")
+    (tmp_path / "table.jsonl").write_text("text\tid\nhow do I fix a bike chain\t1\n")
+    (tmp_path / "body.jsonl").write_text('{"body": "Oil the chain every month.", "ref": 1}\n'
+                                         '{"body": "Check the tyre pressure weekly.", "ref": 2}\n')
+    return tmp_path
+
+
+def test_missing_input_names_the_path_and_where_it_was_looked_for(files):
+    code, _, err, seconds = pugc("run", "--input", "nope.jsonl", cwd=files)
+    assert_one_line_error(code, err, seconds, f"{files / 'nope.jsonl'}: no such file", f"current folder, {files}")
+
+
+def test_empty_input(files):
+    code, _, err, seconds = pugc("run", "--input", files / "empty.jsonl")
+    assert_one_line_error(code, err, seconds, "empty.jsonl: the file is empty")
+
+
+@pytest.mark.parametrize("name, kind", [("table.csv", "CSV"), ("table.jsonl", "TSV")])
+def test_csv_and_tsv_are_named_with_a_conversion(files, name, kind):
+    code, _, err, seconds = pugc("run", "--input", files / name)
+    assert_one_line_error(code, err, seconds, f"looks like {kind}, which is not supported", "to_json(")
+
+
+def test_missing_text_field_lists_the_fields_and_the_flag(files):
+    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl")
+    assert_one_line_error(code, err, seconds, "no record has the text field 'text'", "fields present: body, ref",
+                          "--text-field FIELD")
+    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl", "--text-field", "body", "--id-field", "key")
+    assert_one_line_error(code, err, seconds, "no record has the id field 'key'", "--id-field FIELD")
+
+
+def test_parquet_input_is_checked_for_its_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"content": ["Oil the chain."], "ref": [1]}), tmp_path / "posts.parquet")
+    code, _, err, seconds = pugc("run", "--input", tmp_path / "posts.parquet")
+    assert_one_line_error(code, err, seconds, "no record has the text field 'text' (fields present: content, ref)")
+
+
+def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp_path):
+    code, out, err, _ = pugc("run", "--input", files / "body.jsonl", "--text-field", "body", "--id-field", "ref",
+                             "--dry-run", "--output", tmp_path / "runs")
+    assert code == 0, err
+    assert "text_field: body" in out and f"uri: {files / 'body.jsonl'}" in out  # the resolved recipe
+    assert "body.jsonl, 0.00 MB; fields in the first 2 records: body, ref" in out  # the input summary
+    assert "# task plan: 9 stages" in out and "2/9 ugc_filter (1 shard(s), then merged): ugc-filter, merge-shards" in out
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_models_that_do_not_resolve(files, tmp_path):
+    body = ["--input", files / "body.jsonl", "--text-field", "body"]
+    code, _, err, seconds = pugc("run", *body, "--set", "engines.policy.model=/no/such/model")
+    assert_one_line_error(code, err, seconds, "engines.policy.model: local model folder /no/such/model does not exist")
+    code, _, err, seconds = pugc("run", *body, "--set", "engines.judge.model=nobody/no-such-model",
+                                 env={"HF_HOME": str(tmp_path / "hf")})
+    assert_one_line_error(code, err, seconds, "engines.judge.model: nobody/no-such-model is not in the local Hugging "
+                          "Face cache and HF_HUB_OFFLINE=1")
+
+
+def test_reused_run_id(files, tmp_path):
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl", "--text-field", "body",
+                                 "--output", tmp_path / "runs", "--run-id", "mine")
+    assert_one_line_error(code, err, seconds, "runs/mine already exists", "another --run-id")
+
+
+def test_a_recipe_path_that_does_not_exist_never_falls_back_to_a_bundled_recipe():
+    code, out, err, seconds = pugc("recipe", "--recipe", "/nonexistent/dir/paper.yaml")
+    assert_one_line_error(code, err, seconds, "recipe file '/nonexistent/dir/paper.yaml' not found")
+    assert out == ""
+
+
+def test_input_paths_resolve_against_the_cwd_and_the_recipes_folder(files, tmp_path):
+    """--input from where the command runs; a recipe's own input.uri from the recipe's folder."""
+    recipes = tmp_path / "project" / "recipes"
+    recipes.mkdir(parents=True)
+    (tmp_path / "project" / "data.jsonl").write_text('{"text": "Oil the chain every month."}\n')
+    (recipes / "mine.yaml").write_text((ROOT / "recipes" / "tiny.yaml").read_text().replace(
+        "uri: ../data/sample_ugc.jsonl", "uri: ../data.jsonl"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, err, _ = pugc("run", "--recipe", recipes / "mine.yaml", "--dry-run", cwd=elsewhere)
+    assert code == 0, err
+    assert f"uri: {tmp_path / 'project' / 'data.jsonl'}" in out
+    code, _, err, seconds = pugc("run", "--recipe", recipes / "mine.yaml", "--input", "data.jsonl", cwd=elsewhere)
+    assert_one_line_error(code, err, seconds, f"{elsewhere / 'data.jsonl'}: no such file")
+
+
+def test_submit_to_an_unreachable_host(tmp_path):
+    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--input", "gs://bucket/ugc/", "--host",
+                                 "http://127.0.0.1:9", "-o", tmp_path / "p.yaml",
+                                 env={"PUGC_IMAGE_REGISTRY": "registry.example/pugc", "KFP_TOKEN": ""})
+    assert_one_line_error(code, err, seconds, "cannot reach Kubeflow Pipelines at http://127.0.0.1:9", "--host")
+
+
+def test_submit_to_vertex_without_credentials(tmp_path):
+    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--target", "vertex", "--project", "p",
+                                 "--pipeline-root", "gs://bucket/root", "--input", "gs://bucket/ugc/",
+                                 "-o", tmp_path / "v.yaml", env={"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-key.json")})
+    assert_one_line_error(code, err, seconds, "no Google Cloud credentials", "no-key.json was not found",
+                          "gcloud auth application-default login")
+
+
+def test_submit_of_a_local_input(tmp_path, files):
+    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--input", files / "body.jsonl", "-o", tmp_path / "p.yaml")
+    assert_one_line_error(code, err, seconds, "a cluster reads gs:// input", "gcloud storage cp")
+
+
+def test_compiling_without_a_registry_warns(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PUGC_IMAGE_REGISTRY"}
+    done = subprocess.run([sys.executable, "-m", "pugc.cli", "compile", "--recipe", "paper", "-o", tmp_path / "p.yaml"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0
+    assert "warning: PUGC_IMAGE_REGISTRY is not set, so tasks use pugc/base:0.1.0" in done.stderr
+
+
+def test_debug_shows_the_traceback(files):
+    code, _, err, _ = pugc("run", "--input", "nope.jsonl", "--debug", cwd=files)
+    assert code != 0 and "Traceback (most recent call last)" in err and "UserError" in err
+
+
+def test_a_failing_task_marks_the_run_failed(tmp_path):
+    """An input that passes the quick check but fails ingest's malformed-line limit: the task fails, the
+    console gets one line with the cause and the log, and the folder says FAILED (no summary.json)."""
+    bad = tmp_path / "mostly_bad.jsonl"
+    bad.write_text('{"text": "Oil the chain every month."}\n' + "not json\n" * 3)
+    code, out, err, _ = pugc("run", "--input", bad, "--output", tmp_path / "runs", "--run-id", "bad")
+    run_dir = tmp_path / "runs" / "bad"
+    assert code == 1 and "Traceback" not in err + out
+    assert len(err.strip().splitlines()) == 1
+    assert "task ingest-ugc failed: InputError" in err and "3 of 4 lines malformed" in err and "marked FAILED" in err
+    assert "3 of 4 lines malformed" in (run_dir / "FAILED").read_text()
+    assert not (run_dir / "summary.json").exists()
+    code, out, _, _ = pugc("runs", "--output", tmp_path / "runs")
+    assert code == 0 and "bad  failed: task ingest-ugc failed" in out
+
+
+def test_ctrl_c_prints_one_line_and_marks_the_run_failed(tmp_path, sample_slice):
+    """Ctrl-C reaches the whole foreground process group (the CLI and the running task), as here."""
+    process = subprocess.Popen([sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output",
+                                str(tmp_path / "runs"), "--run-id", "stopped"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    run_dir = tmp_path / "runs" / "stopped"
+    deadline = time.monotonic() + 90
+    while not list(run_dir.glob("artifacts/*/ingest-ugc")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a task is running
+    os.killpg(process.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < QUICK_SECONDS
+    assert process.returncode == 130
+    assert "Traceback" not in err + out
+    assert err.strip().splitlines() == [f"pugc: interrupted: {tmp_path / 'runs' / 'stopped'} is marked FAILED"]
+    assert (run_dir / "FAILED").read_text().strip() == "interrupted (Ctrl-C)"
