@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CHARS_PER_TOKEN = 4
 OPTION_DEFAULTS = {
-    "base_url": None,  # e.g. http://judge.pugc.svc:8000/v1 ; else $OPENAI_BASE_URL
+    "base_url": None,  # e.g. http://pugc-judge.kubeflow.svc:8000/v1 (manifests/, run namespace); else $OPENAI_BASE_URL
     "api_key_env": "OPENAI_API_KEY",  # name of the environment variable holding the key
     "max_concurrency": 16,
     "max_retries": 6,
