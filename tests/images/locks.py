@@ -2,6 +2,9 @@
 top-level pins and its base image's packages through the lock's `# via:` edges (images/lock.py writes them)."""
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +52,15 @@ def read_lock(folder: Path) -> dict[str, Locked]:
 def provided(folder: Path) -> set[str]:
     """Distributions the image holds: its top-level pins, its base's packages, and all they depend on."""
     lock = read_lock(folder)
-    children: dict[str, set[str]] = {}
-    for name, entry in lock.items():
-        for parent in entry.via:
-            children.setdefault(parent, set()).add(name)
-    reached: set[str] = set()
-    pending = [name for reqs in top_level(folder).values() for name in reqs]
-    while pending:
-        name = pending.pop()
-        if name not in reached:
-            reached.add(name)
-            pending += children.get(name, ())
-    return reached
+    parents = {name: set(entry.via) for name, entry in lock.items()}
+    return lock_tool().reachable({name for reqs in top_level(folder).values() for name in reqs}, parents)
+
+
+@functools.cache
+def lock_tool():
+    """images/lock.py, the tool that writes the locks: its graph walk reads them back the same way."""
+    path = Path(__file__).resolve().parents[2] / "images" / "lock.py"
+    spec = importlib.util.spec_from_file_location("pugc_images_lock", path)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
