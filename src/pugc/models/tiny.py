@@ -18,7 +18,7 @@ from pugc.models import TINY_PREFIX, cache_dir
 
 log = logging.getLogger(__name__)
 
-BUILD_VERSION = "v1"  # bump when the recipe below changes, so caches rebuild
+BUILD_VERSION = "v2"  # bump when the recipe below (or the template text it trains on) changes, so caches rebuild
 VOCAB_SIZE = 2048
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
