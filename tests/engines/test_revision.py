@@ -43,6 +43,13 @@ def hub_engine_config(cache, revision, **extra):
     return EngineConfig(model=REPO, revision=revision, options={"model": from_cache, "tokenizer": from_cache}, **extra)
 
 
+@pytest.fixture
+def pugc_logs(caplog, monkeypatch):
+    """caplog sees pugc's records even after setup_logging stopped them propagating (as a KFP task needs)."""
+    monkeypatch.setattr(logging.getLogger("pugc"), "propagate", True)
+    return caplog
+
+
 def weights_of(role):
     return load_file(ensure_tiny_model(f"pugc-tiny/{role}") / "model.safetensors")
 
@@ -95,14 +102,14 @@ def test_hf_engine_fails_on_a_revision_it_does_not_have(hub_cache):
         HFEngine(hub_engine_config(hub_cache, "3" * 40))
 
 
-def test_local_models_ignore_a_revision_with_a_warning(caplog):
+def test_local_models_ignore_a_revision_with_a_warning(pugc_logs):
     """A local folder or a tiny id has no revisions: the recipe may keep its pin while a role points at a copy."""
-    with caplog.at_level(logging.WARNING, logger="pugc.models"):
+    with pugc_logs.at_level(logging.WARNING, logger="pugc.models"):
         tiny = HFEngine(EngineConfig(model="pugc-tiny/judge", revision=OLD))
         folder = HFEngine(EngineConfig(model=str(ensure_tiny_model("pugc-tiny/judge")), revision=OLD))
     assert tiny.revision is None and folder.revision is None
     assert loaded_from(tiny, "judge") and loaded_from(folder, "judge")
-    assert sum("is a local model: revision" in r.getMessage() for r in caplog.records) == 2
+    assert sum("is a local model: revision" in r.getMessage() for r in pugc_logs.records) == 2
 
 
 # ------------------------------------------------------------------------------------- vllm, openai
@@ -113,12 +120,12 @@ def test_vllm_pins_model_and_tokenizer_revision():
     assert "revision" not in llm_kwargs(EngineConfig(backend="vllm", model="pugc-tiny/judge-hd32", revision=OLD))
 
 
-def test_openai_engine_cannot_pin_and_says_so(caplog):
+def test_openai_engine_cannot_pin_and_says_so(pugc_logs):
     config = EngineConfig(backend="openai", model="judge", revision=OLD, options={"base_url": "http://127.0.0.1:9/v1"})
-    with caplog.at_level(logging.INFO, logger="pugc.engines.openai_engine"):
+    with pugc_logs.at_level(logging.INFO, logger="pugc.engines.openai_engine"):
         engine = OpenAIEngine(config)
     assert engine.revision is None
-    assert any("not sent" in r.getMessage() for r in caplog.records)
+    assert any("not sent" in r.getMessage() for r in pugc_logs.records)
 
 
 # ------------------------------------------------------------------------------------------- lineage
