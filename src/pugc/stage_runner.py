@@ -376,6 +376,7 @@ def summarize(lineages: list[dict]) -> dict:
             "in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
             "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()},
             "metrics": m.get("metrics", {}), "seconds": m.get("seconds"),
+            **{key: m[key] for key in ("model", "model_revision") if m.get(key)},  # which weights judged/sampled
         }
         for m in lineages
     }

@@ -19,7 +19,7 @@ from pugc.io import write_jsonl
 from pugc.lineage import decode
 from pugc.models.tiny import ensure_tiny_model
 from pugc.records import Response
-from pugc.stage_runner import publish, run_stage
+from pugc.stage_runner import publish, run_stage, summarize
 
 REPO = "acme/tiny-judge"
 OLD, NEW = "1" * 40, "2" * 40  # commit hashes
@@ -150,6 +150,10 @@ def test_stage_lineage_records_model_and_revision(hub_cache, tmp_path):
     publish(report, [artifact])
     lineage = decode(artifact.metadata)
     assert lineage["model"] == REPO and lineage["model_revision"] == "v1.0"
+    ingest = {"stage": "ingest_ugc", "rows_in": 2, "rows_out": 2, "dropped": {}, "input_lines": 2, "quarantined": 0}
+    stages = summarize([ingest, lineage])["stages"]  # the run's summary.json
+    assert stages["reward_scoring"]["model"] == REPO and stages["reward_scoring"]["model_revision"] == "v1.0"
+    assert "model" not in stages["ingest_ugc"]
 
 
 def test_unpinned_lineage_has_no_revision_key():
