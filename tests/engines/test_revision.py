@@ -120,6 +120,18 @@ def test_vllm_pins_model_and_tokenizer_revision():
     assert "revision" not in llm_kwargs(EngineConfig(backend="vllm", model="pugc-tiny/judge-hd32", revision=OLD))
 
 
+def test_vllm_engine_hands_the_pin_to_llm_and_reports_it(monkeypatch):
+    import sys
+
+    from pugc.engines.vllm_engine import VLLMEngine
+    from tests.engines.test_vllm_engine import FakeVLLM
+
+    monkeypatch.setitem(sys.modules, "vllm", FakeVLLM)
+    engine = VLLMEngine(EngineConfig(backend="vllm", model="prometheus-eval/prometheus-7b-v2.0", revision=OLD))
+    llm = FakeVLLM.LLM.instances[-1]
+    assert llm.kwargs["revision"] == llm.kwargs["tokenizer_revision"] == OLD and engine.revision == OLD
+
+
 def test_openai_engine_cannot_pin_and_says_so(pugc_logs):
     config = EngineConfig(backend="openai", model="judge", revision=OLD, options={"base_url": "http://127.0.0.1:9/v1"})
     with pugc_logs.at_level(logging.INFO, logger="pugc.engines.openai_engine"):
