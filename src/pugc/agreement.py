@@ -168,11 +168,22 @@ def plot(report: dict, path: str | Path) -> None:
     figure.savefig(path, format="png")
 
 
-def write(report: dict, out_dir: str | Path) -> dict[str, Path]:
+def can_plot() -> bool:
+    """matplotlib is in the dev environment and the base image, not in the vllm image a GPU judge runs in."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write(report: dict, out_dir: str | Path, with_plot: bool = True) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "agreement.json", "table": out / "agreement.txt", "plot": out / "agreement.png"}
+    paths = {"json": out / "agreement.json", "table": out / "agreement.txt"}
     paths["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     paths["table"].write_text(format_table(report) + "\n", encoding="utf-8")
-    plot(report, paths["plot"])
+    if with_plot:
+        paths["plot"] = out / "agreement.png"
+        plot(report, paths["plot"])
     return paths

@@ -323,6 +323,10 @@ def cmd_judge_agreement(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     pairs = agreement.read_pairs(args.pairs)
+    with_plot = agreement.can_plot()
+    if not with_plot:  # said before the judge runs, not after
+        print("pugc: warning: matplotlib is not installed here, so no agreement.png (pip install matplotlib)",
+              file=sys.stderr)
     setup_logging()
     load_hf_token()
     engine = make_engine(recipe.engines.judge)
@@ -330,9 +334,9 @@ def cmd_judge_agreement(args) -> int:
         report = agreement.evaluate(pairs, recipe.reward_scoring, engine)
     finally:
         engine.close()
-    paths = agreement.write(report, args.out)
+    paths = agreement.write(report, args.out, with_plot)
     print(agreement.format_table(report))
-    print(f"wrote {paths['json']}, {paths['table']} and {paths['plot']}")
+    print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return 0
 
 

@@ -42,6 +42,7 @@ def test_sampled_judge_agreement_table_and_plot(tmp_path, capsys):
     check_figures(report, (1, 3, 5, 8))
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split()[:2] == ["reference", "N"] and len(printed) == 2 + 8 + 1
+    assert printed[-1].startswith("wrote ") and printed[-1].endswith("agreement.png")
     assert (out / "agreement.txt").read_text().splitlines() == printed[:-1]
     assert (out / "agreement.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from pugc.agreement import LabelledPair, agreement_rows, evaluate, format_table, preference, read_pairs
+from pugc.agreement import (LabelledPair, agreement_rows, can_plot, evaluate, format_table, preference, read_pairs,
+                            write)
 from pugc.config import RewardScoringConfig
 from tests.fakes import FakeEngine
 
@@ -113,3 +114,14 @@ def test_pairs_file_labels_are_case_insensitive_and_reference_optional(tmp_path)
     path.write_text("\n")
     with pytest.raises(ValueError, match="no labelled pairs"):
         read_pairs(path)
+
+
+def test_without_matplotlib_the_table_and_json_are_still_written(tmp_path, monkeypatch):
+    import sys
+
+    report = {"pairs": 1, "model": "m", "rows": agreement_rows(["a"], [([5], [1])], (1,), reference=False)}
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in the vllm image
+    assert not can_plot()
+    paths = write(report, tmp_path, with_plot=can_plot())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agreement.json", "agreement.txt"] and "plot" not in paths
+    assert json.loads(paths["json"].read_text())["rows"][0]["ties_counted"]["agreement"] == 1.0
