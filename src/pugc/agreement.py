@@ -52,7 +52,7 @@ def read_pairs(path: str | Path) -> list[LabelledPair]:
         for key in REQUIRED + ("reference",):
             if key in REQUIRED and key not in row:
                 raise ValueError(f"{where}: missing '{key}'")
-            if row.get(key) is not None and not isinstance(row[key], str):
+            if (key in REQUIRED or row.get(key) is not None) and not isinstance(row[key], str):
                 raise ValueError(f"{where}: '{key}' must be a string")
         label = row["label"].strip().lower()
         if label not in LABELS:

@@ -97,6 +97,8 @@ def test_expected_mode_reports_one_sample_count():
     ('{"prompt": "p", "response_a": "x", "response_b": "y", "label": "A>B"}', ":2: label 'A>B' is not one of"),
     ('{"prompt": "p", "response_a": "x", "response_b": 3, "label": "a"}', ":2: 'response_b' must be a string"),
     ('["p"]', ":2: expected a JSON object"),
+    ('{"prompt": null, "response_a": "x", "response_b": "y", "label": "a"}', ":2: 'prompt' must be a string"),
+    ('{"prompt": "p", "response_a": "x", "response_b": "y", "label": "a", "reference": 1}', ":2: 'reference' must"),
 ])
 def test_bad_pairs_file_names_the_line_and_key(tmp_path, line, message):
     good = json.dumps({"prompt": "p", "response_a": "x", "response_b": "y", "label": "Tie"})
