@@ -112,6 +112,22 @@ def test_local_models_ignore_a_revision_with_a_warning(pugc_logs):
     assert sum("is a local model: revision" in r.getMessage() for r in pugc_logs.records) == 2
 
 
+# ----------------------------------------------------------------------------- checks before launch
+def test_launch_checks_look_for_the_pinned_revision(hub_cache, monkeypatch):
+    import huggingface_hub.constants
+
+    from pugc.checks import UserError, check_models
+    from pugc.config import EnginesConfig
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))
+    pinned = EnginesConfig(judge=EngineConfig(model=REPO, revision="v1.0"))
+    assert check_models(pinned)["judge"] == f"{REPO}@v1.0 (in the local Hugging Face cache)"
+    missing = EnginesConfig(judge=EngineConfig(model=REPO, revision="3" * 40))
+    with pytest.raises(UserError, match=rf"engines.judge.model: {REPO} at revision 3{{40}} is not in the local "
+                                        rf"Hugging Face cache .* `hf download {REPO} --revision 3{{40}}`"):
+        check_models(missing)
+
+
 # ------------------------------------------------------------------------------------- vllm, openai
 def test_vllm_pins_model_and_tokenizer_revision():
     kwargs = llm_kwargs(EngineConfig(backend="vllm", model="mistralai/Mistral-7B-Instruct-v0.2", revision=OLD))
