@@ -170,6 +170,13 @@ def test_reward_scoring_expected_reads_verdict_after_feedback():
     assert greedy.temperature == 0.0 and greedy.max_tokens == 32 and greedy.n == 1
 
 
+def test_expected_mode_cuts_the_feedback_at_the_marker_in_any_case():
+    engine = FakeEngine(reply=lambda text, i: "Solid answer. [Result] 2 more",
+                        probs=lambda text: {"4": 1.0} if text.endswith("Solid answer. [RESULT] ") else {})
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine)
+    assert result.kept[0].score == 4.0 and result.kept[0].judge_outputs == ["Solid answer."]
+
+
 def test_judge_groups_responses_of_one_question_together():
     mixed = responses("a", "b", instruction_id="i1") + responses("c", "d", instruction_id="i0")
     mixed = [mixed[3], mixed[0], mixed[2], mixed[1]]
