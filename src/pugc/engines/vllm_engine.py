@@ -98,7 +98,7 @@ class VLLMEngine(LocalTokenizer):
         self.revision = kwargs.get("revision")
         self.llm = vllm.LLM(**kwargs)
         self.use_tokenizer(self.llm.get_tokenizer())
-        log.info("vllm engine: %s (tp=%s)", config.model, llm_kwargs(config)["tensor_parallel_size"])
+        log.info("vllm engine: %s (tp=%s)", config.model, kwargs["tensor_parallel_size"])
 
     def _run(self, token_lists: list[list[int]], sampling: list[dict]) -> list[Any]:
         requests = [{"prompt_token_ids": tokens} for tokens in token_lists]
