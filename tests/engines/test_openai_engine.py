@@ -1,6 +1,4 @@
 """The openai engine against a real OpenAI-compatible HTTP server on loopback, serving a tiny model."""
-import asyncio
-
 import pytest
 
 from pugc.config import EngineConfig
@@ -93,12 +91,8 @@ def test_client_errors_are_not_retried_and_the_servers_reason_is_kept(hf):
 
 def test_a_refused_sampling_setting_reaches_the_prompt_error_with_the_servers_words(server):
     body = chat_body("pugc-tiny/judge", PROMPTS[0], SamplingParams(max_tokens=4, temperature=0.0, n=3), None)
-    reply = asyncio.run(_send_one(client(server.url), body))
+    (reply,) = client(server.url)._post_all([body])
     assert "answered 400" in str(reply) and "n must be 1 when using greedy sampling" in str(reply)
-
-
-async def _send_one(engine, body):
-    return (await engine._send_all([body]))[0]
 
 
 def test_unreachable_server_is_each_prompts_error():
