@@ -129,13 +129,13 @@ class OpenAIEngine:
     # ------------------------------------------------------------------------------------------ requests
     def _post_all(self, bodies: list[dict]) -> list[dict | RequestFailed]:
         """Every body sent (request order kept), each reply or the error it ended with."""
-        started, tries_before = time.monotonic(), self.retries + len(bodies)
+        started, retries_before = time.monotonic(), self.retries
         replies = asyncio.run(self._send_all(bodies))
         failed = [r for r in replies if isinstance(r, RequestFailed)]
         self.failed_requests += len(failed)
         self.stats.extra.update(retries=self.retries, failed_requests=self.failed_requests)
         log.info("%s: %d requests in %.1fs (%d retries, %d failed)", self.model_id, len(bodies),
-                 time.monotonic() - started, self.retries + len(bodies) - tries_before, len(failed))
+                 time.monotonic() - started, self.retries - retries_before, len(failed))
         for reply in replies:
             if not isinstance(reply, RequestFailed):
                 self.stats.prompt_tokens += int((reply.get("usage") or {}).get("prompt_tokens") or 0)
@@ -150,7 +150,8 @@ class OpenAIEngine:
             nonlocal tries
             tries += 1
 
-        # A client per batch: its connection pool belongs to this event loop.
+        # A client per batch: its connection pool belongs to this event loop. The hook counts every try, so
+        # the retries the client makes on its own show in the stats. A server without a key ignores the token.
         http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [count_try]})
         async with openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key or "unused",
                                       max_retries=int(self.options["max_retries"]),

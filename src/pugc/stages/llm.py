@@ -156,17 +156,17 @@ def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, ra
             generated[i] = completion.num_tokens
     scoring = [i for i, error in enumerate(errors) if not error]  # no verdict without its rationale
     scoring_prompts = [
-        replace(p, assistant_prefix=p.assistant_prefix + rationales[i] + (" " if rationales[i] else "") + verdict_prefix)
-        for i, p in ((i, prompts[i]) for i in scoring)
+        replace(prompts[i], assistant_prefix=prompts[i].assistant_prefix + rationales[i]
+                + (" " if rationales[i] else "") + verdict_prefix)
+        for i in scoring
     ]
-    probs: list = [None] * len(prompts)
-    for i, token_probs in zip(scoring, engine.next_token_probs(scoring_prompts, list(scale.options)) if scoring else []):
-        probs[i] = token_probs
+    probs = dict(zip(scoring, engine.next_token_probs(scoring_prompts, list(scale.options)) if scoring else []))
     judgements = []
-    for rationale, tokens, token_probs, error in zip(rationales, generated, probs, errors):
-        if isinstance(token_probs, EngineError) or error:
-            judgements.append(Judgement(score=None, votes=[], raw=[rationale], generated_tokens=tokens,
-                                        error=error or token_probs.message))
+    for i, (rationale, tokens) in enumerate(zip(rationales, generated)):
+        token_probs = probs.get(i)
+        if isinstance(token_probs, EngineError) or errors[i]:
+            judgements.append(Judgement(score=None, raw=[rationale], generated_tokens=tokens,
+                                        error=errors[i] or token_probs.message))
             continue
         score, mass = scale.expectation(token_probs)
         judgements.append(
