@@ -172,7 +172,8 @@ class OpenAIEngine:
         standard = {k: v for k, v in body.items() if k in OPENAI_FIELDS}
         extensions = {k: v for k, v in body.items() if k not in OPENAI_FIELDS}
         try:
-            reply = await client.chat.completions.create(**standard, extra_body=extensions or None)
+            # the raw reply, read as JSON: skips building and dumping the client's typed models (most of its cost)
+            reply = await client.chat.completions.with_raw_response.create(**standard, extra_body=extensions or None)
         except openai.APIStatusError as exc:
             detail = error_detail(exc.response.content) if exc.response is not None else str(exc)
             return RequestFailed(f"{self.url} answered {exc.status_code} for {self.model_id}: {detail}")
@@ -181,7 +182,7 @@ class OpenAIEngine:
                                  f"(timeout_s {self.options['timeout_s']}, {self.options['max_retries']} retries)")
         except openai.APIConnectionError as exc:
             return RequestFailed(f"{self.url} unreachable for {self.model_id}: {exc.__cause__ or exc}")
-        return reply.model_dump()
+        return json.loads(reply.content)
 
     # -------------------------------------------------------------------------------------------- API
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
