@@ -11,7 +11,7 @@ from pugc.io import read_records, write_jsonl
 from pugc.records import Document, Dropped, Instruction, Response
 from pugc.stage_runner import run_stage
 from pugc.stages import STAGE_SPECS
-from pugc.stages.llm import EngineErrorLimit
+from pugc.stages.llm import StageEngineError
 
 MARKER = "BROKEN-RECORD"  # the server answers 500 to every request whose prompt holds it
 
@@ -118,7 +118,7 @@ def test_a_request_that_fails_then_succeeds_is_retried_and_nothing_is_dropped(hf
 def test_more_engine_errors_than_the_recipe_allows_stop_the_stage_naming_count_fraction_and_first_error(hf, tmp_path):
     rows = INPUTS["reward_scoring"](1)  # 1 of 4 fails: 25% > the default 5%
     with ChatServer(hf, fail_on={MARKER: 500}) as server:
-        with pytest.raises(EngineErrorLimit) as failure:
+        with pytest.raises(StageEngineError) as failure:
             run_over_http(tmp_path, server.url, "reward_scoring", [], rows)
     message = str(failure.value)
     assert message.startswith("reward_scoring: 1 of 4 records failed in the engine (25.0%")

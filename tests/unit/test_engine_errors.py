@@ -3,7 +3,7 @@ import pytest
 
 from pugc.engines.base import Prompt, SamplingParams
 from pugc.records import StageResult
-from pugc.stages.llm import EngineErrorLimit, check_engine_errors, drop_unscored, judge
+from pugc.stages.llm import StageEngineError, check_engine_errors, drop_unscored, judge
 from pugc.stages.verdicts import RATING_1_TO_5
 from tests.fakes import FakeEngine
 
@@ -65,8 +65,20 @@ def result_with(errors: int, n_in: int) -> StageResult:
 def test_the_error_fraction_trips_only_above_the_limit():
     check_engine_errors(result_with(1, 20), 0.05)  # exactly 5%: allowed
     check_engine_errors(result_with(0, 0), 0.0)
-    with pytest.raises(EngineErrorLimit, match=r"^reward_scoring: 2 of 20 records failed in the engine \(10\.0%.*"
+    with pytest.raises(StageEngineError, match=r"^reward_scoring: 2 of 20 records failed in the engine \(10\.0%.*"
                                                r"max_engine_error_fraction 0\.05\); first error: error 0$"):
         check_engine_errors(result_with(2, 20), 0.05)
-    with pytest.raises(EngineErrorLimit):
+    with pytest.raises(StageEngineError):
         check_engine_errors(result_with(1, 1000), 0.0)
+
+
+def test_a_local_run_reports_the_stage_engine_error_in_its_one_line_failure(tmp_path):
+    """The local run's failure line quotes the last `...Error: message` of the task log: the stop must be one."""
+    from pugc.pipelines.local import _failure_message
+
+    with pytest.raises(StageEngineError) as stop:
+        check_engine_errors(result_with(3, 4), 0.05)
+    log = tmp_path / "run.log"
+    log.write_text(f"Traceback (most recent call last):\n  ...\npugc.stages.llm.StageEngineError: {stop.value}\n")
+    message = _failure_message("Inner task failed: 'reward-scoring'", log)
+    assert "StageEngineError: reward_scoring: 3 of 4 records failed in the engine (75.0%" in message

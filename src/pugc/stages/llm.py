@@ -26,8 +26,8 @@ T = TypeVar("T")
 ENGINE_ERROR = "engine_error"  # drop reason: the engine's request for this record failed after its retries
 
 
-class EngineErrorLimit(RuntimeError):
-    """More of a stage's records failed in the engine than the recipe allows."""
+class StageEngineError(RuntimeError):
+    """A stage stopped: more of its records failed in the engine than the recipe allows."""
 
 
 @dataclass
@@ -65,7 +65,7 @@ def check_engine_errors(result: StageResult, max_fraction: float) -> None:
         return
     fraction = len(errors) / result.n_in
     if fraction > max_fraction:
-        raise EngineErrorLimit(
+        raise StageEngineError(
             f"{result.stage}: {len(errors)} of {result.n_in} records failed in the engine ({fraction:.1%}, over "
             f"{result.stage}.max_engine_error_fraction {max_fraction}); first error: {errors[0].detail}")
 
