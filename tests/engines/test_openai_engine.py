@@ -101,9 +101,15 @@ def test_unreachable_server_is_each_prompts_error():
     assert all("unreachable" in c[0].error for c in out) and engine.retries == 2
 
 
-def test_unknown_options_fail_naming_them():
-    with pytest.raises(ValueError, match="unknown option.*backoff_s"):
+def test_unknown_options_fail_naming_them_before_launch_and_in_the_engine():
+    from pugc.checks import UserError, check_models
+    from pugc.config import load_recipe
+
+    with pytest.raises(ValueError, match="unknown openai engine option.*backoff_s"):
         client("http://127.0.0.1:9/v1", backoff_s=0.5)
+    recipe = load_recipe("tiny", ["engines.judge.backend=openai", "engines.judge.options={max_retry: 3}"])
+    with pytest.raises(UserError, match=r"^engines\.judge\.options: unknown openai engine option\(s\) max_retry "):
+        check_models(recipe.engines)
 
 
 def test_key_comes_from_the_environment_not_the_recipe(monkeypatch, server):

@@ -107,12 +107,17 @@ def read_verdict_probs(response: dict, candidates: Sequence[str]) -> dict[str, f
     return probs
 
 
+def check_options(options: dict, key: str = "engines.<role>.options") -> None:
+    """Refuse option names the engine does not read (a misspelt `max_retries` would silently not apply)."""
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{key}: unknown openai engine option(s) {', '.join(unknown)} "
+                         f"(it takes {', '.join(OPTION_DEFAULTS)})")
+
+
 class OpenAIEngine:
     def __init__(self, config: EngineConfig):
-        unknown = sorted(set(config.options) - set(OPTION_DEFAULTS))
-        if unknown:
-            raise ValueError(f"openai engine for {config.model}: unknown option(s) {', '.join(unknown)} "
-                             f"(engines.<role>.options takes {', '.join(OPTION_DEFAULTS)})")
+        check_options(config.options)
         self.config = config
         self.model_id = config.model
         self.stats = EngineStats()
