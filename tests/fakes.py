@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams
+from pugc.engines.base import Completion, EngineError, EngineStats, Prompt, SamplingParams, failed_completions
 
 
 def prompt_text(prompt: Prompt) -> str:
@@ -11,14 +11,17 @@ def prompt_text(prompt: Prompt) -> str:
 
 
 class FakeEngine:
-    """`reply(prompt_text, sample_index) -> str` scripts generations; `probs(prompt_text) -> dict` verdicts."""
+    """`reply(prompt_text, sample_index) -> str` scripts generations; `probs(prompt_text) -> dict` verdicts;
+    `error(prompt_text, params) -> str | None` a served engine's failed request (params None for verdicts)."""
 
     model_id = "fake"
     revision = None
 
     def __init__(self, reply: Callable[[str, int], str] | None = None,
-                 probs: Callable[[str], dict[str, float]] | None = None):
+                 probs: Callable[[str], dict[str, float]] | None = None,
+                 error: Callable[[str, SamplingParams | None], str | None] | None = None):
         self.reply = reply or (lambda text, i: "")
+        self.error = error or (lambda text, params: None)
         self.probs = probs or (lambda text: {})
         self.stats = EngineStats()
         self.generate_calls: list[tuple[list[Prompt], SamplingParams]] = []
@@ -28,13 +31,18 @@ class FakeEngine:
         self.generate_calls.append((list(prompts), params))
         out = []
         for p in prompts:
+            error = self.error(prompt_text(p), params)
+            if error:
+                out.append(failed_completions(error, params.n))
+                continue
             texts = [self.reply(prompt_text(p), i) for i in range(params.n)]
             out.append([Completion(t, len(t.split()) + 1, "stop") for t in texts])
         return out
 
-    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
+    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float] | EngineError]:
         self.prob_calls.append(list(prompts))
-        return [{c: self.probs(prompt_text(p)).get(c, 0.0) for c in candidates} for p in prompts]
+        return [EngineError(self.error(prompt_text(p), None)) if self.error(prompt_text(p), None) else
+                {c: self.probs(prompt_text(p)).get(c, 0.0) for c in candidates} for p in prompts]
 
     def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
         words = text.split(" ")

@@ -154,6 +154,12 @@ def check_models(engines: EnginesConfig) -> dict[str, str]:
     for role in ("policy", "generator", "judge"):
         engine = getattr(engines, role)
         if engine.backend == "openai":
+            from pugc.engines.openai_engine import check_options
+
+            try:
+                check_options(engine.options, f"engines.{role}.options")
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
             found[role] = f"{engine.model} (served over the OpenAI API)"
             continue
         where = check_model(engine.model, f"engines.{role}.model", engine.revision)

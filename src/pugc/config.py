@@ -84,7 +84,17 @@ class InputConfig:
 
 
 @dataclass
-class SamplingConfig:
+class EngineErrorBudget:
+    """Every LLM stage: a record whose engine request failed after its retries (a served `openai` engine) is
+    dropped as `engine_error` with the error as detail. When such records exceed `max_engine_error_fraction`
+    of the records of one run of the stage (a chunk of `checkpoint_every` records when checkpointing, else
+    the shard), the stage fails with the count, the fraction and the first error. 0 fails on the first one."""
+
+    max_engine_error_fraction: float = 0.05
+
+
+@dataclass
+class SamplingConfig(EngineErrorBudget):
     """Sampling settings a stage hands its engine, in vLLM/OpenAI names."""
 
     temperature: float = 1.0

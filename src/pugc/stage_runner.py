@@ -126,6 +126,8 @@ class LazyEngine:
 def _run_chunks(spec, stage, rows, keys, config, lazy: LazyEngine, chunk_size, checkpoints) -> tuple[StageResult, int]:
     """The stage over consecutive chunks (one chunk without checkpoints); finished chunks are loaded, not redone.
     Returns the combined result and how many chunks came from checkpoints."""
+    from pugc.stages.llm import check_engine_errors
+
     if not rows:
         return StageResult(stage, 0, []), 0
     count = max(1, -(-len(rows) // chunk_size)) if chunk_size else 1
@@ -139,6 +141,7 @@ def _run_chunks(spec, stage, rows, keys, config, lazy: LazyEngine, chunk_size, c
             results.append(checkpoints.load(index, stage, spec.output_type))
             continue
         result = spec.run(rows[start:end], config, lazy.get()) if end > start else StageResult(stage, 0, [])
+        check_engine_errors(result, getattr(config, "max_engine_error_fraction", 0.0))
         if checkpoints:
             checkpoints.save(index, result)
             log.info("%s: chunk %d/%d saved (%d records)", stage, index + 1, count, end)

@@ -1,5 +1,7 @@
 """Greedy requests with n > 1: every engine asks its backend for one decode and copies it (vLLM and its OpenAI
 server refuse greedy with n > 1), counts its tokens once, and the stage layer never re-draws greedy verdicts."""
+import re
+
 import pytest
 
 from pugc.config import EngineConfig
@@ -54,9 +56,9 @@ def test_hf_engine_counts_a_copied_greedy_decode_once(hf):
 def test_project_server_refuses_greedy_n_like_vllm_and_says_why(hf):
     """The test server keeps vLLM's contract, so a client that sends greedy n > 1 fails here, not on a cluster."""
     with ChatServer(hf) as server:
-        raw = client(server.url)
-        with pytest.raises(RequestFailed, match="answered 400.*n must be 1 when using greedy sampling"):
-            raw._post(chat_body("pugc-tiny/judge", PROMPTS[0], GREEDY_3, seed=None))
+        (reply,) = client(server.url)._post_all([chat_body("pugc-tiny/judge", PROMPTS[0], GREEDY_3, seed=None)])
+    assert isinstance(reply, RequestFailed)
+    assert re.search("answered 400.*n must be 1 when using greedy sampling", str(reply))
 
 
 def test_openai_engine_sends_greedy_as_one_sample_and_copies_it(hf):
@@ -70,8 +72,8 @@ def test_openai_engine_sends_greedy_as_one_sample_and_copies_it(hf):
 
 def test_client_errors_carry_the_servers_reason(hf):
     with ChatServer(hf, faults=[422]) as server:
-        with pytest.raises(RequestFailed, match="answered 422 for pugc-tiny/judge: injected fault"):
-            client(server.url).generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+        ((completion,),) = client(server.url).generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+    assert completion.error.endswith("answered 422 for pugc-tiny/judge: injected fault 422")
     assert error_detail(b'{"object": "error", "message": "bad n"}') == "bad n"  # vLLM's older error shape
     assert error_detail(b"<html>Bad Gateway</html>") == "<html>Bad Gateway</html>"
 
@@ -88,4 +90,4 @@ def test_greedy_verdicts_are_not_resampled_but_sampled_ones_are(hf):
 
 def client(url, **options):
     return OpenAIEngine(EngineConfig(backend="openai", model="pugc-tiny/judge",
-                                     options={"base_url": url, "backoff_s": 0.01, "max_concurrency": 2, **options}))
+                                     options={"base_url": url, "max_concurrency": 2, **options}))

@@ -5,7 +5,8 @@ from pugc.config import EngineConfig
 from pugc.engines.base import Prompt, SamplingParams
 from pugc.engines.hf import HFEngine
 from pugc.engines.hf_server import ChatServer
-from pugc.engines.openai_engine import OpenAIEngine, RequestFailed, chat_body, read_verdict_probs
+from pugc.engines.base import EngineError
+from pugc.engines.openai_engine import OpenAIEngine, chat_body, read_verdict_probs
 
 PROMPTS = [Prompt(messages=({"role": "user", "content": f"Question {i}: how do I fix a flat tyre?"},)) for i in range(5)]
 DIGITS = ["1", "2", "3", "4", "5"]
@@ -24,9 +25,9 @@ def server(hf):
         yield running
 
 
-def client(url, monkeypatch=None, **options):
+def client(url, **options):
     return OpenAIEngine(EngineConfig(backend="openai", model="pugc-tiny/judge",
-                                     options={"base_url": url, "backoff_s": 0.01, "max_concurrency": 4, **options}))
+                                     options={"base_url": url, "max_concurrency": 4, **options}))
 
 
 def test_generates_n_samples_per_prompt_in_order_and_reproducibly(server):
@@ -60,26 +61,55 @@ def test_retries_a_503_then_succeeds(hf):
         assert len(out[0]) == 1 and engine.retries == 2 and flaky.requests == 3
 
 
-def test_retries_429_and_gives_up_after_max_retries(hf):
+def test_a_request_that_keeps_failing_is_that_prompts_error_not_an_exception(hf):
     with ChatServer(hf, faults=[429] * 10) as busy:
         engine = client(busy.url, max_retries=2)
-        with pytest.raises(RequestFailed, match="answered 429"):
-            engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
-        assert busy.requests == 3
+        (out,) = engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4, n=2))
+        assert [c.error for c in out] == [out[0].error] * 2 and "answered 429" in out[0].error
+        assert out[0].text == "" and out[0].finish_reason == "error"
+        assert busy.requests == 3 and engine.stats.extra["failed_requests"] == 1
 
 
-def test_client_errors_are_not_retried(hf):
+def test_only_the_failing_prompt_errors_and_the_rest_of_the_batch_comes_back(hf):
+    prompts = PROMPTS[:3] + [Prompt(messages=({"role": "user", "content": "BROKEN prompt"},))]
+    with ChatServer(hf, fail_on={"BROKEN": 500}) as server:
+        engine = client(server.url, max_retries=1)
+        out = engine.generate(prompts, SamplingParams(max_tokens=4, temperature=0.0))
+        probs = engine.next_token_probs(prompts, DIGITS)
+    assert [c[0].error is None for c in out] == [True, True, True, False]
+    assert "answered 500" in out[3][0].error and "injected fault 500" in out[3][0].error
+    assert all(isinstance(p, dict) for p in probs[:3]) and isinstance(probs[3], EngineError)
+    assert "answered 500" in probs[3].message
+
+
+def test_client_errors_are_not_retried_and_the_servers_reason_is_kept(hf):
     with ChatServer(hf, faults=[400]) as server:
         engine = client(server.url)
-        with pytest.raises(RequestFailed, match="answered 400"):
-            engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
-        assert server.requests == 1
+        (out,) = engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+        assert server.requests == 1 and "answered 400" in out[0].error and "injected fault 400" in out[0].error
 
 
-def test_unreachable_server_fails_clearly():
+def test_a_refused_sampling_setting_reaches_the_prompt_error_with_the_servers_words(server):
+    body = chat_body("pugc-tiny/judge", PROMPTS[0], SamplingParams(max_tokens=4, temperature=0.0, n=3), None)
+    (reply,) = client(server.url)._post_all([body])
+    assert "answered 400" in str(reply) and "n must be 1 when using greedy sampling" in str(reply)
+
+
+def test_unreachable_server_is_each_prompts_error():
     engine = client("http://127.0.0.1:9/v1", max_retries=1)
-    with pytest.raises(RequestFailed, match="unreachable"):
-        engine.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+    out = engine.generate(PROMPTS[:2], SamplingParams(max_tokens=4))
+    assert all("unreachable" in c[0].error for c in out) and engine.retries == 2
+
+
+def test_unknown_options_fail_naming_them_before_launch_and_in_the_engine():
+    from pugc.checks import UserError, check_models
+    from pugc.config import load_recipe
+
+    with pytest.raises(ValueError, match="unknown openai engine option.*backoff_s"):
+        client("http://127.0.0.1:9/v1", backoff_s=0.5)
+    recipe = load_recipe("tiny", ["engines.judge.backend=openai", "engines.judge.options={max_retry: 3}"])
+    with pytest.raises(UserError, match=r"^engines\.judge\.options: unknown openai engine option\(s\) max_retry "):
+        check_models(recipe.engines)
 
 
 def test_key_comes_from_the_environment_not_the_recipe(monkeypatch, server):

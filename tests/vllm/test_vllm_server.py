@@ -5,12 +5,13 @@ decoded text, so tokens that decode alike would merge.
 """
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -73,7 +74,7 @@ def vllm_server(tmp_path_factory):
 
 def client(url, **options) -> OpenAIEngine:
     return OpenAIEngine(EngineConfig(backend="openai", model=MODEL,
-                                     options={"base_url": url, "backoff_s": 0.01, "max_concurrency": 4, **options}))
+                                     options={"base_url": url, "max_concurrency": 4, **options}))
 
 
 def texts(results):
@@ -98,8 +99,9 @@ def test_greedy_with_n_is_sent_once_and_copied(vllm_server):
 def test_a_refused_request_fails_with_the_servers_reason(vllm_server):
     """What the engine no longer sends, vLLM refuses with 400 and a reason; the error carries the reason."""
     body = chat_body(MODEL, PROMPTS[0], SamplingParams(max_tokens=4, temperature=0.0, n=2), seed=None)
-    with pytest.raises(RequestFailed, match="answered 400 .*n must be 1 when using greedy sampling"):
-        client(vllm_server)._post(body)
+    (reply,) = client(vllm_server)._post_all([body])
+    assert isinstance(reply, RequestFailed)
+    assert re.search("answered 400 .*n must be 1 when using greedy sampling", str(reply))
 
 
 def test_expected_verdict_matches_the_model_distribution(vllm_server, hf_engine):
@@ -123,3 +125,24 @@ def test_reward_scoring_stage_judges_over_http(vllm_server, tmp_path):
     assert report["counts"] == {"in": 6, "out": 6, "dropped": {}} and report["model"] == MODEL
     assert report["engine_stats"]["scored_prompts"] == 6
     assert all(1.0 <= r.score <= 5.0 for r in scored)
+
+
+def test_a_prompt_vllm_refuses_is_that_records_engine_error_and_the_rest_are_scored(vllm_server, tmp_path):
+    """A response too long for the judge's context: vLLM answers 400 with its reason for that prompt alone."""
+    from pugc.io import read_records, write_jsonl
+    from pugc.records import Dropped, ScoredResponse
+    from pugc.stage_runner import run_stage
+    from tests.vllm.test_vllm_stage import RESPONSES
+
+    too_long = replace(RESPONSES[1], response="tyre " * (MAX_MODEL_LEN * 2))
+    write_jsonl(tmp_path / "responses.jsonl", [RESPONSES[0], too_long, *RESPONSES[2:]])
+    engines = {"judge": {"backend": "openai", "model": MODEL,
+                         "options": {"base_url": vllm_server, "verdict_top_logprobs": VOCAB, "max_retries": 1}}}
+    section = {"mode": "expected", "feedback_max_tokens": 4, "max_engine_error_fraction": 0.5}
+    report = run_stage("reward_scoring", str(tmp_path / "responses.jsonl"), str(tmp_path / "scored.jsonl"),
+                       str(tmp_path / "dropped.jsonl"), section, engines)
+    assert report["counts"] == {"in": len(RESPONSES), "out": len(RESPONSES) - 1, "dropped": {"engine_error": 1}}
+    (dropped,) = read_records(tmp_path / "dropped.jsonl", Dropped)
+    assert dropped.record_id == too_long.id and "answered 400" in dropped.detail
+    assert f"maximum context length is {MAX_MODEL_LEN} tokens" in dropped.detail  # vLLM's own reason
+    assert too_long.id not in {r.id for r in read_records(tmp_path / "scored.jsonl", ScoredResponse)}

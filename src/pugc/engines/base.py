@@ -133,7 +133,21 @@ class LocalTokenizer:
 class Completion:
     text: str
     num_tokens: int
-    finish_reason: str  # "stop" (end of sequence) or "length" (cut at max_tokens)
+    finish_reason: str  # "stop" (end of sequence), "length" (cut at max_tokens) or "error"
+    error: str | None = None  # why the request failed after its retries; then text is empty
+
+
+@dataclass(frozen=True)
+class EngineError:
+    """A prompt whose request failed after the engine's retries, in place of its result: stages drop that
+    record as `engine_error` instead of losing the whole batch."""
+
+    message: str
+
+
+def failed_completions(message: str, n: int) -> list[Completion]:
+    """The n sample slots of a prompt whose request failed."""
+    return [Completion("", 0, "error", error=message) for _ in range(n)]
 
 
 @dataclass
@@ -154,11 +168,13 @@ class Engine(Protocol):
     stats: EngineStats
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        """`params.n` completions for every prompt, in prompt order."""
+        """`params.n` completions for every prompt, in prompt order (with `error` set where a served engine's
+        request failed after its retries; local engines raise instead)."""
         ...
 
-    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
-        """For each prompt, the probability that the next token is each candidate string's first token."""
+    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float] | EngineError]:
+        """For each prompt, the probability that the next token is each candidate string's first token
+        (an `EngineError` where a served engine's request failed)."""
         ...
 
     def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:

@@ -2,7 +2,9 @@
 
 It lets the `openai` engine be tried and tested end to end on one machine (`pugc serve`), with the tiny
 models or any local checkpoint. It serves one request at a time; for real serving use vLLM's server.
-`faults` makes it answer the next requests with given HTTP errors, to exercise clients' retries.
+`faults` makes it answer the next requests with given HTTP errors, to exercise clients' retries; `fail_on`
+answers every request whose messages contain a marker with a given error, a prompt that never succeeds.
+Injected errors ask for a 10 ms retry delay (`retry-after-ms`, which the openai client honours).
 """
 from __future__ import annotations
 
@@ -33,9 +35,11 @@ def parse_request(body: dict) -> tuple[Prompt, SamplingParams]:
 
 
 class ChatServer:
-    def __init__(self, engine, host: str = "127.0.0.1", port: int = 0, faults: list[int] | None = None):
+    def __init__(self, engine, host: str = "127.0.0.1", port: int = 0, faults: list[int] | None = None,
+                 fail_on: dict[str, int] | None = None):
         self.engine = engine
         self.faults = list(faults or [])
+        self.fail_on = dict(fail_on or {})
         self.requests = 0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
@@ -59,6 +63,13 @@ class ChatServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def injected_fault(self, raw: bytes) -> int | None:
+        with self._lock:
+            if self.faults:
+                return self.faults.pop(0)
+        text = raw.decode("utf-8", "replace")
+        return next((status for marker, status in self.fail_on.items() if marker in text), None)
 
     def complete(self, body: dict) -> dict:
         prompt, params = parse_request(body)
@@ -102,9 +113,10 @@ class ChatServer:
                 server.requests += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if server.faults:
-                    status = server.faults.pop(0)
-                    self._reply(status, {"error": {"message": "injected fault"}}, {"Retry-After": "0"})
+                status = server.injected_fault(raw)
+                if status:
+                    self._reply(status, {"error": {"message": f"injected fault {status}"}},
+                                {"Retry-After": "0", "retry-after-ms": "10"})
                     return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._reply(404, {"error": {"message": f"no route {self.path}"}})

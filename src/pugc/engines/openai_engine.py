@@ -1,45 +1,45 @@
 """The OpenAI-compatible engine: any server speaking /v1/chat/completions (e.g. a vLLM server on the cluster
-serving the judge for many runs).
+serving the judge for many runs), through the official `openai` client.
 
-Requests run with bounded concurrency; 429, 5xx, timeouts and dropped connections are retried with
-exponential backoff (honouring Retry-After). The key comes from an environment variable, never the recipe.
-`expected` verdicts ask for one token with top logprobs; a judge continuing its own answer ("[RESULT] ")
-uses vLLM's `continue_final_message` extension.
+Requests run concurrently (`AsyncOpenAI`, at most `max_concurrency` in flight); the client retries 408, 409,
+429, 5xx, timeouts and dropped connections with exponential backoff, honouring Retry-After. A request that
+still fails becomes that prompt's error (`Completion.error`, `EngineError`), not an exception: the stage drops
+the record as `engine_error` and the rest of the batch is kept. The key comes from an environment variable,
+never the recipe. `expected` verdicts ask for one token with top logprobs; a judge continuing its own answer
+("[RESULT] ") uses vLLM's `continue_final_message` extension.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
-import random
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
-from pugc.engines.base import Completion, EngineStats, Prompt, SamplingParams, generate_n, prompt_seed
+from pugc.engines.base import (Completion, EngineError, EngineStats, Prompt, SamplingParams, failed_completions,
+                               generate_n, prompt_seed)
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CHARS_PER_TOKEN = 4
 OPTION_DEFAULTS = {
     "base_url": None,  # e.g. http://pugc-judge.kubeflow.svc:8000/v1 (manifests/, run namespace); else $OPENAI_BASE_URL
     "api_key_env": "OPENAI_API_KEY",  # name of the environment variable holding the key
-    "max_concurrency": 16,
-    "max_retries": 6,
-    "timeout_s": 300.0,
-    "backoff_s": 0.5,  # first retry waits about this long, doubling each time (with jitter)
+    "max_concurrency": 16,  # requests in flight at once
+    "max_retries": 6,  # the client's retries of one request (backoff 0.5 s doubling to 8 s, or Retry-After)
+    "timeout_s": 300.0,  # per request try
     "verdict_top_logprobs": 20,
 }
+# Request fields the OpenAI API names; the rest of a body goes to the server as vLLM extensions (extra_body).
+OPENAI_FIELDS = ("model", "messages", "n", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs")
 
 
 class RequestFailed(RuntimeError):
-    pass
+    """A request that failed after its retries; the engine turns it into the prompt's error."""
 
 
 def chat_body(model: str, prompt: Prompt, params: SamplingParams, seed: int | None) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def _choice_tokens(choice: dict, response: dict, n: int) -> int:
     content = (choice.get("logprobs") or {}).get("content")
     if content:
         return len(content)
-    return int(response.get("usage", {}).get("completion_tokens", 0)) // max(1, n)
+    return int((response.get("usage") or {}).get("completion_tokens") or 0) // max(1, n)
 
 
 def read_verdict_probs(response: dict, candidates: Sequence[str]) -> dict[str, float]:
@@ -107,8 +107,17 @@ def read_verdict_probs(response: dict, candidates: Sequence[str]) -> dict[str, f
     return probs
 
 
+def check_options(options: dict, key: str = "engines.<role>.options") -> None:
+    """Refuse option names the engine does not read (a misspelt `max_retries` would silently not apply)."""
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{key}: unknown openai engine option(s) {', '.join(unknown)} "
+                         f"(it takes {', '.join(OPTION_DEFAULTS)})")
+
+
 class OpenAIEngine:
     def __init__(self, config: EngineConfig):
+        check_options(config.options)
         self.config = config
         self.model_id = config.model
         self.stats = EngineStats()
@@ -116,71 +125,102 @@ class OpenAIEngine:
         base_url = self.options["base_url"] or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
             raise ValueError(f"openai engine for {config.model}: set engines.<role>.options.base_url or OPENAI_BASE_URL")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self._key = os.environ.get(self.options["api_key_env"], "")
-        self.retries = 0
+        self.retries = 0  # request tries beyond the first, over the engine's life
+        self.failed_requests = 0  # requests that still failed after their retries
         # The server decides which weights it serves; pin them where it starts (e.g. `vllm serve --revision`).
         self.revision = None
         if config.revision:
             log.info("openai engine: revision %r not sent: the server at %s serves its own weights",
                      config.revision, base_url)
 
-    def _post(self, body: dict) -> dict:
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        attempts = int(self.options["max_retries"]) + 1
-        for attempt in range(attempts):
-            delay = float(self.options["backoff_s"]) * (2 ** attempt) * (0.5 + random.random())
-            try:
-                request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=float(self.options["timeout_s"])) as reply:
-                    return json.loads(reply.read())
-            except urllib.error.HTTPError as exc:
-                detail = error_detail(exc.read())
-                if exc.code not in RETRY_STATUS or attempt == attempts - 1:
-                    raise RequestFailed(f"{self.url} answered {exc.code} for {self.model_id}: {detail}") from None
-                retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = max(delay, float(retry_after))
-                log.warning("%s: HTTP %d, retry %d/%d in %.1fs", self.model_id, exc.code, attempt + 1, attempts - 1, delay)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == attempts - 1:
-                    raise RequestFailed(f"{self.url} unreachable for {self.model_id}: {exc}") from None
-                log.warning("%s: %s, retry %d/%d in %.1fs", self.model_id, exc, attempt + 1, attempts - 1, delay)
-            self.retries += 1
-            time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _post_all(self, bodies: list[dict]) -> list[dict]:
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=int(self.options["max_concurrency"])) as pool:
-            replies = list(pool.map(self._post, bodies))  # map keeps request order
-        log.info("%s: %d requests in %.1fs (%d retries)", self.model_id, len(bodies), time.monotonic() - started, self.retries)
+    # ------------------------------------------------------------------------------------------ requests
+    def _post_all(self, bodies: list[dict]) -> list[dict | RequestFailed]:
+        """Every body sent (request order kept), each reply or the error it ended with."""
+        started, retries_before = time.monotonic(), self.retries
+        replies = asyncio.run(self._send_all(bodies))
+        failed = [r for r in replies if isinstance(r, RequestFailed)]
+        self.failed_requests += len(failed)
+        self.stats.extra.update(retries=self.retries, failed_requests=self.failed_requests)
+        log.info("%s: %d requests in %.1fs (%d retries, %d failed)", self.model_id, len(bodies),
+                 time.monotonic() - started, self.retries - retries_before, len(failed))
         for reply in replies:
-            self.stats.prompt_tokens += int(reply.get("usage", {}).get("prompt_tokens", 0))
+            if not isinstance(reply, RequestFailed):
+                self.stats.prompt_tokens += int((reply.get("usage") or {}).get("prompt_tokens") or 0)
         return replies
 
+    async def _send_all(self, bodies: list[dict]) -> list[dict | RequestFailed]:
+        import openai
+
+        tries = 0
+
+        async def count_try(request) -> None:
+            nonlocal tries
+            tries += 1
+
+        # A client per batch: its connection pool belongs to this event loop. The hook counts every try, so
+        # the retries the client makes on its own show in the stats. A server without a key ignores the token.
+        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [count_try]})
+        async with openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key or "unused",
+                                      max_retries=int(self.options["max_retries"]),
+                                      timeout=float(self.options["timeout_s"]), http_client=http_client) as client:
+            slots = asyncio.Semaphore(max(1, int(self.options["max_concurrency"])))
+
+            async def send(body: dict) -> dict | RequestFailed:
+                async with slots:
+                    return await self._send(client, body)
+
+            replies = await asyncio.gather(*(send(b) for b in bodies))
+        self.retries += max(0, tries - len(bodies))
+        return list(replies)
+
+    async def _send(self, client, body: dict) -> dict | RequestFailed:
+        import openai
+
+        standard = {k: v for k, v in body.items() if k in OPENAI_FIELDS}
+        extensions = {k: v for k, v in body.items() if k not in OPENAI_FIELDS}
+        try:
+            # the raw reply, read as JSON: skips building and dumping the client's typed models (most of its cost)
+            reply = await client.chat.completions.with_raw_response.create(**standard, extra_body=extensions or None)
+        except openai.APIStatusError as exc:
+            detail = error_detail(exc.response.content) if exc.response is not None else str(exc)
+            return RequestFailed(f"{self.url} answered {exc.status_code} for {self.model_id}: {detail}")
+        except openai.APITimeoutError:
+            return RequestFailed(f"{self.url} timed out for {self.model_id} "
+                                 f"(timeout_s {self.options['timeout_s']}, {self.options['max_retries']} retries)")
+        except openai.APIConnectionError as exc:
+            return RequestFailed(f"{self.url} unreachable for {self.model_id}: {exc.__cause__ or exc}")
+        return json.loads(reply.content)
+
+    # -------------------------------------------------------------------------------------------- API
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         def run(request: SamplingParams) -> list[list[Completion]]:
             bodies = [chat_body(self.model_id, p, request, prompt_seed(request.seed or 0, p)) for p in prompts]
-            return [to_completions(r) for r in self._post_all(bodies)]
+            return [failed_completions(str(r), request.n) if isinstance(r, RequestFailed) else to_completions(r)
+                    for r in self._post_all(bodies)]
 
         return generate_n(run, params, self.stats)
 
-    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
+    def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float] | EngineError]:
         """Without the server's tokenizer we cannot tell whether "[RESULT] " ends in a space token
         (SentencePiece) or glues the space to the digit (byte-level BPE): ask as written, and where no
         candidate shows up, ask again with the trailing space left to the verdict token."""
         top = int(self.options["verdict_top_logprobs"])
-        probs = [read_verdict_probs(r, candidates) for r in self._post_all([verdict_body(self.model_id, p, top) for p in prompts])]
+
+        def ask(batch: Sequence[Prompt]) -> list[dict[str, float] | EngineError]:
+            replies = self._post_all([verdict_body(self.model_id, p, top) for p in batch])
+            return [EngineError(str(r)) if isinstance(r, RequestFailed) else read_verdict_probs(r, candidates)
+                    for r in replies]
+
+        probs = ask(prompts)
         retry = [i for i, (p, found) in enumerate(zip(prompts, probs))
-                 if not any(found.values()) and p.assistant_prefix != p.assistant_prefix.rstrip()]
+                 if isinstance(found, dict) and not any(found.values()) and p.assistant_prefix != p.assistant_prefix.rstrip()]
         if retry:
             stripped = [replace(prompts[i], assistant_prefix=prompts[i].assistant_prefix.rstrip()) for i in retry]
-            for i, reply in zip(retry, self._post_all([verdict_body(self.model_id, p, top) for p in stripped])):
-                probs[i] = read_verdict_probs(reply, candidates)
+            for i, found in zip(retry, ask(stripped)):
+                probs[i] = found
         self.stats.scored_prompts += len(prompts)
         return probs
 

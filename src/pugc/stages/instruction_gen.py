@@ -7,7 +7,7 @@ from pugc.config import InstructionGenConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Document, Dropped, Instruction, StageResult, content_id, to_row
-from pugc.stages.llm import fit_documents, generate_parsed
+from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed
 
 STAGE = "instruction_gen"
 
@@ -38,7 +38,8 @@ def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> S
     kept, dropped = [], []
     for doc, (parsed,) in zip(docs, outputs):
         if not parsed.value:
-            dropped.append(Dropped(STAGE, "empty_instruction", doc.id, repr(parsed.completion.text[:200]), to_row(doc)))
+            dropped.append(engine_error_drop(STAGE, doc, parsed.error) if parsed.error else
+                           Dropped(STAGE, "empty_instruction", doc.id, repr(parsed.completion.text[:200]), to_row(doc)))
             continue
         kept.append(
             Instruction(

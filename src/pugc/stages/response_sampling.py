@@ -4,7 +4,7 @@ from __future__ import annotations
 from pugc.config import ResponseSamplingConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.records import Dropped, Instruction, Response, StageResult, to_row
-from pugc.stages.llm import generate_parsed
+from pugc.stages.llm import engine_error_drop, first_error, generate_parsed
 
 
 def policy_prompt(instruction: str) -> Prompt:
@@ -30,7 +30,9 @@ def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine:
             if s.value
         ]
         if not responses:
-            dropped.append(Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", to_row(item)))
+            error = first_error(samples)
+            dropped.append(engine_error_drop(STAGE, item, error) if error else
+                           Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", to_row(item)))
         kept.extend(responses)
     truncated = sum(r.finish_reason == "length" for r in kept)
     return StageResult(

@@ -6,8 +6,8 @@ import statistics
 from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
-from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
-from pugc.stages.llm import Judgement, fit_documents, judge
+from pugc.records import Response, ScoredResponse, StageResult, to_row
+from pugc.stages.llm import Judgement, drop_unscored, fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
 STAGE = "reward_scoring"
@@ -55,7 +55,7 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) 
     kept, dropped = [], []
     for response, verdict in zip(responses, judgements):
         if verdict.score is None:
-            dropped.append(Dropped(STAGE, "unparsable_judgement", response.id, repr(verdict.raw[:2]), to_row(response)))
+            dropped.append(drop_unscored(STAGE, response, verdict))
             continue
         kept.append(
             ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes,
