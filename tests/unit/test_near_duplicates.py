@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from pugc.near_duplicates import PERMUTATIONS, NearDuplicateIndex, band_layout, shingle_hashes, signature, similarity
+from pugc.near_duplicates import (PERMUTATIONS, NearDuplicateIndex, band_layout, shingle_hashes, signature, similarity,
+                                  word_hashes)
 
 KETTLE = ("Descaling a kettle: fill it halfway with equal parts white vinegar and water, bring it to the boil, "
           "let it sit for an hour, then rinse three times with fresh water. The chalky taste disappears and the "
@@ -119,3 +120,14 @@ def test_signatures_are_the_same_in_another_process():
                                env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
         outputs.append(json.loads(child.stdout))
     assert outputs[0] == outputs[1] == [signature(t).tolist() for t in texts]
+
+
+def test_words_are_the_regex_word_runs_in_any_script():
+    """The vectorised word split agrees with `re.findall(r"\\w+")`: each regex word hashes alone to the same
+    value, in order (underscores, digits, accents, CJK, combining marks and punctuation included)."""
+    import re
+
+    text = "Hello, wörld_1 — ß café İstanbul 日本語x ２３ e\u0301 don't  tab\there... end"
+    words = re.findall(r"\w+", text)
+    assert words and [int(h) for h in word_hashes(text)] == [int(word_hashes(w)[0]) for w in words]
+    assert len(word_hashes("")) == 0 and len(word_hashes(" ,.;")) == 0
