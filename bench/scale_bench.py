@@ -115,9 +115,12 @@ def main() -> int:
     figures["wall_seconds"] = round(time.perf_counter() - started, 1)
     figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["table"] = table(figures["sizes"])
+    figures["near_duplicate_index_bytes_per_doc"] = {
+        size: tasks_at.get("near_duplicate_index", {}).get("index_bytes_per_doc") for size, tasks_at in figures["sizes"].items()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     print(figures["table"])
+    print(f"\nnear-duplicate index, resident bytes per indexed document: {figures['near_duplicate_index_bytes_per_doc']}")
     print(f"\nwall {figures['wall_seconds']:.0f} s, load average {figures['machine']['load_average_at_start']} at start, "
           f"{figures['load_average_at_end']} at end; figures in {args.out}")
     return 0
