@@ -48,8 +48,9 @@ def measure(task: str, inputs: dict, folder: Path, src: Path, timeout: float | N
     return figures
 
 
-def run_size(size: int, src: Path, timeout: float | None, only: tuple[str, ...]) -> dict:
-    results = {}
+def run_size(size: int, src: Path, timeout: float | None, only: tuple[str, ...], save) -> dict:
+    """Every task at this size, in TASKS order, in one scratch folder; `save(results)` after each task."""
+    results: dict = {}
     with tempfile.TemporaryDirectory(prefix=f"pugc-scale-{size}-") as tmp:
         folder = Path(tmp)
         for task in tasks.TASKS:
@@ -61,6 +62,7 @@ def run_size(size: int, src: Path, timeout: float | None, only: tuple[str, ...])
             results[task] = measure(task, inputs, folder, src, timeout)
             results[task]["prepare_seconds"] = round(prepared, 1)
             print(f"  {size:>7,} {task:<22} {_cell(results[task])}", file=sys.stderr, flush=True)
+            save(results)
     return results
 
 
@@ -110,15 +112,19 @@ def main() -> int:
     started = time.perf_counter()
     figures = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "src": args.src,
                "sizes": {}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for size in sorted(args.sizes):
-        figures["sizes"][size] = run_size(size, Path(args.src), args.timeout, tuple(args.tasks))
+        def save(results: dict, size: int = size) -> None:  # partial figures survive an interrupted run
+            out.write_text(json.dumps({**figures, "sizes": {**figures["sizes"], size: results}}, indent=2) + "\n")
+
+        figures["sizes"][size] = run_size(size, Path(args.src), args.timeout, tuple(args.tasks), save)
     figures["wall_seconds"] = round(time.perf_counter() - started, 1)
     figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["table"] = table(figures["sizes"])
     figures["near_duplicate_index_bytes_per_doc"] = {
         size: tasks_at.get("near_duplicate_index", {}).get("index_bytes_per_doc") for size, tasks_at in figures["sizes"].items()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    out.write_text(json.dumps(figures, indent=2) + "\n")
     print(figures["table"])
     print(f"\nnear-duplicate index, resident bytes per indexed document: {figures['near_duplicate_index_bytes_per_doc']}")
     print(f"\nwall {figures['wall_seconds']:.0f} s, load average {figures['machine']['load_average_at_start']} at start, "
