@@ -134,10 +134,67 @@ def band_layout(threshold: float) -> tuple[int, int]:
     return best[1], best[2]
 
 
+class BandTable:
+    """LSH band key -> numbers of the documents with that band. New entries go to a dict; every
+    FLUSH_ENTRIES they move into sorted numpy runs (12 bytes an entry instead of about 90 in a dict), a run
+    merged with the last one while that is no larger, so a lookup searches a few sorted arrays."""
+
+    FLUSH_ENTRIES = 1 << 16
+
+    def __init__(self):
+        self.recent: dict[int, int | list[int]] = {}
+        self.recent_entries = 0
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, document numbers)
+
+    def add(self, keys: list[int], number: int) -> None:
+        for key in keys:
+            bucket = self.recent.get(key)
+            if bucket is None:
+                self.recent[key] = number
+            elif isinstance(bucket, int):
+                self.recent[key] = [bucket, number]
+            else:
+                bucket.append(number)
+        self.recent_entries += len(keys)
+        if self.recent_entries >= self.FLUSH_ENTRIES:
+            self._flush()
+
+    def lookup(self, keys: list[int]) -> set[int]:
+        found: set[int] = set()
+        for key in keys:
+            bucket = self.recent.get(key)
+            if bucket is not None:
+                found.update((bucket,) if isinstance(bucket, int) else bucket)
+        if self.runs:
+            query = np.array(keys, dtype=np.uint64)
+            for sorted_keys, numbers in self.runs:
+                low = np.searchsorted(sorted_keys, query, "left")
+                high = np.searchsorted(sorted_keys, query, "right")
+                for i in np.flatnonzero(high > low).tolist():
+                    found.update(numbers[low[i]:high[i]].tolist())
+        return found
+
+    def _flush(self) -> None:
+        keys: list[int] = []
+        numbers: list[int] = []
+        for key, bucket in self.recent.items():
+            members = (bucket,) if isinstance(bucket, int) else bucket
+            keys.extend([key] * len(members))
+            numbers.extend(members)
+        self.recent.clear()
+        self.recent_entries = 0
+        run_keys, run_numbers = np.array(keys, dtype=np.uint64), np.array(numbers, dtype=np.int32)
+        while self.runs and len(self.runs[-1][0]) <= len(run_keys):
+            last_keys, last_numbers = self.runs.pop()
+            run_keys, run_numbers = np.concatenate([last_keys, run_keys]), np.concatenate([last_numbers, run_numbers])
+        order = np.argsort(run_keys, kind="stable")
+        self.runs.append((run_keys[order], run_numbers[order]))
+
+
 class NearDuplicateIndex:
-    """Kept documents' signatures, and their LSH band keys in one dict (band key -> document number, or a
-    list of them when a band collides). `match` finds the most similar earlier document at or above the
-    threshold; only documents that are not near-duplicates are added, as ingest keeps them."""
+    """Kept documents' signatures and their LSH band keys (`BandTable`). `match` finds the most similar
+    earlier document at or above the threshold; only documents that are not near-duplicates are added, as
+    ingest keeps them."""
 
     def __init__(self, threshold: float):
         if not 0.0 < threshold <= 1.0:
@@ -147,7 +204,7 @@ class NearDuplicateIndex:
         self.band_salts = _mix(np.arange(1, self.bands + 1, dtype=np.uint64))
         self.ids: list[str] = []
         self.signatures = np.empty((1024, PERMUTATIONS), dtype=np.uint32)
-        self.buckets: dict[int, int | list[int]] = {}
+        self.table = BandTable()
 
     @property
     def documents(self) -> int:
@@ -160,39 +217,20 @@ class NearDuplicateIndex:
             keys = _mix(keys + rows[:, column])
         return keys.tolist()
 
-    def _candidates(self, keys: list[int]) -> set[int]:
-        found: set[int] = set()
-        for key in keys:
-            bucket = self.buckets.get(key)
-            if bucket is None:
-                continue
-            if isinstance(bucket, int):
-                found.add(bucket)
-            else:
-                found.update(bucket)
-        return found
-
     def _add(self, doc_id: str, sig: np.ndarray, keys: list[int]) -> None:
         number = len(self.ids)
         if number == len(self.signatures):
             self.signatures = np.concatenate([self.signatures, np.empty_like(self.signatures)])
         self.signatures[number] = sig
         self.ids.append(doc_id)
-        for key in keys:
-            bucket = self.buckets.get(key)
-            if bucket is None:
-                self.buckets[key] = number
-            elif isinstance(bucket, int):
-                self.buckets[key] = [bucket, number]
-            else:
-                bucket.append(number)
+        self.table.add(keys, number)
 
     def match(self, doc_id: str, text: str) -> tuple[str, float] | None:
         """(earlier document id, estimated Jaccard) of the most similar kept document at or above the
         threshold (ties: the smallest id), or None, in which case this document joins the index."""
         sig = signature(text)
         keys = self._band_keys(sig)
-        candidates = sorted(self._candidates(keys), key=self.ids.__getitem__)
+        candidates = sorted(self.table.lookup(keys), key=self.ids.__getitem__)
         best = None
         if candidates:
             agree = np.count_nonzero(self.signatures[candidates] == sig, axis=1) / PERMUTATIONS

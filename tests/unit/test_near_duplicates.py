@@ -131,3 +131,31 @@ def test_words_are_the_regex_word_runs_in_any_script():
     words = re.findall(r"\w+", text)
     assert words and [int(h) for h in word_hashes(text)] == [int(word_hashes(w)[0]) for w in words]
     assert len(word_hashes("")) == 0 and len(word_hashes(" ,.;")) == 0
+
+
+def test_band_table_finds_entries_in_its_dict_and_in_its_sorted_runs(monkeypatch):
+    """Entries move from the dict into sorted runs (merged as they grow); lookups find them in both,
+    repeated keys included, and nothing for keys never added."""
+    from pugc.near_duplicates import BandTable
+
+    monkeypatch.setattr(BandTable, "FLUSH_ENTRIES", 4)
+    table = BandTable()
+    for number in range(40):
+        table.add([number * 7, 1000 + number % 3], number)
+    assert table.runs and len(table.runs) < 10
+    assert table.lookup([7 * 5]) == {5}
+    assert table.lookup([1001]) == {n for n in range(40) if n % 3 == 1}
+    assert table.lookup([7 * 39, 3]) == {39}
+    assert table.lookup([999_999]) == set()
+
+
+def test_matches_survive_the_move_into_sorted_runs(monkeypatch):
+    from pugc.near_duplicates import BandTable
+
+    monkeypatch.setattr(BandTable, "FLUSH_ENTRIES", 16)
+    index = NearDuplicateIndex(0.8)
+    index.match("kettle", KETTLE)
+    for n in range(30):
+        assert index.match(f"other-{n}", f"{TENT} variant {n} " + " ".join(f"w{n}x{i}" for i in range(40))) is None
+    assert index.table.runs
+    assert index.match("again", KETTLE.replace("three times", "four times"))[0] == "kettle"
