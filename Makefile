@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TRL_EXPERIMENTAL_SILENCE := 1
 
-.PHONY: setup run test test-fast bench compile submit images push models clean help vllm-env test-vllm browser
+.PHONY: setup run test test-fast bench bench-scale compile submit images push models clean help vllm-env test-vllm browser
 
 help:
 	@echo "make run      run the PUGC pipeline locally ($(RECIPE) on $(INPUT)) -> runs/latest/"
@@ -35,6 +35,7 @@ help:
 	@echo "make vllm-env build (or reuse) the vLLM CPU environment: $(VLLM_ENV)"
 	@echo "make test-vllm  only the tests that run real vLLM (tests/vllm)"
 	@echo "make bench    CPU benchmarks (figures as JSON, bench/results/cpu.json, docs/scaling.png)"
+	@echo "make bench-scale  25k/50k/100k documents through the CPU tasks: docs/s and peak RSS (bench/results/scale.json)"
 	@echo "make compile  compile the paper recipe to pugc.yaml (TARGET=kfp|vertex)"
 	@echo "make submit   compile and submit to Kubeflow or Vertex AI (INPUT_URI=gs://..., TARGET=...)"
 	@echo "make images   build the three images with docker buildx (REGISTRY=...); make push pushes them"
@@ -75,6 +76,10 @@ test-fast: setup base-env
 bench: setup vllm-env
 	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(PY) bench/cpu_bench.py --vllm-python $(VLLM_PY)
+
+# synthetic data is generated once into bench/.cache/scale/ (about 6 GB with the 100k response stream)
+bench-scale: setup
+	$(PY) bench/scale_bench.py $(BENCH_SCALE_ARGS)
 
 compile: setup
 	$(PUGC) compile --recipe $(CLUSTER_RECIPE) --target $(TARGET) -o pugc.yaml

@@ -2,7 +2,7 @@
 AnonymousCredentials`) and list every failure, so one run names all that is missing.
 
 Runs with only the standard library, inside an image's environment:
-    python tests/images/import_all.py pugc.stages.ingest datasketch ...
+    python tests/images/import_all.py pugc.stages.ingest numpy ...
 (tests/images/test_base_image.py here; the `images` job of .github/workflows/tests.yml inside each built image)
 """
 import importlib

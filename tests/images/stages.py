@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.openai_engine")
 WHY_NO_ENGINE = "stage_runner.LazyEngine imports the engine backends only for a stage with an engine role"
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
-                 "near-duplicate filter, the one place that imports datasketch")
+                 "near-duplicate filter (pugc.near_duplicates, numpy)")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def test_base_env_is_the_lock(base_env):
 
 def test_cpu_task_modules_import_in_base_env(base_env, pugc_site):
     """Every pugc module the base image's stages reach, and every third-party module they import, even in
-    function bodies (datasketch, google-cloud-storage, pyarrow.parquet), imports with the image's packages."""
+    function bodies (numpy for near-duplicates, google-cloud-storage, pyarrow.parquet), imports with the image's packages."""
     script = Path(__file__).with_name("import_all.py")
     result = subprocess.run([str(base_env / "bin/python"), str(script), *modules_to_import("base")],
                             capture_output=True, text=True, env=in_base_env(base_env, pugc_site), cwd=pugc_site)
@@ -73,11 +73,11 @@ def test_cpu_tasks_run_on_the_base_image(compiled_spec):
 
 
 def test_ingest_task_runs_in_base_env(base_env, pugc_site, compiled_spec, sample_data, tmp_path):
-    """ingest_ugc's compiled command, near-duplicate filter on (datasketch), the input as an imported Dataset."""
+    """ingest_ugc's compiled command, near-duplicate filter on (pugc.near_duplicates), the input as an imported Dataset."""
     task = compiled_tasks(compiled_spec)["ingest_ugc"]
     parameters = compiled_spec["root"]["inputDefinitions"]["parameters"]
     config = parameters["input_config"]["defaultValue"]
-    assert config.get("near_duplicates", True), "the tiny recipe must keep near-duplicates on: it tests datasketch"
+    assert config.get("near_duplicates", True), "the tiny recipe must keep near-duplicates on: it tests pugc.near_duplicates"
     source = artifact("source", str(sample_data), "system.Dataset")
     request = executor_input(task, tmp_path, {"input_uri": str(sample_data), "config": config,
                                               "input_fingerprint": "0123456789abcdef"}, {"source": source})

@@ -8,7 +8,6 @@ stops the run here with `InputError`, before any model loads.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -18,8 +17,6 @@ from pugc.records import Document, Dropped, StageResult, content_id
 
 STAGE = "ingest_ugc"
 RAW_EXCERPT_CHARS = 500
-SHINGLE_WORDS = 3
-MINHASH_PERMUTATIONS = 64
 
 
 class InputError(ValueError):
@@ -64,37 +61,12 @@ def _parse_problem(error: str) -> tuple[str, str]:
     return reason, error
 
 
-class NearDuplicates:
-    """MinHash LSH over word 3-grams: finds an earlier document whose Jaccard similarity passes the threshold."""
+def _near_duplicate_index(config: InputConfig):
+    if not config.near_duplicates:
+        return None
+    from pugc.near_duplicates import NearDuplicateIndex
 
-    def __init__(self, threshold: float):
-        from datasketch import MinHashLSH
-
-        self.threshold = threshold
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMUTATIONS)
-        self.hashes: dict[str, Any] = {}
-
-    def _minhash(self, text: str):
-        from datasketch import MinHash
-
-        words = re.findall(r"\w+", text.lower())
-        shingles = {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1))}
-        minhash = MinHash(num_perm=MINHASH_PERMUTATIONS, seed=1)
-        for shingle in sorted(shingles):
-            minhash.update(shingle.encode("utf-8"))
-        return minhash
-
-    def match(self, doc_id: str, text: str) -> tuple[str, float] | None:
-        minhash = self._minhash(text)
-        best = None
-        for other in sorted(self.lsh.query(minhash)):
-            similarity = minhash.jaccard(self.hashes[other])
-            if similarity >= self.threshold and (best is None or similarity > best[1]):
-                best = (other, similarity)
-        if best is None:
-            self.lsh.insert(doc_id, minhash)
-            self.hashes[doc_id] = minhash
-        return best
+    return NearDuplicateIndex(config.near_duplicate_threshold)
 
 
 def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
@@ -103,7 +75,7 @@ def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -
     docs, quarantined, dropped = [], [], []
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
-    near = NearDuplicates(config.near_duplicate_threshold) if config.near_duplicates else None
+    near = _near_duplicate_index(config)
     lines = 0
     for source, number, row, error in rows:
         lines += 1
