@@ -1,7 +1,7 @@
 """The PUGC stages as pure functions: records in, records out, engine injected.
 
 `STAGE_SPECS` ties each stage to its input record type and the engine role it needs, so one runner
-(`pugc.stage_runner`) serves the KFP components and the `pugc stage` command alike.
+(`pugc.runner.stage`) serves the KFP components and the `pugc stage` command alike.
 """
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ class StageSpec:
     run: Callable
     # Whether the stage can skip loading its model for this config (e.g. a disabled filter).
     needs_engine: Callable[[object], bool] = lambda config: True
-    # Records sharing this key stay in one shard (the K responses of a question share the judge's prefix).
+    # Records sharing this key stay in one shard and one chunk (the K responses of a question share the
+    # judge's prefix, and make one preference pair).
     shard_group: str | None = None
+    # 1:K stages: the output field naming the input it came from; accounting counts distinct values of it.
+    accounting_key: str | None = None
 
 
 STAGE_SPECS = {
@@ -38,8 +41,10 @@ STAGE_SPECS = {
         StageSpec("ugc_filter", Document, Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
         StageSpec("instruction_gen", Document, Instruction, "generator", instruction_gen.run),
         StageSpec("relevance_filter", Instruction, Instruction, "generator", relevance_filter.run),
-        StageSpec("response_sampling", Instruction, Response, "policy", response_sampling.run),
+        StageSpec("response_sampling", Instruction, Response, "policy", response_sampling.run,
+                  accounting_key="instruction_id"),
         StageSpec("reward_scoring", Response, ScoredResponse, "judge", reward_scoring.run, shard_group="instruction_id"),
-        StageSpec("preference_pairs", ScoredResponse, PreferencePair, None, lambda rows, config, engine: preference_pairs.run(rows, config)),
+        StageSpec("preference_pairs", ScoredResponse, PreferencePair, None,
+                  lambda rows, config, engine: preference_pairs.run(rows, config), shard_group="instruction_id"),
     )
 }

@@ -19,12 +19,13 @@ def _assistant(text: str) -> list[dict]:
 
 
 def run(scored: list[ScoredResponse], config: PreferencePairsConfig) -> StageResult:
-    """`in` counts questions (groups of responses); every question ends as a pair or a drop reason."""
+    """`in` counts questions (groups of responses); every question ends as a pair or a drop reason. Pairs come
+    in the order questions first appear, so a stream of chunks gives the same file as the whole input."""
     groups: dict[str, list[ScoredResponse]] = defaultdict(list)
     for response in scored:
         groups[response.instruction_id].append(response)
     pairs, dropped = [], []
-    for instruction_id in sorted(groups):
+    for instruction_id in groups:
         # Ties break by sample order, so the same scores always give the same pair.
         group = sorted(groups[instruction_id], key=lambda r: r.sample_index)
         first = group[0]
