@@ -67,6 +67,7 @@ class ChunkCheckpoints:
         (chunk / "result.json").unlink(missing_ok=True)
         write_jsonl(chunk / "kept.jsonl", result.kept)
         write_jsonl(chunk / "dropped.jsonl", result.dropped)
+        write_jsonl(chunk / "side.jsonl", result.side)
         write_json(chunk / "result.json", {
             "start": start, "end": start + result.n_in if end is None else end, "n_in": result.n_in,
             "n_out": len(result.kept), "dropped": result.counts["dropped"], "metrics": result.metrics})

@@ -22,11 +22,12 @@ def _rows(path: str) -> Iterator[dict]:
 
 
 def rejected_rows(quarantine_path: str, dropped_paths: list[str]) -> Iterator[dict]:
-    """One row per record that did not make it, with the stage and reason; malformed lines as `malformed`.
+    """One row per record that did not make it: stage, reason, record_id, detail and the ids it relates to;
+    malformed lines as `malformed:<why>`, with their raw text (cut to ingest's excerpt length).
     Streamed, file after file: memory holds one row."""
     for q in _rows(quarantine_path):
         yield {"stage": "ingest_ugc", "reason": f"malformed:{q['reason']}", "record_id": f"{q['source']}:{q['line']}",
-               "detail": q["error"], "record": q}
+               "detail": q["error"], "ids": {"file": q["source"], "line": q["line"]}, "raw": q["raw"]}
     for path in dropped_paths:
         yield from _rows(path)
 

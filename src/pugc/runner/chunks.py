@@ -45,17 +45,34 @@ class BatchPacer:
 
 
 @dataclass
+class Outputs:
+    """Where a stage's chunks go: kept records, drops, and its side artifact's rows (if it has one)."""
+
+    kept: JsonlWriter
+    dropped: JsonlWriter
+    side: JsonlWriter | None = None
+
+    def append(self, result: StageResult) -> None:
+        self.kept.write_all(result.kept)
+        self.dropped.write_all(result.dropped)
+        if self.side is not None:
+            self.side.write_all(result.side)
+
+
+@dataclass
 class Progress:
     chunks_resumed: int = 0
     records_resumed: int = 0
 
 
-def resume(checkpoints: ChunkCheckpoints, kept: JsonlWriter, dropped: JsonlWriter, tally: Tally) -> Progress:
+def resume(checkpoints: ChunkCheckpoints, outputs: Outputs, tally: Tally) -> Progress:
     """Copy the finished chunks of an earlier try into the outputs, in order; returns how far they reached."""
     progress = Progress()
     for chunk in checkpoints.finished():
-        kept.copy_from(chunk["folder"] / "kept.jsonl")
-        dropped.copy_from(chunk["folder"] / "dropped.jsonl")
+        outputs.kept.copy_from(chunk["folder"] / "kept.jsonl")
+        outputs.dropped.copy_from(chunk["folder"] / "dropped.jsonl")
+        if outputs.side is not None and (chunk["folder"] / "side.jsonl").is_file():
+            outputs.side.copy_from(chunk["folder"] / "side.jsonl")
         tally.add(chunk["n_in"], chunk["n_out"], chunk["dropped"], chunk["metrics"])
         progress.chunks_resumed += 1
         progress.records_resumed = chunk["end"]
@@ -63,8 +80,7 @@ def resume(checkpoints: ChunkCheckpoints, kept: JsonlWriter, dropped: JsonlWrite
 
 
 def run_in_chunks(run: Callable[[list], StageResult], records: Iterable, group_key: str | None,
-                  accounting_key: str | None, pacer: BatchPacer, kept: JsonlWriter, dropped: JsonlWriter,
-                  tally: Tally, checkpoints: ChunkCheckpoints | None = None, progress: Progress | None = None) -> None:
+                  accounting_key: str | None, pacer: BatchPacer, outputs: Outputs, tally: Tally, checkpoints: ChunkCheckpoints | None = None, progress: Progress | None = None) -> None:
     """`run` over consecutive group-whole chunks of `records`; each result is checked, checkpointed, appended."""
     key = (lambda record: getattr(record, group_key)) if group_key else None
     progress = progress or Progress()
@@ -77,7 +93,6 @@ def run_in_chunks(run: Callable[[list], StageResult], records: Iterable, group_k
         if checkpoints:
             checkpoints.save(index, result, position, position + len(chunk))
             log.info("%s: chunk %d saved (records %d-%d)", result.stage, index + 1, position + 1, position + len(chunk))
-        kept.write_all(result.kept)
-        dropped.write_all(result.dropped)
+        outputs.append(result)
         tally.add_result(result)
         index, position = index + 1, position + len(chunk)

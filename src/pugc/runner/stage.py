@@ -4,50 +4,66 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from pugc import __version__
 from pugc.config import STAGE_CONFIGS, EngineConfig, build
 from pugc.io import JsonlWriter, iter_records
 from pugc.logs import setup_logging
-from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Progress, resume,
-                                run_in_chunks)
+from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Outputs, Progress,
+                                resume, run_in_chunks)
 from pugc.runner.sharding import row_keys, shard_bounds
 from pugc.runner.tally import Tally, format_dropped
 from pugc.secrets import load_hf_token
+from pugc.tables import join_chunk
 
 log = logging.getLogger(__name__)
 
 
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
               engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
-              runtime: dict | None = None, run_id: str = "", task_name: str = "") -> dict[str, Any]:
-    """Run a stage on its shard of the input. With `runtime.checkpoint_root` every engine batch is saved when
-    done, so a retried try of the same task of the same run (`run_id`, `task_name`) resumes (pugc.checkpoint)."""
+              runtime: dict | None = None, run_id: str = "", task_name: str = "", tables: dict | None = None,
+              side_path: str | None = None) -> dict[str, Any]:
+    """Run a stage on its shard of the input. `tables` are the paths of the tables the stage joins, by name
+    (`StageSpec.joins`); `side_path` receives its side artifact (default: next to the output). With
+    `runtime.checkpoint_root` every engine batch is saved when done, so a retried try of the same task of the
+    same run (`run_id`, `task_name`) resumes (pugc.checkpoint)."""
     from pugc.stages import STAGE_SPECS
 
     setup_logging()
     spec = STAGE_SPECS[stage]
     config = build(STAGE_CONFIGS[stage], section, stage)
-    runtime = runtime or {}
+    runtime, tables = runtime or {}, tables or {}
     started = time.monotonic()
     start, end = shard_bounds(row_keys(input_path, spec.shard_group), int(shard_index), int(shard_count))
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
     log.info("%s: %d input records%s from %s", stage, end - start, where, input_path)
+    joined = tuple(tables[j.table] for j in spec.joins if j.table in tables)
     checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name,
-                               input_path) if end > start else None
+                               (input_path, *joined)) if end > start else None
     pacer = _pacer(spec, runtime, checkpointed=checkpoints is not None)
     tally, lazy = Tally(), LazyEngine(spec, config, engines)
+    if spec.side_output and not side_path:
+        side_path = f"{Path(output_path).with_suffix('')}.{spec.side_output}.jsonl"
+
+    def call(chunk: list):
+        lookups = join_chunk(spec.joins, tables, chunk) if spec.joins else {}
+        return spec.run(chunk, config, lazy.get(), **lookups)
+
     try:
-        with JsonlWriter(output_path) as kept, JsonlWriter(dropped_path) as dropped:
-            progress = resume(checkpoints, kept, dropped, tally) if checkpoints else Progress()
+        with JsonlWriter(output_path) as kept, JsonlWriter(dropped_path) as dropped, \
+                (JsonlWriter(side_path) if spec.side_output else nullcontext()) as side:
+            outputs = Outputs(kept, dropped, side)
+            progress = resume(checkpoints, outputs, tally) if checkpoints else Progress()
             if progress.chunks_resumed:
                 log.info("%s: resuming after %d finished chunks (%d records)", stage, progress.chunks_resumed,
                          progress.records_resumed)
             records = iter_records(input_path, spec.input_type, start + progress.records_resumed, end)
-            run_in_chunks(lambda chunk: spec.run(chunk, config, lazy.get()), records, spec.shard_group,
-                          spec.accounting_key, pacer, kept, dropped, tally, checkpoints, progress)
+            run_in_chunks(call, records, spec.shard_group, spec.accounting_key, pacer, outputs, tally, checkpoints,
+                          progress)
     finally:
         lazy.close()
     if checkpoints:
@@ -75,13 +91,13 @@ def _pacer(spec, runtime: dict, checkpointed: bool) -> BatchPacer:
                       float(runtime.get("checkpoint_seconds") or CHECKPOINT_SECONDS))
 
 
-def _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name, input_path):
+def _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name, files):
     if not runtime.get("checkpoint_root"):
         return None
     from pugc.checkpoint import ChunkCheckpoints, checkpoint_folder, checkpoint_key
 
     key = checkpoint_key(spec.name, section, (engines or {}).get(spec.engine_role or ""), shard_index, shard_count,
-                         files=(input_path,))
+                         files=files)
     return ChunkCheckpoints(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or spec.name, key))
 
 

@@ -136,7 +136,7 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
         digest = content_id(text)
         given_id = row.get(config.id_field)
         doc_id = str(given_id) if given_id not in (None, "") else digest
-        where = {"file": source, "line": number}
+        where = {"doc_id": doc_id, "file": source, "line": number}
         duplicate = None
         if digest in seen_text:
             duplicate = Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Generic, Sequence, TypeVar
 
 from pugc.engines.base import Completion, Engine, Prompt, SamplingParams
-from pugc.records import Dropped, StageResult, to_row
+from pugc.records import Dropped, StageResult, ids_of
 from pugc.stages.verdicts import VerdictScale
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,14 @@ def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine
     kept, dropped = [], []
     for item, verdict in zip(items, judgements):
         if verdict.score is None:
-            dropped.append(Dropped(stage, "unparsable_judgement", item.id, repr(verdict.raw[:2]), to_row(item)))
+            dropped.append(Dropped(stage, "unparsable_judgement", item.id, repr(verdict.raw[:2]), ids_of(item)))
             continue
         setattr(item, score_field, round(verdict.score, 4))
         if verdict.score >= threshold:
             kept.append(item)
         else:
             detail = f"{score_field} {verdict.score:.3f} < {threshold}"
-            dropped.append(Dropped(stage, drop_reason, item.id, detail, to_row(item)))
+            dropped.append(Dropped(stage, drop_reason, item.id, detail, ids_of(item)))
     scores = [j.score for j in judgements if j.score is not None]
     return StageResult(stage, len(items), kept, dropped, metrics={
         f"{score_field}_mean": mean(scores), "pass_rate": len(kept) / len(items) if items else 0.0,

@@ -6,7 +6,7 @@ import statistics
 from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
-from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
+from pugc.records import Dropped, JudgeOutputs, Response, ScoredResponse, StageResult, ids_of, to_row
 from pugc.stages.llm import fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
@@ -14,16 +14,17 @@ STAGE = "reward_scoring"
 RESULT_MARKER = "[RESULT]"
 
 
-def judge_prompt(response: Response, with_reference: bool, reference: str | None = None) -> Prompt:
-    """The Prometheus absolute-grading prompt; `reference` (default: the whole document) is the score-5 answer."""
+def judge_prompt(instruction: str, response: str, reference: str | None) -> Prompt:
+    """The Prometheus absolute-grading prompt; `reference` (the document, cut to its budget) is the score-5
+    answer, and None makes the reference-free ablation."""
     template = load_template("reward_judge")
-    if with_reference:
+    if reference is not None:
         clause = template.part("reference_clause")
-        section = template.part("reference_section", reference=response.document if reference is None else reference)
+        section = template.part("reference_section", reference=reference)
     else:
         clause = section = ""
     return template.render(
-        instruction=response.instruction, response=response.response,
+        instruction=instruction, response=response,
         reference_clause=clause, reference_section=section,
     )
 
@@ -33,29 +34,31 @@ def judge_order(responses: list[Response]) -> list[int]:
     return sorted(range(len(responses)), key=lambda i: (responses[i].instruction_id, responses[i].sample_index))
 
 
-def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
-    """Outputs keep the input order; only the engine sees the prefix-grouped order."""
+def run(responses: list[Response], config: RewardScoringConfig, engine: Engine, documents: dict[str, str],
+        instructions: dict[str, str]) -> StageResult:
+    """Outputs keep the input order; only the engine sees the prefix-grouped order. `documents` (doc_id -> text)
+    and `instructions` (instruction_id -> question) are joined from their tables. The judge's raw text goes to
+    the side artifact (`StageResult.side`), not onto the scored responses."""
     order = judge_order(responses)
-    documents = {r.doc_id: r.document for r in responses}
-    fitted, truncated = fit_documents(engine, list(documents.values()), config.max_document_tokens)
-    references = dict(zip(documents, fitted))
+    doc_ids = list(dict.fromkeys(r.doc_id for r in responses))
+    fitted, truncated = fit_documents(engine, [documents[d] for d in doc_ids], config.max_document_tokens)
+    references = dict(zip(doc_ids, fitted)) if config.reference else {}
     judged = judge(
-        engine, [judge_prompt(responses[i], config.reference, references[responses[i].doc_id]) for i in order],
+        engine, [judge_prompt(instructions[responses[i].instruction_id], responses[i].response,
+                              references.get(responses[i].doc_id)) for i in order],
         RESULT_1_TO_5, config.mode, config.sampling_params(), rationale_tokens=config.feedback_max_tokens,
         verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples,
     )
     judgements = [None] * len(responses)
     for position, index in enumerate(order):
         judgements[index] = judged[position]
-    kept, dropped = [], []
+    kept, dropped, side = [], [], []
     for response, verdict in zip(responses, judgements):
+        side.append(JudgeOutputs(response.id, response.instruction_id, verdict.raw))
         if verdict.score is None:
-            dropped.append(Dropped(STAGE, "unparsable_judgement", response.id, repr(verdict.raw[:2]), to_row(response)))
+            dropped.append(Dropped(STAGE, "unparsable_judgement", response.id, repr(verdict.raw[:2]), ids_of(response)))
             continue
-        kept.append(
-            ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes,
-                           judge_outputs=verdict.raw)
-        )
+        kept.append(ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes))
     scores = [r.score for r in kept]
     votes = [v for j in judgements for v in j.votes]
     return StageResult(
@@ -67,4 +70,5 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) 
             "judge_generated_tokens": float(sum(j.generated_tokens for j in judgements)),
             "documents_truncated": float(truncated),
         },
+        side=side,
     )
