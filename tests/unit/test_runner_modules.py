@@ -7,7 +7,7 @@ from pugc.checkpoint import ChunkCheckpoints
 from pugc.io import JsonlWriter, iter_records, write_jsonl
 from pugc.records import Dropped, Instruction, StageResult
 from pugc.runner.artifacts import publish, read_lineage
-from pugc.runner.chunks import BatchPacer, Progress, resume, run_in_chunks
+from pugc.runner.chunks import BatchPacer, Outputs, resume, run_in_chunks
 from pugc.runner.sharding import group_chunks, row_keys
 from pugc.runner.tally import Tally, check_accounting
 
@@ -34,7 +34,7 @@ def test_row_keys_name_the_line_without_its_key(tmp_path):
 
 def test_iter_records_reads_only_its_range(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps({"id": f"i{n}", "doc_id": "d", "document": "", "instruction": "q"}) + "\n\n" for n in range(6)))
+    path.write_text("".join(json.dumps({"id": f"i{n}", "doc_id": "d", "instruction": "q"}) + "\n\n" for n in range(6)))
     assert [r.id for r in iter_records(path, Instruction, 2, 4)] == ["i2", "i3"]
 
 
@@ -63,7 +63,7 @@ def echo(stage="relevance_filter"):
 
 
 def instructions(n):
-    return [Instruction(id=f"i{k}", doc_id="d", document="", instruction="q") for k in range(n)]
+    return [Instruction(id=f"i{k}", doc_id="d", instruction="q") for k in range(n)]
 
 
 def test_a_resumed_run_continues_after_chunks_of_any_size(tmp_path):
@@ -74,10 +74,11 @@ def test_a_resumed_run_continues_after_chunks_of_any_size(tmp_path):
     checkpoints.save(1, echo()(rows[3:8]), 3, 8)
     tally, calls = Tally(), []
     with JsonlWriter(tmp_path / "kept") as kept, JsonlWriter(tmp_path / "dropped") as dropped:
-        progress = resume(checkpoints, kept, dropped, tally)
+        outputs = Outputs(kept, dropped)
+        progress = resume(checkpoints, outputs, tally)
         assert (progress.chunks_resumed, progress.records_resumed) == (2, 8)
-        run_in_chunks(lambda c: calls.append(len(c)) or echo()(c), rows[8:], None, None, BatchPacer(2, 2), kept,
-                      dropped, tally, checkpoints, progress)
+        run_in_chunks(lambda c: calls.append(len(c)) or echo()(c), rows[8:], None, None, BatchPacer(2, 2), outputs,
+                      tally, checkpoints, progress)
     assert calls == [2, 2]
     assert [json.loads(line)["id"] for line in (tmp_path / "kept").read_text().splitlines()] == \
         [f"i{k}" for k in range(0, 12, 2)]
@@ -93,7 +94,7 @@ def test_a_chunk_after_a_gap_is_not_resumed(tmp_path):
 
 
 def test_accounting_counts_one_to_k_stages_by_their_key():
-    result = StageResult("response_sampling", 2, [Instruction("a-0", "a", "", "q"), Instruction("a-1", "a", "", "q")],
+    result = StageResult("response_sampling", 2, [Instruction("a-0", "a", "q"), Instruction("a-1", "a", "q")],
                          [Dropped("response_sampling", "empty_responses", "b")])
     with pytest.raises(RuntimeError, match="2 records in, but 3"):
         check_accounting(result)
@@ -124,3 +125,36 @@ def test_published_lineage_is_flat_and_reads_back():
     assert all(isinstance(v, (str, int, float)) for v in out.metadata.values())
     assert read_lineage(out)["dropped"] == {"low_quality": 1}
     assert metrics.logged["dropped_low_quality"] == 1 and metrics.logged["records_in"] == 3
+
+
+def test_a_join_names_the_table_and_the_missing_id(tmp_path):
+    from pugc.tables import DOCUMENT_TEXT, JoinError, join_chunk, lookup
+
+    table = tmp_path / "ugc.jsonl"
+    write_jsonl(table, [{"id": f"d{n}", "text": f"text {n}"} for n in range(5)])
+    assert lookup(table, DOCUMENT_TEXT, {"d1", "d3"}) == {"d1": "text 1", "d3": "text 3"}  # only what is asked
+    chunk = [Instruction("i0", "d1", "q"), Instruction("i1", "d9", "q")]
+    with pytest.raises(JoinError, match=r"ugc.jsonl: the documents table has no row for doc_id 'd9'"):
+        join_chunk((DOCUMENT_TEXT,), {"documents": str(table)}, chunk)
+    with pytest.raises(JoinError, match="no documents input was given"):
+        join_chunk((DOCUMENT_TEXT,), {}, chunk)
+
+
+def test_stage_specs_declare_what_the_runner_needs():
+    from pugc.stages import STAGE_SPECS
+
+    assert [j.table for j in STAGE_SPECS["reward_scoring"].joins] == ["documents", "instructions"]
+    assert STAGE_SPECS["reward_scoring"].side_output == "judge_outputs"
+    assert STAGE_SPECS["response_sampling"].accounting_key == "instruction_id"
+    assert STAGE_SPECS["preference_pairs"].shard_group == "instruction_id"
+
+
+def test_the_generic_runner_names_no_stage():
+    import inspect
+
+    from pugc.runner import chunks, merge, sharding, stage, tally
+    from pugc.stages import STAGE_SPECS
+
+    for module in (chunks, merge, sharding, stage, tally):
+        source = inspect.getsource(module)
+        assert not [name for name in STAGE_SPECS if f'"{name}"' in source], module.__name__

@@ -15,7 +15,7 @@ FILLER = "word " * 400  # ~2 KB of response text per record, so a record's size 
 
 def scored(n: int) -> list[ScoredResponse]:
     return [ScoredResponse(id=f"q{i // K}-{i % K}", instruction_id=f"q{i // K}", doc_id=f"d{i // K}",
-                           instruction=f"Question {i // K}?", document="", response=f"{i % K} {FILLER}",
+                           response=f"{i % K} {FILLER}",
                            sample_index=i % K, score=float(1 + i % K), judge_scores=[float(1 + i % K)])
             for i in range(n)]
 
@@ -30,10 +30,12 @@ def peak_bytes(task) -> int:
 
 
 def preference_pairs_task(tmp_path, n):
-    source = tmp_path / f"scored-{n}.jsonl"
+    source, questions = tmp_path / f"scored-{n}.jsonl", tmp_path / f"questions-{n}.jsonl"
     write_jsonl(source, scored(n))
+    write_jsonl(questions, [{"id": f"q{q}", "doc_id": f"d{q}", "instruction": f"Question {q}?"} for q in range(n // K)])
     out = tmp_path / f"pairs-{n}.jsonl"
-    return lambda: run_stage("preference_pairs", str(source), str(out), str(out) + ".dropped", {})
+    return lambda: run_stage("preference_pairs", str(source), str(out), str(out) + ".dropped", {},
+                             tables={"instructions": str(questions)})
 
 
 class Part:
@@ -73,6 +75,7 @@ def test_streamed_pairs_match_the_whole_input_at_once(tmp_path):
     rows = scored(5_000)  # over two CPU chunks
     preference_pairs_task(tmp_path, 5_000)()
     streamed = [json.loads(line) for line in (tmp_path / "pairs-5000.jsonl").read_text().splitlines()]
-    whole = preference_pairs.run(rows, PreferencePairsConfig()).kept
+    whole = preference_pairs.run(rows, PreferencePairsConfig(), {f"q{q}": f"Question {q}?" for q in range(1250)}).kept
     assert [p["instruction_id"] for p in streamed] == [p.instruction_id for p in whole]
     assert [p["margin"] for p in streamed] == [p.margin for p in whole]
+    assert streamed[7]["prompt"] == [{"role": "user", "content": "Question 7?"}]
