@@ -28,9 +28,11 @@ def setup_logging() -> None:
         logger.addHandler(handler)
     logger.setLevel(os.environ.get("PUGC_LOG_LEVEL", "INFO"))
     logger.propagate = False
-    try:  # transformers' per-call progress bars (loading/writing weights) drown the stage progress
+    # transformers' per-call progress bars (loading/writing weights) drown the stage progress. Importing
+    # transformers to switch them off would cost every task, CPU ones included, about a second of start-up:
+    # the hub's switch is set before transformers loads (it reads it then), and its own once it has.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
