@@ -274,6 +274,9 @@ def cmd_stage(args) -> int:
         report = stage_runner.run_training(args.input, args.output, sections["dpo_training"], sections["engines"])
     else:
         runtime = {"checkpoint_root": args.checkpoint_dir, "checkpoint_every": args.checkpoint_every}
+        bad = [table for table in args.table if "=" not in table]
+        if bad:
+            raise UserError(f"--table {bad[0]}: give NAME=PATH, e.g. --table documents=ugc.jsonl")
         tables = dict(table.split("=", 1) for table in args.table)
         report = stage_runner.run_stage(args.name, args.input, args.output, dropped, sections[args.name],
                                         sections["engines"], runtime=runtime if args.checkpoint_dir else None,
