@@ -29,7 +29,7 @@ def test_row_keys_name_the_line_without_its_key(tmp_path):
     write_jsonl(path, [{"instruction_id": "q1"}, {"other": 1}])
     with pytest.raises(ValueError, match=r"rows.jsonl:2: row lacks its group key 'instruction_id'"):
         row_keys(path, "instruction_id")
-    assert row_keys(path, None) == [0, 1]
+    assert list(row_keys(path, None)) == [0, 1]
 
 
 def test_iter_records_reads_only_its_range(tmp_path):

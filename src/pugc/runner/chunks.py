@@ -96,3 +96,4 @@ def run_in_chunks(run: Callable[[list], StageResult], records: Iterable, group_k
         outputs.append(result)
         tally.add_result(result)
         index, position = index + 1, position + len(chunk)
+        del chunk, result  # the next chunk is read before the loop rebinds them: hold one chunk, not two

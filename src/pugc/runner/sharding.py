@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from pugc.io import iter_rows
 
@@ -23,10 +23,11 @@ def shard_bounds(keys: list, index: int, count: int) -> tuple[int, int]:
     return boundary(index), boundary(index + 1)
 
 
-def row_keys(path: str | os.PathLike, key: str | None) -> list:
+def row_keys(path: str | os.PathLike, key: str | None) -> Sequence:
     """One streaming pass: each row's group key (its position when the stage has none). Only keys are kept."""
-    if key is None:
-        return list(range(sum(1 for _ in iter_rows(path))))
+    if key is None:  # positions only: count the rows without parsing them
+        with open(path, encoding="utf-8") as handle:
+            return range(sum(1 for line in handle if line.strip()))
     keys = []
     for number, row in iter_rows(path):
         if key not in row:

@@ -55,7 +55,7 @@ class Tally:
 
     @property
     def metrics(self) -> dict:
-        return dict(self.parts[0][1]) if len(self.parts) == 1 else combine_metrics(self.parts)
+        return combine_metrics(self.parts)
 
 
 def format_dropped(dropped: dict) -> str:
