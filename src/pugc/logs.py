@@ -32,7 +32,6 @@ def setup_logging() -> None:
     # transformers to switch them off would cost every task, CPU ones included, about a second of start-up:
     # the hub's switch is set before transformers loads (it reads it then), and its own once it has.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as hf_logging
-
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
         hf_logging.disable_progress_bar()

@@ -38,7 +38,6 @@ IMAGES = {
             "pugc.training": "runner.training.run_training and config's DPO section check: dpo_training's task only",
             "pugc.models": "model ids resolve for engines and training only",
         },
-        optional_absent={"transformers": "pugc.logs silences its progress bars when it is installed"},
     ),
     "trainer": ImageStages(
         "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args", "pugc.training.launch",

@@ -25,3 +25,9 @@ def test_transformers_progress_bars_stay_off_when_it_loads_after_logging_setup()
     code = ("from pugc.logs import setup_logging\nsetup_logging()\nfrom transformers.utils import logging\n"
             "assert not logging.is_progress_bar_enabled()")
     assert imported_after(code)["transformers"]
+
+
+def test_transformers_loaded_before_logging_setup_is_quieted_too():
+    code = ("import transformers\nfrom pugc.logs import setup_logging\nsetup_logging()\n"
+            "from transformers.utils import logging\nassert not logging.is_progress_bar_enabled()")
+    assert imported_after(code)["transformers"]
