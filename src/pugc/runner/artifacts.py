@@ -37,7 +37,3 @@ def read_lineage(artifact) -> dict:
 
 def path_and_lineage(artifact) -> tuple[str, dict]:
     return artifact.path, read_lineage(artifact)
-
-
-def uri(artifact) -> str:
-    return artifact.uri

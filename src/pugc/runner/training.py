@@ -1,7 +1,6 @@
 """DPO training from files: in this process, launched over the pod's GPUs, or as a Kubeflow Trainer TrainJob."""
 from __future__ import annotations
 
-import logging
 import time
 
 from pugc import __version__
@@ -9,8 +8,6 @@ from pugc.config import EngineConfig, build
 from pugc.io import make_world_readable
 from pugc.logs import setup_logging
 from pugc.secrets import load_hf_token
-
-log = logging.getLogger(__name__)
 
 
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
