@@ -45,11 +45,17 @@ def lookup(path: str | os.PathLike, join: Join, wanted: set) -> dict:
     return found
 
 
+def check_tables(stage: str, joins: tuple[Join, ...], paths: dict[str, str]) -> None:
+    """Before any work: every table the stage joins is given."""
+    for join in joins:
+        if join.table not in paths:
+            raise JoinError(f"{stage} joins the {join.table} table (by {join.key}), but no {join.table} input "
+                            f"was given (pugc stage: --table {join.table}=PATH)")
+
+
 def join_chunk(joins: tuple[Join, ...], paths: dict[str, str], chunk: list) -> dict[str, dict]:
     """The lookups one chunk needs, by table name."""
     lookups = {}
     for join in joins:
-        if join.table not in paths:
-            raise JoinError(f"this stage joins the {join.table} table, but no {join.table} input was given")
         lookups[join.table] = lookup(paths[join.table], join, {getattr(record, join.key) for record in chunk})
     return lookups

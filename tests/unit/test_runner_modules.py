@@ -128,7 +128,7 @@ def test_published_lineage_is_flat_and_reads_back():
 
 
 def test_a_join_names_the_table_and_the_missing_id(tmp_path):
-    from pugc.tables import DOCUMENT_TEXT, JoinError, join_chunk, lookup
+    from pugc.tables import DOCUMENT_TEXT, JoinError, check_tables, join_chunk, lookup
 
     table = tmp_path / "ugc.jsonl"
     write_jsonl(table, [{"id": f"d{n}", "text": f"text {n}"} for n in range(5)])
@@ -136,8 +136,8 @@ def test_a_join_names_the_table_and_the_missing_id(tmp_path):
     chunk = [Instruction("i0", "d1", "q"), Instruction("i1", "d9", "q")]
     with pytest.raises(JoinError, match=r"ugc.jsonl: the documents table has no row for doc_id 'd9'"):
         join_chunk((DOCUMENT_TEXT,), {"documents": str(table)}, chunk)
-    with pytest.raises(JoinError, match="no documents input was given"):
-        join_chunk((DOCUMENT_TEXT,), {}, chunk)
+    with pytest.raises(JoinError, match="relevance_filter joins the documents table .* no documents input"):
+        check_tables("relevance_filter", (DOCUMENT_TEXT,), {})
 
 
 def test_stage_specs_declare_what_the_runner_needs():

@@ -18,7 +18,7 @@ from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, Bat
 from pugc.runner.sharding import row_keys, shard_bounds
 from pugc.runner.tally import Tally, format_dropped
 from pugc.secrets import load_hf_token
-from pugc.tables import join_chunk
+from pugc.tables import check_tables, join_chunk
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     spec = STAGE_SPECS[stage]
     config = build(STAGE_CONFIGS[stage], section, stage)
     runtime, tables = runtime or {}, tables or {}
+    check_tables(stage, spec.joins, tables)
     started = time.monotonic()
     start, end = shard_bounds(row_keys(input_path, spec.shard_group), int(shard_index), int(shard_count))
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
