@@ -46,13 +46,19 @@ def tokens_per_second(engine, prompts: list, params, repeats: int, sync: Callabl
 
 
 def judge_rows(responses: int) -> list:
-    """`responses` responses to score, four per question, each question with its own document as reference."""
+    """`responses` responses to score, four per question, each question with its own document as reference
+    (the texts the judge joins by id go into JUDGE_TABLES)."""
     from pugc.records import Response
 
     docs = sample_docs(max(2, responses // 4))
+    for q in range(-(-responses // 4)):
+        JUDGE_TABLES["documents"][f"d{q}"] = docs[q % len(docs)]
+        JUDGE_TABLES["instructions"][f"q{q}"] = "What would you recommend?"
     return [Response(id=f"q{i // 4}-{i % 4}", instruction_id=f"q{i // 4}", doc_id=f"d{i // 4}",
-                     instruction="What would you recommend?", document=docs[i // 4 % len(docs)],
                      response=docs[(i + 5) % len(docs)][:400], sample_index=i % 4) for i in range(responses)]
+
+
+JUDGE_TABLES: dict = {"documents": {}, "instructions": {}}  # doc_id -> text, instruction_id -> question
 
 
 def judge_seconds_per_response(engine, rows: list, config, sync: Callable[[], None] = no_sync) -> float:
@@ -60,7 +66,7 @@ def judge_seconds_per_response(engine, rows: list, config, sync: Callable[[], No
 
     sync()
     started = time.perf_counter()
-    reward_scoring.run(rows, config, engine)
+    reward_scoring.run(rows, config, engine, **JUDGE_TABLES)
     sync()
     return round((time.perf_counter() - started) / len(rows), 4)
 

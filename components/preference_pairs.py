@@ -5,13 +5,15 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.BASE, install_kfp_package=False)
-def preference_pairs(scored_responses: Input[Dataset], config: dict, recipe_digest: str,
+def preference_pairs(scored_responses: Input[Dataset], instructions: Input[Dataset], config: dict, recipe_digest: str,
                      preference_pairs: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
                      pairs_report: Output[HTML]):
-    """Stage 6: chosen = highest mean score, rejected = lowest, per question; ties and thin margins dropped."""
+    """Stage 6: chosen = highest mean score, rejected = lowest, per question; ties and thin margins dropped.
+    The questions are joined by id from `instructions`; the pair file is self-contained."""
     from pugc.reports import write_pairs_report
     from pugc.stage_runner import publish, run_stage
 
-    report = run_stage("preference_pairs", scored_responses.path, preference_pairs.path, dropped.path, config)
+    report = run_stage("preference_pairs", scored_responses.path, preference_pairs.path, dropped.path, config,
+                       tables={"instructions": instructions.path})
     publish(report, [preference_pairs, dropped], metrics, recipe_digest)
     write_pairs_report(preference_pairs.path, report["counts"], pairs_report.path)

@@ -5,11 +5,13 @@ from pugc.components import images
 
 
 @dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
-def reward_scoring(responses: Input[Dataset], config: dict, engines: dict, runtime: dict, recipe_digest: str,
+def reward_scoring(responses: Input[Dataset], documents: Input[Dataset], instructions: Input[Dataset], config: dict, engines: dict, runtime: dict, recipe_digest: str,
                    run_id: str, task_name: str,
                    shard_index: int, shard_count: int,
-                   scored_responses: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
-    """Stage 5: judge every response 1-5 against the UGC document as the reference answer.
+                   scored_responses: Output[Dataset], dropped: Output[Dataset], judge_outputs: Output[Dataset],
+                   metrics: Output[Metrics]):
+    """Stage 5: judge every response 1-5 against the UGC document as the reference answer (documents and
+    questions joined by id from their tables); the judge's raw text goes to `judge_outputs` for inspection.
 
     Runs shard `shard_index` of `shard_count`; with `runtime.checkpoint_root` a retried try of this task
     (same run `run_id`, same `task_name`) resumes.
@@ -17,5 +19,7 @@ def reward_scoring(responses: Input[Dataset], config: dict, engines: dict, runti
     from pugc.stage_runner import publish, run_stage
 
     report = run_stage("reward_scoring", responses.path, scored_responses.path, dropped.path, config, engines,
-                       shard_index, shard_count, runtime, run_id=run_id, task_name=task_name)
-    publish(report, [scored_responses, dropped], metrics, recipe_digest)
+                       shard_index, shard_count, runtime, run_id=run_id, task_name=task_name,
+                       tables={"documents": documents.path, "instructions": instructions.path},
+                       side_path=judge_outputs.path)
+    publish(report, [scored_responses, dropped, judge_outputs], metrics, recipe_digest)

@@ -87,6 +87,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         else:
             ingest_ugc_task = ingest_ugc(**ingest)
         tasks["ingest_ugc"] = ingest_ugc_task
+        documents = ingest_ugc_task.outputs["ugc"]  # the document table: later stages join its text by doc_id
         ugc_filter_task = fan_out(
             recipe, target, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
             config=ugc_filter_config, **llm)
@@ -94,17 +95,20 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             recipe, target, "instruction_gen", instruction_gen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
             "instructions", tasks, config=instruction_gen_config, **llm)
         relevance_filter_task = fan_out(
-            recipe, target, "relevance_filter", relevance_filter, {"instructions": instruction_gen_task.outputs["merged"]},
+            recipe, target, "relevance_filter", relevance_filter,
+            {"instructions": instruction_gen_task.outputs["merged"], "documents": documents},
             "relevant_instructions", tasks, config=relevance_filter_config, **llm)
+        questions = relevance_filter_task.outputs["merged"]  # the question table, joined by instruction_id
         response_sampling_task = fan_out(
             recipe, target, "response_sampling", response_sampling,
             {"relevant_instructions": relevance_filter_task.outputs["merged"]}, "responses", tasks,
             config=response_sampling_config, **llm)
         reward_scoring_task = fan_out(
-            recipe, target, "reward_scoring", reward_scoring, {"responses": response_sampling_task.outputs["merged"]},
+            recipe, target, "reward_scoring", reward_scoring,
+            {"responses": response_sampling_task.outputs["merged"], "documents": documents, "instructions": questions},
             "scored_responses", tasks, config=reward_scoring_config, **llm)
         preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
-            scored_responses=reward_scoring_task.outputs["merged"], config=preference_pairs_config,
+            scored_responses=reward_scoring_task.outputs["merged"], instructions=questions, config=preference_pairs_config,
             recipe_digest=recipe_digest)
         dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,

@@ -21,8 +21,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pugc.io import read_records, write_json, write_jsonl
-from pugc.records import Dropped, StageResult
+from pugc.io import write_json, write_jsonl
+from pugc.records import StageResult
 
 log = logging.getLogger(__name__)
 FAULT_ENV = "PUGC_FAIL_AFTER_CHUNKS"
@@ -59,25 +59,34 @@ class ChunkCheckpoints:
     def done(self) -> set[int]:
         return {int(p.name.split("-")[1]) for p in self.folder.glob("chunk-*") if (p / "result.json").is_file()}
 
-    def save(self, index: int, result: StageResult) -> None:
-        """The records first, the marker last (each file written atomically): a chunk is whole or not done."""
+    def save(self, index: int, result: StageResult, start: int = 0, end: int | None = None) -> None:
+        """The records first, the marker last (each file written atomically): a chunk is whole or not done.
+        The marker holds the input range the chunk covers, so resuming needs no fixed chunk size."""
         chunk = self._chunk(index)
         chunk.mkdir(exist_ok=True)
         (chunk / "result.json").unlink(missing_ok=True)
         write_jsonl(chunk / "kept.jsonl", result.kept)
         write_jsonl(chunk / "dropped.jsonl", result.dropped)
-        write_json(chunk / "result.json", {"n_in": result.n_in, "metrics": result.metrics})
+        write_jsonl(chunk / "side.jsonl", result.side)
+        write_json(chunk / "result.json", {
+            "start": start, "end": start + result.n_in if end is None else end, "n_in": result.n_in,
+            "n_out": len(result.kept), "dropped": result.counts["dropped"], "metrics": result.metrics})
         self.saved_this_run += 1
         limit = os.environ.get(FAULT_ENV)
         if limit and self.saved_this_run >= int(limit):
             log.warning("fault injection: exiting after %d saved chunks", self.saved_this_run)
             os._exit(FAULT_EXIT_CODE)
 
-    def load(self, index: int, stage: str, output_type: type) -> StageResult:
-        chunk = self._chunk(index)
-        meta = json.loads((chunk / "result.json").read_text())
-        dropped = [Dropped(**row) for row in (json.loads(line) for line in (chunk / "dropped.jsonl").read_text().splitlines() if line)]
-        return StageResult(stage, meta["n_in"], read_records(chunk / "kept.jsonl", output_type), dropped, meta["metrics"])
+    def finished(self) -> list[dict]:
+        """The done chunks that follow on from the start without a gap, in order, each with its `folder`."""
+        chunks, reached = [], 0
+        for index in sorted(self.done()):
+            meta = json.loads((self._chunk(index) / "result.json").read_text())
+            if index != len(chunks) or meta.get("start", reached) != reached:
+                break
+            reached = meta.get("end", reached + meta["n_in"])
+            chunks.append({**meta, "end": reached, "folder": self._chunk(index)})
+        return chunks
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -274,8 +274,13 @@ def cmd_stage(args) -> int:
         report = stage_runner.run_training(args.input, args.output, sections["dpo_training"], sections["engines"])
     else:
         runtime = {"checkpoint_root": args.checkpoint_dir, "checkpoint_every": args.checkpoint_every}
+        bad = [table for table in args.table if "=" not in table]
+        if bad:
+            raise UserError(f"--table {bad[0]}: give NAME=PATH, e.g. --table documents=ugc.jsonl")
+        tables = dict(table.split("=", 1) for table in args.table)
         report = stage_runner.run_stage(args.name, args.input, args.output, dropped, sections[args.name],
-                                        sections["engines"], runtime=runtime if args.checkpoint_dir else None)
+                                        sections["engines"], runtime=runtime if args.checkpoint_dir else None,
+                                        tables=tables)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -408,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--dropped", help="where dropped records go (default: <output>.dropped.jsonl)")
     stage.add_argument("--checkpoint-dir", help="save progress here every --checkpoint-every records; rerun to resume")
     stage.add_argument("--checkpoint-every", type=int, default=512)
+    stage.add_argument("--table", action="append", default=[], metavar="NAME=PATH",
+                       help="a table the stage joins by id: documents=ugc.jsonl (relevance_filter, reward_scoring), "
+                            "instructions=relevant.jsonl (reward_scoring, preference_pairs)")
     stage.set_defaults(func=cmd_stage)
 
     rec = sub.add_parser("recipe", help="validate a recipe and print it resolved, with its digest")

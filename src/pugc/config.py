@@ -323,10 +323,14 @@ class ClusterConfig:
     model_cache_pvc: Optional[str] = None  # a ReadWriteMany PVC shared by the model tasks
     model_cache_path: str = "/cache"  # HF_HOME and vLLM's cache live under it
     shm_size: str = "16Gi"  # /dev/shm as a memory-backed emptyDir (vLLM workers, DataLoader, NCCL)
-    # Resume after preemption: LLM stages save every `checkpoint_every` records, DPO every `dpo_save_steps`
-    # steps, under this durable path (a shared volume such as the cache PVC, or /gcs/... on Vertex).
+    # Resume after preemption: LLM stages save each engine batch as it completes, DPO every `dpo_save_steps`
+    # steps, under this durable path (a shared volume such as the cache PVC, or /gcs/... on Vertex). The first
+    # batch has `checkpoint_every` records; later ones grow toward `checkpoint_seconds` of work each, up to
+    # `engine_batch` records (pugc/runner/chunks.py).
     checkpoint_root: Optional[str] = None
     checkpoint_every: int = 512
+    checkpoint_seconds: int = 600
+    engine_batch: int = 16384
     dpo_save_steps: int = 50
     # dpo_training with resources.dpo_training.nodes > 1: the Kubeflow Trainer runtime its TrainJob references
     # (a ClusterTrainingRuntime installed with Kubeflow Trainer; manifests/README.md) and how often to poll it
@@ -346,6 +350,7 @@ class ClusterConfig:
                                   f"Storage FUSE path such as /gcs/BUCKET/pugc/checkpoints, not {root!r}")
         training = self.resources.get("dpo_training") or ResourceSpec()
         return without_nulls({"checkpoint_root": root, "checkpoint_every": self.checkpoint_every,
+                              "checkpoint_seconds": self.checkpoint_seconds, "engine_batch": self.engine_batch,
                               "dpo_save_steps": self.dpo_save_steps,
                               "dpo_processes_per_node": max(training.accelerator_count, 1)})
 

@@ -23,10 +23,11 @@ def run_in_process(recipe: Recipe, input_uri: str, work_dir: str | Path) -> dict
     reports = {"ingest_ugc": run_ingest(input_uri, sections["input"], str(work / "ugc.jsonl"),
                                         str(work / "quarantine.jsonl"), str(work / "ingest.dropped.jsonl"))}
     current = work / "ugc.jsonl"
+    tables = {"documents": str(work / "ugc.jsonl"), "instructions": str(work / "relevance_filter.jsonl")}
     for stage in LLM_STAGES + ("preference_pairs",):
         output = work / f"{stage}.jsonl"
         reports[stage] = run_stage(stage, str(current), str(output), str(work / f"{stage}.dropped.jsonl"),
-                                   sections[stage], sections["engines"])
+                                   sections[stage], sections["engines"], tables=tables)
         current = output
     reports["dpo_training"] = run_training(str(current), str(work / "model"), sections["dpo_training"],
                                            sections["engines"])

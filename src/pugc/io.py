@@ -104,38 +104,81 @@ def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple
                 yield source, number, line.rstrip("\r\n"), f"not JSON: {exc.msg} (column {exc.colno})"
 
 
-def read_records(uri: str | os.PathLike, cls: type[T]) -> list[T]:
-    """Read a stage artifact; a row that does not fit names the file, the line and the missing key."""
+def iter_records(uri: str | os.PathLike, cls: type[T], start: int = 0, end: int | None = None) -> Iterator[T]:
+    """Records `start` to `end` (0-based, blank lines not counted) of a stage artifact, read one line at a time;
+    a row that does not fit names the file, the line and the missing key."""
+    for number, row in iter_rows(uri, start, end):
+        yield from_row(cls, row, f"{uri}:{number}")
+
+
+def iter_rows(uri: str | os.PathLike, start: int = 0, end: int | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, parsed row) for rows `start` to `end` of a JSONL artifact, streamed."""
     path = _local(uri)
-    records = []
+    index = 0
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if line.strip():
+            if not line.strip():
+                continue
+            if end is not None and index >= end:
+                return
+            if index >= start:
                 try:
-                    row = json.loads(line)
+                    yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{number}: not JSON: {exc.msg}") from None
-                records.append(from_row(cls, row, f"{path}:{number}"))
-    return records
+            index += 1
+
+
+def read_records(uri: str | os.PathLike, cls: type[T]) -> list[T]:
+    """A whole stage artifact in memory: for small files (tests, reports); stages stream with `iter_records`."""
+    return list(iter_records(uri, cls))
+
+
+class JsonlWriter:
+    """Rows appended one at a time to a temporary file, renamed into place on a clean exit: readers never see
+    half a file, and a killed task leaves no output behind."""
+
+    def __init__(self, uri: str | os.PathLike):
+        self.path = _local(uri)
+        self.count = 0
+
+    def __enter__(self) -> "JsonlWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, row: Any) -> None:
+        data = row if isinstance(row, dict) else to_row(row)
+        self.handle.write(json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
+        self.count += 1
+
+    def write_all(self, rows: Iterable[Any]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def copy_from(self, uri: str | os.PathLike) -> None:
+        """Append another JSONL file as is (a streaming copy), counting its rows."""
+        self.handle.flush()
+        with open(_local(uri), encoding="utf-8") as source:
+            for line in source:
+                if line.strip():
+                    self.handle.write(line if line.endswith("\n") else line + "\n")
+                    self.count += 1
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.handle.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)
 
 
 def write_jsonl(uri: str | os.PathLike, rows: Iterable[Any]) -> int:
     """Write rows (records or dicts) as JSONL via a temporary file and a rename: readers never see half."""
-    path = _local(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                data = row if isinstance(row, dict) else to_row(row)
-                handle.write(json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
+    with JsonlWriter(uri) as writer:
+        writer.write_all(rows)
+    return writer.count
 
 
 def write_json(uri: str | os.PathLike, data: Any) -> None:

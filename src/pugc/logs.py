@@ -28,9 +28,10 @@ def setup_logging() -> None:
         logger.addHandler(handler)
     logger.setLevel(os.environ.get("PUGC_LOG_LEVEL", "INFO"))
     logger.propagate = False
-    try:  # transformers' per-call progress bars (loading/writing weights) drown the stage progress
-        from transformers.utils import logging as hf_logging
-
+    # transformers' per-call progress bars (loading/writing weights) drown the stage progress. Importing
+    # transformers to switch them off would cost every task, CPU ones included, about a second of start-up:
+    # the hub's switch is set before transformers loads (it reads it then), and its own once it has.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
         hf_logging.disable_progress_bar()
-    except ImportError:
-        pass

@@ -2,6 +2,10 @@
 
 Each stage reads one record type and writes the next; every record keeps the id of the UGC document it came
 from (`doc_id`), so any preference pair can be traced back to its source line. Records travel as JSONL rows.
+
+Text travels once: the document table is ingest's output (Documents keyed by `id`), questions live on
+Instructions, and later records carry ids plus their own text; a stage that needs another record's text joins
+its table (`pugc.tables`, declared by the stage's `StageSpec.joins`).
 """
 from __future__ import annotations
 
@@ -32,11 +36,10 @@ class Document:
 
 @dataclass
 class Instruction:
-    """A reader's question that the document answers; the document is its reference answer."""
+    """A reader's question that the document answers; the document (joined by `doc_id`) is its reference answer."""
 
     id: str
     doc_id: str
-    document: str
     instruction: str
     meta: dict = field(default_factory=dict)
     quality: float | None = None
@@ -45,11 +48,11 @@ class Instruction:
 
 @dataclass
 class Response:
+    """One policy sample for a question; the question and document are joined by id where needed."""
+
     id: str
     instruction_id: str
     doc_id: str
-    instruction: str
-    document: str
     response: str
     sample_index: int
     num_tokens: int = 0
@@ -60,7 +63,15 @@ class Response:
 class ScoredResponse(Response):
     score: float | None = None  # mean judge score over the samples that parsed (or the expectation)
     judge_scores: list = field(default_factory=list)  # one per judge sample; None where it did not parse
-    judge_outputs: list = field(default_factory=list)  # the judge's raw text, kept for inspection
+
+
+@dataclass
+class JudgeOutputs:
+    """The judge's raw text for one response (every sample, re-draws included): a side artifact to inspect."""
+
+    response_id: str
+    instruction_id: str
+    outputs: list = field(default_factory=list)
 
 
 @dataclass
@@ -81,13 +92,25 @@ class PreferencePair:
 
 @dataclass
 class Dropped:
-    """A record a stage did not pass on, and why (a reason code, plus free-text detail)."""
+    """A record a stage did not pass on, and why (a reason code, plus free-text detail). `ids` names the
+    records it relates to (doc_id, instruction_id; for ingest, the input file and line), never their text."""
 
     stage: str
     reason: str
     record_id: str
     detail: str = ""
-    record: dict = field(default_factory=dict)
+    ids: dict = field(default_factory=dict)
+
+
+def ids_of(record: Any) -> dict:
+    """The ids a dropped record is traced by."""
+    ids = {name: getattr(record, name) for name in ID_FIELDS if getattr(record, name, None)}
+    if isinstance(record, Document):  # a document's own id is the doc_id its descendants carry
+        ids["doc_id"] = record.id
+    return ids
+
+
+ID_FIELDS = ("doc_id", "instruction_id")
 
 
 @dataclass
@@ -99,6 +122,7 @@ class StageResult:
     kept: list
     dropped: list[Dropped] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    side: list = field(default_factory=list)  # rows of the stage's side artifact (StageSpec.side_output)
 
     @property
     def counts(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@ no external assets), so it opens from disk, from a bucket, or inside the UI's ar
 """
 from __future__ import annotations
 
+import bisect
+import heapq
 import html
 import io
 import json
@@ -62,17 +64,29 @@ def _svg(figure) -> str:
     return f"<figure>{text[text.index('<svg'):]}</figure>"  # inline: no XML prolog
 
 
-def histogram_svg(values: list[float], edges: list[float], title: str, xlabel: str, ylabel: str) -> str:
-    """Bars with their counts on top; labelled axes, integer counts."""
+def histogram_svg(counts: list[float], edges: list[float], title: str, xlabel: str, ylabel: str) -> str:
+    """Bars (counts already binned over `edges`) with their counts on top; labelled axes, integer counts."""
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = _figure()
-    counts, _, bars = axes.hist(values, bins=edges, color=BAR_COLOUR, edgecolor="white")
-    axes.bar_label(bars, labels=[str(int(c)) if c else "" for c in counts], fontsize=8)
+    heights, _, bars = axes.hist(edges[:-1], bins=edges, weights=counts, color=BAR_COLOUR, edgecolor="white")
+    axes.bar_label(bars, labels=[str(int(c)) if c else "" for c in heights], fontsize=8)
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.margins(y=0.15)
     return _svg(figure)
+
+
+class Histogram:
+    """Counts per bin, filled one value at a time (numpy.histogram's bins: the last one closed)."""
+
+    def __init__(self, edges: list[float]):
+        self.edges, self.counts = edges, [0] * (len(edges) - 1)
+
+    def add(self, value: float) -> None:
+        if self.edges[0] <= value <= self.edges[-1]:
+            index = min(bisect.bisect_right(self.edges, value) - 1, len(self.counts) - 1)
+            self.counts[index] += 1
 
 
 def stage_bars_svg(stages: list[tuple[str, int, int]]) -> str:
@@ -117,18 +131,42 @@ def _dropped_text(dropped: dict) -> str:
     return ", ".join(f"{reason} {number(count)}" for reason, count in dropped.items()) or "none"
 
 
-def pairs_report_html(pairs: list, counts: dict, samples: int = 5) -> str:
+class PairsDigest:
+    """What the pairs report shows, gathered pair by pair: score and margin histograms, the widest margins."""
+
+    def __init__(self, samples: int = 5):
+        self.count, self.samples, self.widest = 0, samples, []
+        self.chosen, self.rejected = Histogram(SCORE_BINS), Histogram(SCORE_BINS)
+        self.margins = Histogram(MARGIN_BINS)
+
+    def add(self, pair) -> None:
+        self.chosen.add(pair.score_chosen)
+        self.rejected.add(pair.score_rejected)
+        self.margins.add(pair.margin)
+        entry = (pair.margin, -self.count, pair)  # earlier pairs win ties, as a stable sort would pick them
+        self.count += 1
+        if len(self.widest) < self.samples:
+            heapq.heappush(self.widest, entry)
+        elif entry[:2] > self.widest[0][:2]:
+            heapq.heapreplace(self.widest, entry)
+
+    def widest_pairs(self) -> list:
+        return [pair for *_, pair in sorted(self.widest, key=lambda e: e[:2], reverse=True)]
+
+
+SCORE_BINS, MARGIN_BINS = [1.0 + 0.5 * i for i in range(9)], [0.5 * i for i in range(9)]
+
+
+def pairs_report_html(digest: PairsDigest, counts: dict) -> str:
     """Preference pairs at a glance: counts, score and margin histograms, the widest-margin pairs side by side."""
-    score_bins, margin_bins = [1.0 + 0.5 * i for i in range(9)], [0.5 * i for i in range(9)]
-    charts = (histogram_svg([p.score_chosen for p in pairs], score_bins, "Chosen response scores", SCORE_AXIS, "pairs")
-              + histogram_svg([p.score_rejected for p in pairs], score_bins, "Rejected response scores", SCORE_AXIS,
-                              "pairs")
-              + histogram_svg([p.margin for p in pairs], margin_bins, "Score margins", "chosen - rejected score",
+    charts = (histogram_svg(digest.chosen.counts, SCORE_BINS, "Chosen response scores", SCORE_AXIS, "pairs")
+              + histogram_svg(digest.rejected.counts, SCORE_BINS, "Rejected response scores", SCORE_AXIS, "pairs")
+              + histogram_svg(digest.margins.counts, MARGIN_BINS, "Score margins", "chosen - rejected score",
                               "pairs"))
     rows = [[p.prompt[-1]["content"][:300], f"{number(p.score_chosen)}: {p.chosen[-1]['content'][:400]}",
              f"{number(p.score_rejected)}: {p.rejected[-1]['content'][:400]}"]
-            for p in sorted(pairs, key=lambda p: -p.margin)[:samples]]
-    body = (f"<p>{plural(len(pairs), 'pair')} from {plural(counts['in'], 'question')}; dropped: "
+            for p in digest.widest_pairs()]
+    body = (f"<p>{plural(digest.count, 'pair')} from {plural(counts['in'], 'question')}; dropped: "
             f"{esc(_dropped_text(counts['dropped']))}</p>{charts}<h2>Widest-margin pairs</h2>"
             + _table(["question", "chosen (score: text)", "rejected (score: text)"], rows))
     return page("Preference pairs", body)
@@ -177,10 +215,14 @@ def index_html(summary: dict, reports: list[str]) -> str:
 
 
 def write_pairs_report(pairs_path: str, counts: dict, report_path: str) -> None:
-    from pugc.io import read_records
+    """The pairs file streamed once: memory holds the histograms and a few pairs, not the file."""
+    from pugc.io import iter_records
     from pugc.records import PreferencePair
 
-    Path(report_path).write_text(pairs_report_html(read_records(pairs_path, PreferencePair), counts), encoding="utf-8")
+    digest = PairsDigest()
+    for pair in iter_records(pairs_path, PreferencePair):
+        digest.add(pair)
+    Path(report_path).write_text(pairs_report_html(digest, counts), encoding="utf-8")
 
 
 def write_loss_curve(model_dir: str, report_path: str) -> None:

@@ -1,13 +1,13 @@
 """The run's accounting: stage counts, a file of every rejected record, and a Markdown report."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
+from typing import Iterator
 
-from pugc.io import write_json, write_jsonl
+from pugc.io import iter_rows, write_json, write_jsonl
 from pugc.logs import setup_logging
-from pugc.stage_runner import read_lineage, summarize
+from pugc.runner.artifacts import path_and_lineage
 
 log = logging.getLogger(__name__)
 FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
@@ -16,22 +16,20 @@ STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter"
                "reward_scoring", "preference_pairs", "dpo_training")
 
 
-def _rows(path: str) -> list[dict]:
-    if not Path(path).is_file():
-        return []
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+def _rows(path: str) -> Iterator[dict]:
+    if Path(path).is_file():
+        yield from (row for _, row in iter_rows(path))
 
 
-def rejected_rows(quarantine_path: str, dropped_paths: list[str]) -> list[dict]:
-    """One row per record that did not make it, with the stage and reason; malformed lines as `malformed`."""
-    rows = [
-        {"stage": "ingest_ugc", "reason": f"malformed:{q['reason']}", "record_id": f"{q['source']}:{q['line']}",
-         "detail": q["error"], "record": q}
-        for q in _rows(quarantine_path)
-    ]
+def rejected_rows(quarantine_path: str, dropped_paths: list[str]) -> Iterator[dict]:
+    """One row per record that did not make it: stage, reason, record_id, detail and the ids it relates to;
+    malformed lines as `malformed:<why>`, with their raw text (cut to ingest's excerpt length).
+    Streamed, file after file: memory holds one row."""
+    for q in _rows(quarantine_path):
+        yield {"stage": "ingest_ugc", "reason": f"malformed:{q['reason']}", "record_id": f"{q['source']}:{q['line']}",
+               "detail": q["error"], "ids": {"file": q["source"], "line": q["line"]}, "raw": q["raw"]}
     for path in dropped_paths:
-        rows.extend(_rows(path))
-    return rows
+        yield from _rows(path)
 
 
 def stage_table(stages: dict) -> list[tuple[str, int, int, str]]:
@@ -64,10 +62,10 @@ def markdown_report(summary: dict) -> str:
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str, html_path: str | None = None) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`)."""
-    lineages = [read_lineage(a) for a in [quarantine, *stage_artifacts]]
-    summary = {"recipe_digest": recipe_digest, **summarize(lineages)}
-    dropped_paths = [a.path for a, m in zip(stage_artifacts, lineages[1:]) if m.get("stage") != "dpo_training"]
-    rejected = write_jsonl(rejected_path, rejected_rows(quarantine.path, dropped_paths))
+    (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a) for a in [quarantine, *stage_artifacts]]
+    summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
+    dropped_paths = [path for path, m in stages if m.get("stage") != "dpo_training"]
+    rejected = write_jsonl(rejected_path, rejected_rows(quarantine_path, dropped_paths))
     write_json(summary_path, summary)
     Path(report_path).write_text(markdown_report(summary), encoding="utf-8")
     if html_path:
@@ -77,3 +75,27 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
     setup_logging()
     log.info("run_summary: %d preference pairs, %d records rejected", summary["preference_pairs"], rejected)
     return summary
+
+
+def summarize(lineages: list[dict]) -> dict:
+    """The run's accounting from every task's lineage (`read_lineage`)."""
+    as_int = lambda value: int(round(value))  # noqa: E731  (KFP hands metadata numbers back as floats)
+    ingest = next(m for m in lineages if m["stage"] == "ingest_ugc")
+    stages = {
+        m["stage"]: {
+            "in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
+            "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()},
+            "metrics": m.get("metrics", {}), "seconds": m.get("seconds"),
+            **{key: m[key] for key in ("model", "model_revision") if m.get(key)},  # which weights judged/sampled
+        }
+        for m in lineages
+    }
+    training = next((m.get("training") for m in lineages if m["stage"] == "dpo_training"), None)
+    return {
+        "input_lines": as_int(ingest["input_lines"]),
+        "quarantined": as_int(ingest["quarantined"]),
+        "input_records": as_int(ingest["input_lines"]) - as_int(ingest["quarantined"]),
+        "stages": stages,
+        "preference_pairs": stages.get("preference_pairs", {}).get("out", 0),
+        "training": training,
+    }

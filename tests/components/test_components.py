@@ -73,7 +73,7 @@ def test_ugc_filter_component_runs_the_tiny_judge(tmp_path, tiny):
 def test_response_sampling_component_writes_k_per_question(tmp_path, tiny):
     _, sections = tiny
     source = StubArtifact(tmp_path / "in.jsonl")
-    write_jsonl(source.path, [Instruction(id=f"i{i}", doc_id=f"d{i}", document="doc", instruction=f"Question {i}?")
+    write_jsonl(source.path, [Instruction(id=f"i{i}", doc_id=f"d{i}", instruction=f"Question {i}?")
                               for i in range(3)])
     responses, dropped, metrics = out(tmp_path, "r"), out(tmp_path, "d"), out(tmp_path, "m")
     response_sampling.python_func(relevant_instructions=source, config=sections["response_sampling"],
@@ -90,17 +90,21 @@ def test_response_sampling_component_writes_k_per_question(tmp_path, tiny):
 def test_preference_pairs_component(tmp_path):
     source = StubArtifact(tmp_path / "scored.jsonl")
     write_jsonl(source.path, [
-        ScoredResponse(id=f"q-{k}", instruction_id="q", doc_id="d", instruction="Q?", document="D",
-                       response=f"r{k}", sample_index=k, score=s) for k, s in enumerate([2.0, 4.0, 3.0])
+        ScoredResponse(id=f"q-{k}", instruction_id="q", doc_id="d", response=f"r{k}", sample_index=k, score=s)
+        for k, s in enumerate([2.0, 4.0, 3.0])
     ])
+    questions = StubArtifact(tmp_path / "questions.jsonl")
+    write_jsonl(questions.path, [Instruction(id="q", doc_id="d", instruction="Which glue holds?")])
     pairs, dropped, metrics = out(tmp_path, "pairs"), out(tmp_path, "dropped"), out(tmp_path, "metrics")
     report = out(tmp_path, "report.html")
-    preference_pairs.python_func(scored_responses=source, config={"min_margin": 1.0}, recipe_digest="",
+    preference_pairs.python_func(scored_responses=source, instructions=questions, config={"min_margin": 1.0},
+                                 recipe_digest="",
                                  preference_pairs=pairs, dropped=dropped, metrics=metrics, pairs_report=report)
     html = (tmp_path / "report.html").read_text()
     assert "1 pair from 1 question;" in html and "<svg" in html and "r1" in html
     (pair,) = read_records(pairs.path, PreferencePair)
     assert (pair.chosen[0]["content"], pair.rejected[0]["content"], pair.margin) == ("r1", "r0", 2.0)
+    assert pair.prompt == [{"role": "user", "content": "Which glue holds?"}]  # joined from the question table
     assert metrics.metrics["records_out"] == 1
 
 

@@ -28,14 +28,21 @@ def stage_call(stage, source, out, checkpoint_root, run_id):
     runtime = {"checkpoint_root": str(checkpoint_root), "checkpoint_every": 6}
     return (f"from pugc.stage_runner import run_stage; run_stage({stage!r}, {str(source)!r}, {str(out)!r}, "
             f"{str(out) + '.dropped'!r}, {SECTIONS[stage]!r}, {SECTIONS['engines']!r}, 0, 1, {runtime!r}, "
-            f"run_id={run_id!r}, task_name='task')")
+            f"run_id={run_id!r}, task_name='task', tables={tables(source.parent)!r})")
+
+
+def tables(folder) -> dict:
+    """The document and question tables reward_scoring joins, written next to its input."""
+    write_jsonl(folder / "documents.jsonl", [{"id": f"d{q}", "text": f"Reference answer {q}."} for q in range(20)])
+    write_jsonl(folder / "questions.jsonl", [{"id": f"i{q}", "doc_id": f"d{q}", "instruction": f"Question {q}?"}
+                                             for q in range(20)])
+    return {"documents": str(folder / "documents.jsonl"), "instructions": str(folder / "questions.jsonl")}
 
 
 CASES = {
-    "response_sampling": lambda: [Instruction(id=f"i{i}", doc_id=f"d{i}", document="doc", instruction=f"How do I fix thing {i}?")
+    "response_sampling": lambda: [Instruction(id=f"i{i}", doc_id=f"d{i}", instruction=f"How do I fix thing {i}?")
                                   for i in range(20)],
     "reward_scoring": lambda: [Response(id=f"i{i // 3}-{i % 3}", instruction_id=f"i{i // 3}", doc_id=f"d{i // 3}",
-                                        instruction=f"Question {i // 3}?", document=f"Reference answer {i // 3}.",
                                         response=f"Answer {i}.", sample_index=i % 3) for i in range(21)],
 }
 
@@ -51,10 +58,10 @@ def test_killed_stage_resumes_to_the_uninterrupted_result(tmp_path, stage):
     assert len(list(checkpoints.glob("run-a/task/*/chunk-*"))) == 2
     runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
     resumed = run_stage(stage, str(source), str(out), str(out) + ".dropped", SECTIONS[stage], SECTIONS["engines"],
-                        0, 1, runtime, run_id="run-a", task_name="task")
+                        0, 1, runtime, run_id="run-a", task_name="task", tables=tables(tmp_path))
     clean = tmp_path / "clean.jsonl"
     run_stage(stage, str(source), str(clean), str(clean) + ".dropped", SECTIONS[stage], SECTIONS["engines"], 0, 1,
-              {"checkpoint_root": str(tmp_path / "fresh"), "checkpoint_every": 6})
+              {"checkpoint_root": str(tmp_path / "fresh"), "checkpoint_every": 6}, tables=tables(tmp_path))
     assert out.read_bytes() == clean.read_bytes()
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert len(ids) == len(set(ids))  # no duplicates
@@ -73,7 +80,8 @@ def test_another_run_neither_reuses_nor_clears_a_runs_checkpoints(tmp_path):
     assert killed(first_try, "PUGC_FAIL_AFTER_CHUNKS", 2) == FAULT_EXIT_CODE
     runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
     other = run_stage(stage, str(source), str(tmp_path / "b.jsonl"), str(tmp_path / "b.dropped"), SECTIONS[stage],
-                      SECTIONS["engines"], 0, 1, runtime, run_id="push-run", task_name="task")
+                      SECTIONS["engines"], 0, 1, runtime, run_id="push-run", task_name="task",
+                      tables=tables(tmp_path))
     assert other["resumed_chunks"] == 0  # the same recipe and input, but another run: computed afresh
     assert len(list(checkpoints.glob("scheduled-run/task/*/chunk-*/result.json"))) == 2  # and left alone
 
@@ -98,7 +106,8 @@ def test_rerunning_a_stage_is_byte_identical(tmp_path, stage):
     outputs = []
     for attempt in range(2):
         out = tmp_path / f"out{attempt}.jsonl"
-        run_stage(stage, str(source), str(out), str(out) + ".dropped", SECTIONS[stage], SECTIONS["engines"])
+        run_stage(stage, str(source), str(out), str(out) + ".dropped", SECTIONS[stage], SECTIONS["engines"],
+                  tables=tables(tmp_path))
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
 

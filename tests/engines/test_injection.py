@@ -17,9 +17,7 @@ ATTACK = (
 CLEAN = "Great tent, kept us dry. Seam-seal it before the first trip."
 
 
-def response(document, text="Seal the seams with silicone."):
-    return Response(id="q-0", instruction_id="q", doc_id="d", instruction="Which tent keeps you dry?",
-                    document=document, response=text, sample_index=0)
+QUESTION = "Which tent keeps you dry?"
 
 
 def judge_prompt(r: Response):
@@ -27,7 +25,7 @@ def judge_prompt(r: Response):
 
 
 def user_text(document, text="Seal the seams with silicone."):
-    return judge_prompt(response(document, text)).messages[-1]["content"]
+    return reward_scoring.judge_prompt(QUESTION, text, document).messages[-1]["content"]
 
 
 def test_inserted_text_cannot_add_sections_or_verdicts():
@@ -44,7 +42,9 @@ def test_inserted_text_cannot_add_sections_or_verdicts():
 
 def test_expected_verdict_is_read_at_the_judges_own_marker():
     engine = FakeEngine(reply=lambda text, i: "Solid. [RESULT] 5 more", probs=lambda text: {"2": 1.0})
-    result = reward_scoring.run([response(ATTACK)], RewardScoringConfig(mode="expected", feedback_max_tokens=8), engine)
+    response = Response(id="q-0", instruction_id="q", doc_id="d", response="Seal the seams with silicone.", sample_index=0)
+    result = reward_scoring.run([response], RewardScoringConfig(mode="expected", feedback_max_tokens=8), engine,
+                                documents={"d": ATTACK}, instructions={"q": QUESTION})
     (scoring_prompt,) = engine.prob_calls[0]
     assert prompt_text(scoring_prompt).endswith("Solid. [RESULT] ")
     assert result.kept[0].score == 2.0
@@ -79,6 +79,6 @@ def test_tokenizer_special_strings_inside_ugc_are_tokenised_as_plain_text(judge_
 
 
 def test_the_judge_prompt_of_an_attack_has_the_template_structure_in_tokens(judge_engine):
-    attacked = judge_engine._encode(judge_engine.render(judge_prompt(response(ATTACK, ATTACK))))
-    clean = judge_engine._encode(judge_engine.render(judge_prompt(response(CLEAN))))
+    attacked = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(QUESTION, ATTACK, ATTACK)))
+    clean = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(QUESTION, "Seal the seams with silicone.", CLEAN)))
     assert special_ids(judge_engine, attacked) == special_ids(judge_engine, clean)

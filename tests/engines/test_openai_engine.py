@@ -145,13 +145,16 @@ def test_a_recipe_switches_the_judge_to_openai_without_code_changes(server, tmp_
     from pugc.stage_runner import run_stage
 
     recipe = load_recipe("tiny", ["engines.judge.backend=openai", f"engines.judge.options={{base_url: '{server.url}'}}"])
-    responses = [Response(id=f"q-{k}", instruction_id="q", doc_id="d", instruction="How do I fix a flat tyre?",
-                          document="Patch the tube, then pump it up.", response=f"Answer {k}.", sample_index=k)
+    responses = [Response(id=f"q-{k}", instruction_id="q", doc_id="d", response=f"Answer {k}.", sample_index=k)
                  for k in range(3)]
     write_jsonl(tmp_path / "responses.jsonl", responses)
+    write_jsonl(tmp_path / "documents.jsonl", [{"id": "d", "text": "Patch the tube, then pump it up."}])
+    write_jsonl(tmp_path / "questions.jsonl", [{"id": "q", "doc_id": "d", "instruction": "How do I fix a flat tyre?"}])
     sections = recipe.pipeline_sections()
     report = run_stage("reward_scoring", str(tmp_path / "responses.jsonl"), str(tmp_path / "scored.jsonl"),
-                       str(tmp_path / "dropped.jsonl"), sections["reward_scoring"], sections["engines"])
+                       str(tmp_path / "dropped.jsonl"), sections["reward_scoring"], sections["engines"],
+                       tables={"documents": str(tmp_path / "documents.jsonl"),
+                               "instructions": str(tmp_path / "questions.jsonl")})
     scored = read_records(tmp_path / "scored.jsonl", ScoredResponse)
     assert report["counts"]["in"] == 3 == len(scored) + sum(report["counts"]["dropped"].values())
     assert all(1.0 <= r.score <= 5.0 for r in scored) and report["model"] == "pugc-tiny/judge"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.openai_engine")
-WHY_NO_ENGINE = "stage_runner.LazyEngine imports the engine backends only for a stage with an engine role"
+WHY_NO_ENGINE = "runner.stage.LazyEngine imports the engine backends only for a stage with an engine role"
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
                  "near-duplicate filter (pugc.near_duplicates, numpy)")
 
@@ -35,10 +35,9 @@ IMAGES = {
         "base", ("input_fingerprint", "ingest_ugc", "merge_shards", "preference_pairs", "run_summary"),
         not_entered={
             **{backend: WHY_NO_ENGINE + " (preference_pairs has none)" for backend in ENGINE_BACKENDS},
-            "pugc.training": "stage_runner.run_training and config's DPO section check: dpo_training's task only",
+            "pugc.training": "runner.training.run_training and config's DPO section check: dpo_training's task only",
             "pugc.models": "model ids resolve for engines and training only",
         },
-        optional_absent={"transformers": "pugc.logs silences its progress bars when it is installed"},
     ),
     "trainer": ImageStages(
         "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args", "pugc.training.launch",
@@ -49,7 +48,7 @@ IMAGES = {
     "vllm": ImageStages(
         "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"),
         also_runs=(*ENGINE_BACKENDS, "pugc.models.tiny"),  # the recipe picks the backend; tiny models in tests
-        not_entered={"pugc.training": "stage_runner.run_training and config's DPO section check: the trainer's",
+        not_entered={"pugc.training": "runner.training.run_training and config's DPO section check: the trainer's",
                      "pugc.stages.ingest": WHY_NO_INGEST},
     ),
 }

@@ -42,9 +42,9 @@ def test_every_line_lands_in_exactly_one_place_with_its_reason(run):
     lines = len((DATA / "adversarial_ugc.jsonl").read_bytes().splitlines())
     assert summary["input_lines"] == lines == 25
     rejected = rows(run_dir / "rejected.jsonl")
-    quarantined = {r["record"]["line"]: r["reason"].split(":", 1)[1] for r in rejected if r["reason"].startswith("malformed:")}
+    quarantined = {r["ids"]["line"]: r["reason"].split(":", 1)[1] for r in rejected if r["reason"].startswith("malformed:")}
     assert quarantined == EXPECTED_QUARANTINE
-    duplicates = {r["record"]["line"]: r["reason"] for r in rejected if r["stage"] == "ingest_ugc" and "line" in r["record"]
+    duplicates = {r["ids"]["line"]: r["reason"] for r in rejected if r["stage"] == "ingest_ugc" and "line" in r["ids"]
                   and not r["reason"].startswith("malformed:")}
     assert duplicates == EXPECTED_DUPLICATES
     (ingested,) = run_dir.glob("artifacts/*/ingest-ugc/ugc")

@@ -50,8 +50,13 @@ def test_dag_reads_like_the_method(tmp_path):
     assert set(by_name) == set(chain) | {"run_summary", "ugc_source", "input_fingerprint"}
     assert sorted(tasks[by_name["ingest_ugc"]]["dependentTasks"]) == sorted(
         [by_name["ugc_source"], by_name["input_fingerprint"]])
+    # stages that join text by id also read the document table (ingest) and the question table (relevance)
+    tables = {"relevance_filter-shards": ["ingest_ugc"],
+              "reward_scoring-shards": ["ingest_ugc", "relevance_filter_merge"],
+              "preference_pairs": ["relevance_filter_merge"]}
     for before, after in zip(chain, chain[1:]):
-        assert tasks[by_name[after]]["dependentTasks"] == [by_name[before]], after
+        expected = sorted(by_name[name] for name in [before, *tables.get(after, [])])
+        assert sorted(tasks[by_name[after]]["dependentTasks"]) == expected, after
     for stage in LLM_STAGES:
         loop = tasks[by_name[f"{stage}-shards"]]
         shards = 8 if stage == "reward_scoring" else 4

@@ -65,7 +65,7 @@ def test_every_input_line_is_accounted_for(run):
     total_dropped = sum(sum(s["dropped"].values()) for s in stages.values())
     assert len(rejected) == summary["quarantined"] + total_dropped
     malformed = [r for r in rejected if r["reason"].startswith("malformed:")]
-    assert sorted(r["record"]["line"] for r in malformed) == [13, 48]
+    assert sorted(r["ids"]["line"] for r in malformed) == [13, 48]
     assert {r["reason"] for r in malformed} == {"malformed:not_json"}
 
 
@@ -115,7 +115,7 @@ def test_dpo_checkpoint_loads_and_differs_from_the_policy(run):
 def test_quarantined_lines_keep_their_raw_text(run):
     _, run_dir, _ = run
     malformed = [r for r in rows(run_dir / "rejected.jsonl") if r["reason"] == "malformed:not_json"]
-    assert malformed and all(r["record"]["raw"].strip() for r in malformed)
+    assert malformed and all(r["raw"].strip() for r in malformed)
 
 
 def test_console_is_short_and_says_where_things_are(cli_run):

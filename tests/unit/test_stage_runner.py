@@ -3,7 +3,8 @@ import pytest
 
 from pugc.io import write_jsonl
 from pugc.lineage import encode
-from pugc.stage_runner import merge_shards, shard_bounds
+from pugc.runner.sharding import shard_bounds
+from pugc.stage_runner import merge_shards
 
 
 @pytest.mark.parametrize("n, count", [(10, 1), (10, 3), (10, 4), (3, 4), (0, 2), (97, 8)])

@@ -18,8 +18,8 @@ def docs(*texts):
     return [Document(id=f"d{i}", text=t) for i, t in enumerate(texts)]
 
 
-def instruction(i, question="How do I fix it?", document="Turn it off and on."):
-    return Instruction(id=f"i{i}", doc_id=f"d{i}", document=document, instruction=question)
+def instruction(i, question="How do I fix it?"):
+    return Instruction(id=f"i{i}", doc_id=f"d{i}", instruction=question)
 
 
 # ------------------------------------------------------------------------------------------- ugc_filter
@@ -30,7 +30,7 @@ def test_ugc_filter_expected_keeps_at_threshold_and_records_reason():
     assert [d.text for d in result.kept] == ["GOOD post", "OKAY post"]
     assert [d.quality for d in result.kept] == [5.0, 4.0]
     assert result.counts == {"in": 3, "out": 2, "dropped": {"low_quality": 1}}
-    assert result.dropped[0].record["text"] == "BAD post"
+    assert result.dropped[0].record_id == "d2" and result.dropped[0].ids == {}  # ids only, never the text
 
 
 def test_ugc_filter_sampled_means_parsed_votes_and_drops_unparsable():
@@ -66,7 +66,7 @@ def test_instruction_gen_drops_empty_and_gives_stable_ids():
     engine = FakeEngine(reply=lambda text, i: "Question: What now?" if "first" in text else "  ")
     result = instruction_gen.run(docs("first doc", "second doc"), InstructionGenConfig(), engine)
     assert [i.instruction for i in result.kept] == ["What now?"]
-    assert result.kept[0].doc_id == "d0" and result.kept[0].document == "first doc"
+    assert result.kept[0].doc_id == "d0" and not hasattr(result.kept[0], "document")  # joined by id later
     assert result.counts["dropped"] == {"empty_instruction": 1}
     again = instruction_gen.run(docs("first doc"), InstructionGenConfig(), engine)
     assert again.kept[0].id == result.kept[0].id
@@ -76,8 +76,10 @@ def test_instruction_gen_drops_empty_and_gives_stable_ids():
 def test_relevance_filter_threshold_on_yes_probability():
     engine = FakeEngine(probs=lambda text: {"yes": 0.9, "no": 0.1} if "tent" in text else {"No": 0.7, "yes": 0.3})
     items = [instruction(0, "Which tent?"), instruction(1, "Which stove?")]
-    result = relevance_filter.run(items, RelevanceFilterConfig(threshold=0.5), engine)
+    documents = {"d0": "Tents: the blue one.", "d1": "Stoves: none."}
+    result = relevance_filter.run(items, RelevanceFilterConfig(threshold=0.5), engine, documents=documents)
     assert [i.id for i in result.kept] == ["i0"]
+    assert "Tents: the blue one." in engine.prob_calls[0][0].messages[-1]["content"]  # the joined document
     assert result.kept[0].relevance == pytest.approx(0.9)
     assert result.counts["dropped"] == {"not_relevant": 1}
 
@@ -90,7 +92,7 @@ def test_response_sampling_k_samples_with_recipe_params():
     params = engine.generate_calls[0][1]
     assert (params.n, params.temperature, params.top_p, params.max_tokens, params.seed) == (3, 0.7, 0.9, 50, 7)
     assert [r.id for r in result.kept] == ["i0-0", "i0-1", "i1-0", "i1-1"]  # the empty sample is not a response
-    assert result.kept[0].instruction == "How do I fix it?" and result.kept[0].document == "Turn it off and on."
+    assert (result.kept[0].instruction_id, result.kept[0].doc_id) == ("i0", "d0")  # ids, not the texts
 
 
 def test_response_sampling_drops_question_with_no_usable_sample():
@@ -100,8 +102,11 @@ def test_response_sampling_drops_question_with_no_usable_sample():
 
 # ------------------------------------------------------------------------------------- reward_scoring
 def responses(*texts, instruction_id="i0"):
-    return [Response(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d0", instruction="Q?",
-                     document="THE REFERENCE DOC", response=t, sample_index=k) for k, t in enumerate(texts)]
+    return [Response(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d0", response=t,
+                     sample_index=k) for k, t in enumerate(texts)]
+
+
+TABLES = {"documents": {"d0": "THE REFERENCE DOC"}, "instructions": {"i0": "Q?", "i1": "Q1?"}}
 
 
 HEADERS = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:",
@@ -143,7 +148,8 @@ def test_judge_prompts_keep_prometheus_task_description_verbatim():
 def test_reward_scoring_reference_setting_picks_the_template():
     engine = FakeEngine(reply=lambda text, i: "[RESULT] 3")
     for reference in (True, False):
-        reward_scoring.run(responses("r"), RewardScoringConfig(mode="sampled", n=1, reference=reference), engine)
+        reward_scoring.run(responses("r"), RewardScoringConfig(mode="sampled", n=1, reference=reference), engine,
+                           **TABLES)
     with_ref, without = (calls[0][0].messages[-1]["content"] for calls in engine.generate_calls)
     assert "THE REFERENCE DOC" in with_ref and "THE REFERENCE DOC" not in without
 
@@ -153,18 +159,20 @@ def test_reward_scoring_sampled_means_parsed_samples():
                "broken": ["no verdict"] * 3}
     engine = FakeEngine(reply=lambda text, i: next(v for k, v in outputs.items() if f"\n{k}\n" in text)[i])
     config = RewardScoringConfig(mode="sampled", n=3, max_resamples=0)
-    result = reward_scoring.run(responses("good", "bad", "broken"), config, engine)
+    result = reward_scoring.run(responses("good", "bad", "broken"), config, engine, **TABLES)
     scores = {r.response: r.score for r in result.kept}
     assert scores == {"good": 4.5, "bad": 1.0}
     assert result.kept[0].judge_scores == [5.0, 4.0, None]
-    assert result.kept[0].judge_outputs[2] == "[RESULT] 9"  # raw output kept for inspection
+    assert result.side[0].outputs[2] == "[RESULT] 9"  # raw output kept for inspection, beside the scores
+    assert [s.response_id for s in result.side] == ["i0-0", "i0-1", "i0-2"]  # dropped responses' too
     assert result.counts["dropped"] == {"unparsable_judgement": 1}
 
 
 def test_reward_scoring_expected_reads_verdict_after_feedback():
     engine = FakeEngine(reply=lambda text, i: "Solid answer. [RESULT] 5 trailing",
                         probs=lambda text: {"4": 0.5, "5": 0.5} if text.endswith("Solid answer. [RESULT] ") else {})
-    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine)
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine,
+                                **TABLES)
     assert result.kept[0].score == pytest.approx(4.5)
     greedy = engine.generate_calls[0][1]
     assert greedy.temperature == 0.0 and greedy.max_tokens == 32 and greedy.n == 1
@@ -173,15 +181,16 @@ def test_reward_scoring_expected_reads_verdict_after_feedback():
 def test_expected_mode_cuts_the_feedback_at_the_marker_in_any_case():
     engine = FakeEngine(reply=lambda text, i: "Solid answer. [Result] 2 more",
                         probs=lambda text: {"4": 1.0} if text.endswith("Solid answer. [RESULT] ") else {})
-    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine)
-    assert result.kept[0].score == 4.0 and result.kept[0].judge_outputs == ["Solid answer."]
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine,
+                                **TABLES)
+    assert result.kept[0].score == 4.0 and result.side[0].outputs == ["Solid answer."]
 
 
 def test_judge_groups_responses_of_one_question_together():
     mixed = responses("a", "b", instruction_id="i1") + responses("c", "d", instruction_id="i0")
     mixed = [mixed[3], mixed[0], mixed[2], mixed[1]]
     engine = FakeEngine(reply=lambda text, i: "[RESULT] 3")
-    reward_scoring.run(mixed, RewardScoringConfig(mode="sampled", n=1), engine)
+    reward_scoring.run(mixed, RewardScoringConfig(mode="sampled", n=1), engine, **TABLES)
     seen = [re.search(r"###Response to evaluate:\n(\w)", p.messages[-1]["content"]).group(1)
             for p in engine.generate_calls[0][0]]
     assert seen == ["c", "d", "a", "b"]
@@ -197,13 +206,24 @@ def test_expected_judge_always_scores_and_costs_one_greedy_pass():
 
 # ----------------------------------------------------------------------------------- preference_pairs
 def scored(instruction_id, *scores):
-    return [ScoredResponse(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d", instruction="Q?",
-                           document="D", response=f"resp {instruction_id} {k}", sample_index=k, score=s)
+    return [ScoredResponse(id=f"{instruction_id}-{k}", instruction_id=instruction_id, doc_id="d",
+                           response=f"resp {instruction_id} {k}", sample_index=k, score=s)
             for k, s in enumerate(scores)]
 
 
+class Questions(dict):
+    """Every instruction's question is "Q?"."""
+
+    def __missing__(self, key):
+        return "Q?"
+
+
+def pairs(rows, config):
+    return preference_pairs.run(rows, config, instructions=Questions())
+
+
 def test_pairs_take_max_and_min_in_trl_conversational_format():
-    result = preference_pairs.run(scored("a", 2.0, 4.5, 1.0, 3.0), PreferencePairsConfig())
+    result = pairs(scored("a", 2.0, 4.5, 1.0, 3.0), PreferencePairsConfig())
     (pair,) = result.kept
     assert pair.prompt == [{"role": "user", "content": "Q?"}]
     assert pair.chosen == [{"role": "assistant", "content": "resp a 1"}]
@@ -214,21 +234,22 @@ def test_pairs_take_max_and_min_in_trl_conversational_format():
 
 def test_pairs_drop_ties_margins_and_singletons():
     rows = scored("tied", 3.0, 3.0) + scored("close", 3.0, 3.2) + scored("wide", 1.0, 5.0) + scored("alone", 4.0)
-    result = preference_pairs.run(rows, PreferencePairsConfig(min_margin=0.5))
+    result = pairs(rows, PreferencePairsConfig(min_margin=0.5))
     assert [p.instruction_id for p in result.kept] == ["wide"]
+    assert {d.record_id: d.ids for d in result.dropped}["close"] == {"instruction_id": "close", "doc_id": "d"}
     assert result.counts == {"in": 4, "out": 1,
                              "dropped": {"all_tied": 1, "below_margin": 1, "too_few_responses": 1}}
 
 
 def test_a_margin_equal_to_the_minimum_passes_despite_float_noise():
     assert 4.1 - 4.0 < 0.1  # the float noise this guards against
-    result = preference_pairs.run(scored("edge", 4.0, 4.1) + scored("below", 4.0, 4.09), PreferencePairsConfig(min_margin=0.1))
+    result = pairs(scored("edge", 4.0, 4.1) + scored("below", 4.0, 4.09), PreferencePairsConfig(min_margin=0.1))
     assert [p.instruction_id for p in result.kept] == ["edge"]
     assert result.counts["dropped"] == {"below_margin": 1}
 
 
 def test_pairs_break_score_ties_by_sample_order():
-    (pair,) = preference_pairs.run(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
+    (pair,) = pairs(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
     assert (pair.chosen_id, pair.rejected_id) == ("a-0", "a-1")
 
 
@@ -243,11 +264,11 @@ def test_unparsable_verdicts_are_resampled_with_new_seeds_then_dropped():
 
     engine = FakeEngine(reply=reply)
     config = RewardScoringConfig(mode="sampled", n=2, max_resamples=2)
-    result = reward_scoring.run(responses("fixable", "stubborn"), config, engine)
+    result = reward_scoring.run(responses("fixable", "stubborn"), config, engine, **TABLES)
     assert [r.response for r in result.kept] == ["fixable"]
     fixed = result.kept[0]
     assert fixed.judge_scores == [4.0, 4.0] and fixed.score == 4.0
-    assert fixed.judge_outputs[:2] == ["no marker", "no marker"]  # every attempt kept for inspection
+    assert result.side[0].outputs[:2] == ["no marker", "no marker"]  # every attempt kept for inspection
     seeds = [params.seed for _, params in engine.generate_calls]
     assert len(seeds) == 3 and len(set(seeds)) == 3  # one first round, two re-sample rounds, each its own seed
     (dropped,) = result.dropped

@@ -190,3 +190,17 @@ def test_ctrl_c_prints_one_line_and_marks_the_run_failed(tmp_path, sample_slice)
     assert "Traceback" not in err + out
     assert err.strip().splitlines() == [f"pugc: interrupted: {tmp_path / 'runs' / 'stopped'} is marked FAILED"]
     assert (run_dir / "FAILED").read_text().strip() == "interrupted (Ctrl-C)"
+
+
+def test_a_stage_that_joins_a_table_names_the_missing_table_or_id(tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"id": "q1", "doc_id": "d1", "instruction": "Which glue?"}\n')
+    (tmp_path / "docs.jsonl").write_text('{"id": "d2", "text": "Epoxy."}\n')
+    common = ["stage", "relevance_filter", "--input", questions, "--output", tmp_path / "out.jsonl"]
+    code, _, err, seconds = pugc(*common)
+    assert_one_line_error(code, err, seconds, "relevance_filter joins the documents table", "--table documents=PATH")
+    code, _, err, _ = pugc(*common, "--table", f"documents={tmp_path / 'docs.jsonl'}")
+    assert code != 0 and "Traceback" not in err  # found while reading: after the stage's progress line
+    assert "docs.jsonl: the documents table has no row for doc_id 'd1'" in err.strip().splitlines()[-1]
+    code, _, err, seconds = pugc(*common, "--table", "docs.jsonl")
+    assert_one_line_error(code, err, seconds, "--table docs.jsonl", "NAME=PATH")

@@ -10,9 +10,11 @@ from pugc.stage_runner import run_stage
 
 from tests.vllm.conftest import engine_config
 
-RESPONSES = [Response(id=f"q{q}-{k}", instruction_id=f"q{q}", doc_id=f"d{q}", instruction="How do I fix a flat tyre?",
-                      document="Find the hole, patch the tube, let the glue set, then pump the tyre up again.",
-                      response=f"Answer {k}: patch it and pump it.", sample_index=k) for q in range(2) for k in range(3)]
+RESPONSES = [Response(id=f"q{q}-{k}", instruction_id=f"q{q}", doc_id=f"d{q}", response=f"Answer {k}: patch it and pump it.",
+                      sample_index=k) for q in range(2) for k in range(3)]
+DOCUMENTS = [{"id": f"d{q}", "text": "Find the hole, patch the tube, let the glue set, then pump the tyre up again."}
+             for q in range(2)]
+QUESTIONS = [{"id": f"q{q}", "doc_id": f"d{q}", "instruction": "How do I fix a flat tyre?"} for q in range(2)]
 
 
 def score_with(tmp_path, section: dict, engines: dict):
@@ -20,8 +22,11 @@ def score_with(tmp_path, section: dict, engines: dict):
     folder = tmp_path / engines["judge"]["backend"]
     folder.mkdir()
     write_jsonl(folder / "responses.jsonl", RESPONSES)
+    write_jsonl(folder / "documents.jsonl", DOCUMENTS)
+    write_jsonl(folder / "questions.jsonl", QUESTIONS)
     report = run_stage("reward_scoring", str(folder / "responses.jsonl"), str(folder / "scored.jsonl"),
-                       str(folder / "dropped.jsonl"), section, engines)
+                       str(folder / "dropped.jsonl"), section, engines,
+                       tables={"documents": str(folder / "documents.jsonl"), "instructions": str(folder / "questions.jsonl")})
     return report, read_records(folder / "scored.jsonl", ScoredResponse)
 
 

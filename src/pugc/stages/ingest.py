@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from pugc.config import InputConfig
 from pugc.records import Document, Dropped, StageResult, content_id
@@ -69,55 +69,86 @@ def _near_duplicate_index(config: InputConfig):
     return NearDuplicateIndex(config.near_duplicate_threshold)
 
 
-def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
-    """`rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row, None), or (file, line
-    number, raw text, parse error) for a line that does not parse."""
-    docs, quarantined, dropped = [], [], []
+class IngestCounts:
+    """What ingest has seen so far, without holding the records: enough to judge whether the input is usable."""
+
+    def __init__(self) -> None:
+        self.input_lines = self.documents = 0
+        self.dropped: Counter = Counter()  # duplicates by reason
+        self.quarantined: Counter = Counter()
+        self.sources: set[str] = set()
+        self.examples: list[Quarantined] = []  # the first few malformed lines, for the one-line warning
+
+
+EXAMPLES_KEPT = 2
+
+
+def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig,
+           counts: IngestCounts) -> Iterator[Document | Quarantined | Dropped]:
+    """Each input row as exactly one of a Document, a Quarantined line or a duplicate `Dropped`, one at a time.
+    `rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row, None), or (file, line
+    number, raw text, parse error) for a line that does not parse. Held in memory: the ids and text digests
+    seen, and the near-duplicate index."""
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
     near = _near_duplicate_index(config)
-    lines = 0
     for source, number, row, error in rows:
-        lines += 1
+        counts.input_lines += 1
         problem = _parse_problem(error) if error else _problem(row, config)
         if problem:
             excerpt = "" if row is None else (row if error else json.dumps(row, ensure_ascii=False))[:RAW_EXCERPT_CHARS]
-            quarantined.append(Quarantined(source, number, problem[0], problem[1], excerpt))
+            quarantined = Quarantined(source, number, problem[0], problem[1], excerpt)
+            counts.quarantined[problem[0]] += 1
+            counts.sources.add(source)
+            if len(counts.examples) < EXAMPLES_KEPT:
+                counts.examples.append(quarantined)
+            yield quarantined
             continue
         text = row[config.text_field].strip()
         digest = content_id(text)
         given_id = row.get(config.id_field)
         doc_id = str(given_id) if given_id not in (None, "") else digest
-        where = {"file": source, "line": number}
+        where = {"doc_id": doc_id, "file": source, "line": number}
+        duplicate = None
         if digest in seen_text:
-            dropped.append(Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where))
-            continue
-        if doc_id in seen_ids:
-            dropped.append(Dropped(STAGE, "duplicate_id", doc_id, f"{source}:{number} reuses id {doc_id!r}", where))
-            continue
-        similar = near.match(doc_id, text) if near else None
-        if similar:
+            duplicate = Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where)
+        elif doc_id in seen_ids:
+            duplicate = Dropped(STAGE, "duplicate_id", doc_id, f"{source}:{number} reuses id {doc_id!r}", where)
+        elif similar := (near.match(doc_id, text) if near else None):
             detail = f"{source}:{number} near-duplicates {similar[0]} (Jaccard ~{similar[1]:.2f})"
-            dropped.append(Dropped(STAGE, "duplicate", doc_id, detail, where))
+            duplicate = Dropped(STAGE, "duplicate", doc_id, detail, where)
+        if duplicate:
+            counts.dropped[duplicate.reason] += 1
+            yield duplicate
             continue
         seen_text[digest] = doc_id
         seen_ids.add(doc_id)
         meta = {k: v for k, v in row.items() if k not in (config.text_field, config.id_field)}
         meta.update(source_file=source, source_line=number)
-        docs.append(Document(id=doc_id, text=text, meta=meta))
-    outcome = IngestResult(lines, StageResult(STAGE, lines - len(quarantined), docs, dropped), quarantined)
-    check_usable(outcome, config)
-    return outcome
+        counts.documents += 1
+        yield Document(id=doc_id, text=text, meta=meta)
 
 
-def check_usable(outcome: IngestResult, config: InputConfig) -> None:
-    reasons = ", ".join(f"{r} {n}" for r, n in sorted(Counter(q.reason for q in outcome.quarantined).items()))
-    sources = sorted({q.source for q in outcome.quarantined}) or ["the input"]
+def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:
+    """Ingest held in memory (small inputs, tests); tasks write `stream`'s items as they come."""
+    docs, quarantined, dropped = [], [], []
+    counts = IngestCounts()
+    for item in stream(rows, config, counts):
+        (docs if isinstance(item, Document) else quarantined if isinstance(item, Quarantined) else dropped).append(item)
+    check_usable(counts, config)
+    return IngestResult(counts.input_lines, StageResult(STAGE, counts.input_lines - len(quarantined), docs, dropped),
+                        quarantined)
+
+
+def check_usable(counts: IngestCounts, config: InputConfig) -> None:
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(counts.quarantined.items()))
+    sources = sorted(counts.sources) or ["the input"]
     where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1} more files)"
-    if not outcome.result.kept:
-        raise InputError(f"input {where}: no valid records in {outcome.input_lines} lines"
+    if not counts.documents:
+        raise InputError(f"input {where}: no valid records in {counts.input_lines} lines"
                          + (f" (quarantined: {reasons})" if reasons else ""))
-    fraction = len(outcome.quarantined) / outcome.input_lines
+    malformed = sum(counts.quarantined.values())
+    fraction = malformed / counts.input_lines
     if fraction > config.max_malformed_fraction:
-        raise InputError(f"input {where}: {len(outcome.quarantined)} of {outcome.input_lines} lines malformed "
+        raise InputError(f"input {where}: {malformed} of {counts.input_lines} lines malformed "
                          f"({fraction:.0%} > input.max_malformed_fraction={config.max_malformed_fraction:.0%}): {reasons}")

@@ -6,7 +6,7 @@ import re
 from pugc.config import InstructionGenConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
-from pugc.records import Document, Dropped, Instruction, StageResult, content_id, to_row
+from pugc.records import Document, Dropped, Instruction, StageResult, content_id, ids_of
 from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed
 
 STAGE = "instruction_gen"
@@ -39,12 +39,11 @@ def run(docs: list[Document], config: InstructionGenConfig, engine: Engine) -> S
     for doc, (parsed,) in zip(docs, outputs):
         if not parsed.value:
             dropped.append(engine_error_drop(STAGE, doc, parsed.error) if parsed.error else
-                           Dropped(STAGE, "empty_instruction", doc.id, repr(parsed.completion.text[:200]), to_row(doc)))
+                           Dropped(STAGE, "empty_instruction", doc.id, repr(parsed.completion.text[:200]), ids_of(doc)))
             continue
         kept.append(
             Instruction(
-                id=content_id(doc.id, parsed.value), doc_id=doc.id, document=doc.text,
-                instruction=parsed.value, meta=doc.meta, quality=doc.quality,
+                id=content_id(doc.id, parsed.value), doc_id=doc.id, instruction=parsed.value, meta=doc.meta, quality=doc.quality,
             )
         )
     return StageResult(STAGE, len(docs), kept, dropped, metrics={"documents_truncated": float(truncated)})

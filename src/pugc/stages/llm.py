@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Generic, Sequence, TypeVar
 
 from pugc.engines.base import Completion, Engine, EngineError, Prompt, SamplingParams
-from pugc.records import Dropped, StageResult, to_row
+from pugc.records import Dropped, StageResult, ids_of
 from pugc.stages.verdicts import VerdictScale
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def first_error(samples: Sequence[Parsed]) -> str | None:
 
 
 def engine_error_drop(stage: str, record, error: str) -> Dropped:
-    return Dropped(stage, ENGINE_ERROR, record.id, error, to_row(record))
+    return Dropped(stage, ENGINE_ERROR, record.id, error, ids_of(record))
 
 
 def check_engine_errors(result: StageResult, max_fraction: float) -> None:
@@ -180,7 +180,7 @@ def drop_unscored(stage: str, record, verdict: Judgement) -> Dropped:
     """A record without a score: its engine request failed, or no verdict parsed."""
     if verdict.error:
         return engine_error_drop(stage, record, verdict.error)
-    return Dropped(stage, "unparsable_judgement", record.id, repr(verdict.raw[:2]), to_row(record))
+    return Dropped(stage, "unparsable_judgement", record.id, repr(verdict.raw[:2]), ids_of(record))
 
 
 def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,
@@ -197,7 +197,7 @@ def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine
             kept.append(item)
         else:
             detail = f"{score_field} {verdict.score:.3f} < {threshold}"
-            dropped.append(Dropped(stage, drop_reason, item.id, detail, to_row(item)))
+            dropped.append(Dropped(stage, drop_reason, item.id, detail, ids_of(item)))
     scores = [j.score for j in judgements if j.score is not None]
     return StageResult(stage, len(items), kept, dropped, metrics={
         f"{score_field}_mean": mean(scores), "pass_rate": len(kept) / len(items) if items else 0.0,

@@ -11,9 +11,11 @@ from pugc.stages.verdicts import YES_NO
 STAGE = "relevance_filter"
 
 
-def run(instructions: list[Instruction], config: RelevanceFilterConfig, engine: Engine) -> StageResult:
+def run(instructions: list[Instruction], config: RelevanceFilterConfig, engine: Engine,
+        documents: dict[str, str]) -> StageResult:
+    """`documents`: doc_id -> text, joined from the document table."""
     template = load_template("relevance")
-    texts, truncated = fit_documents(engine, [i.document for i in instructions], config.max_document_tokens)
+    texts, truncated = fit_documents(engine, [documents[i.doc_id] for i in instructions], config.max_document_tokens)
     prompts = [template.render(instruction=i.instruction, document=text) for i, text in zip(instructions, texts)]
     result = filter_by_verdict(STAGE, instructions, prompts, engine, YES_NO, config, config.threshold,
                                score_field="relevance", drop_reason="not_relevant")

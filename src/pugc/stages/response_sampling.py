@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pugc.config import ResponseSamplingConfig
 from pugc.engines.base import Engine, Prompt
-from pugc.records import Dropped, Instruction, Response, StageResult, to_row
+from pugc.records import Dropped, Instruction, Response, StageResult, ids_of
 from pugc.stages.llm import engine_error_drop, first_error, generate_parsed
 
 
@@ -22,8 +22,7 @@ def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine:
     for item, samples in zip(instructions, outputs):
         responses = [
             Response(
-                id=f"{item.id}-{k}", instruction_id=item.id, doc_id=item.doc_id, instruction=item.instruction,
-                document=item.document, response=s.value, sample_index=k,
+                id=f"{item.id}-{k}", instruction_id=item.id, doc_id=item.doc_id, response=s.value, sample_index=k,
                 num_tokens=s.completion.num_tokens, finish_reason=s.completion.finish_reason,
             )
             for k, s in enumerate(samples)
@@ -32,7 +31,7 @@ def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine:
         if not responses:
             error = first_error(samples)
             dropped.append(engine_error_drop(STAGE, item, error) if error else
-                           Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", to_row(item)))
+                           Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", ids_of(item)))
         kept.extend(responses)
     truncated = sum(r.finish_reason == "length" for r in kept)
     return StageResult(

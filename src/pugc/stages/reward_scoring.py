@@ -6,7 +6,7 @@ import statistics
 from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
-from pugc.records import Response, ScoredResponse, StageResult, to_row
+from pugc.records import JudgeOutputs, Response, ScoredResponse, StageResult, to_row
 from pugc.stages.llm import Judgement, drop_unscored, fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
@@ -39,28 +39,29 @@ def judge_order(responses: list[Response]) -> list[int]:
     return sorted(range(len(responses)), key=lambda i: (responses[i].instruction_id, responses[i].sample_index))
 
 
-def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) -> StageResult:
-    """Outputs keep the input order; only the engine sees the prefix-grouped order."""
+def run(responses: list[Response], config: RewardScoringConfig, engine: Engine, documents: dict[str, str],
+        instructions: dict[str, str]) -> StageResult:
+    """Outputs keep the input order; only the engine sees the prefix-grouped order. `documents` (doc_id -> text)
+    and `instructions` (instruction_id -> question) are joined from their tables. The judge's raw text goes to
+    the side artifact (`StageResult.side`), not onto the scored responses."""
     order = judge_order(responses)
-    documents = {r.doc_id: r.document for r in responses}
-    fitted, truncated = fit_documents(engine, list(documents.values()), config.max_document_tokens)
-    references = dict(zip(documents, fitted))
-    ordered = [responses[i] for i in order]
+    doc_ids = list(dict.fromkeys(r.doc_id for r in responses))
+    fitted, truncated = fit_documents(engine, [documents[d] for d in doc_ids], config.max_document_tokens)
+    references = dict(zip(doc_ids, fitted)) if config.reference else {}
     judged = judge_prompts(engine, [
-        judge_prompt(r.instruction, r.response, references[r.doc_id] if config.reference else None) for r in ordered
+        judge_prompt(instructions[responses[i].instruction_id], responses[i].response, references.get(responses[i].doc_id))
+        for i in order
     ], config)
     judgements = [None] * len(responses)
     for position, index in enumerate(order):
         judgements[index] = judged[position]
-    kept, dropped = [], []
+    kept, dropped, side = [], [], []
     for response, verdict in zip(responses, judgements):
+        side.append(JudgeOutputs(response.id, response.instruction_id, verdict.raw))
         if verdict.score is None:
             dropped.append(drop_unscored(STAGE, response, verdict))
             continue
-        kept.append(
-            ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes,
-                           judge_outputs=verdict.raw)
-        )
+        kept.append(ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes))
     scores = [r.score for r in kept]
     votes = [v for j in judgements for v in j.votes]
     return StageResult(
@@ -72,4 +73,5 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) 
             "judge_generated_tokens": float(sum(j.generated_tokens for j in judgements)),
             "documents_truncated": float(truncated),
         },
+        side=side,
     )

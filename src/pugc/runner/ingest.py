@@ -1,0 +1,59 @@
+"""Stage 0 from files: raw input -> Documents, streamed; every malformed line quarantined (line number + error)."""
+from __future__ import annotations
+
+import logging
+import time
+
+from pugc import __version__
+from pugc.config import InputConfig, build
+from pugc.io import JsonlWriter, iter_input_rows
+from pugc.logs import setup_logging
+from pugc.records import Document
+
+log = logging.getLogger(__name__)
+
+
+def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: str, dropped_path: str) -> dict:
+    from pugc.stages import ingest
+
+    setup_logging()
+    config = build(InputConfig, section, "input")
+    if not input_uri:
+        raise ValueError("no input: pass --input (or the input_uri pipeline parameter) or set input.uri in the recipe")
+    started = time.monotonic()
+    counts = ingest.IngestCounts()
+    with JsonlWriter(ugc_path) as ugc, JsonlWriter(quarantine_path) as quarantine, \
+            JsonlWriter(dropped_path) as dropped:
+        for item in ingest.stream(iter_input_rows(input_uri, config.format), config, counts):
+            (ugc if isinstance(item, Document) else quarantine if isinstance(item, ingest.Quarantined)
+             else dropped).write(item)
+        ingest.check_usable(counts, config)  # before the outputs appear: an unusable input leaves none
+    quarantined = sum(counts.quarantined.values())
+    if quarantined:
+        log.warning("%s", quarantine_summary(counts))
+    duplicates = sum(counts.dropped.values())
+    report = {
+        "stage": ingest.STAGE,
+        "counts": {"in": counts.input_lines - quarantined, "out": counts.documents, "dropped": dict(sorted(counts.dropped.items()))},
+        "input_lines": counts.input_lines, "quarantined": quarantined, "metrics": {}, "model": None,
+        "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
+    }
+    if counts.documents + duplicates + quarantined != counts.input_lines:
+        raise RuntimeError(f"ingest: {counts.input_lines} lines, but {counts.documents + duplicates} "
+                           f"documents or duplicates and {quarantined} quarantined")
+    log.info("ingest: %d lines, %d documents, %d quarantined, %d duplicates", counts.input_lines, counts.documents,
+             quarantined, duplicates)
+    return report
+
+
+QUARANTINE_EXAMPLES = 2
+
+
+def quarantine_summary(counts) -> str:
+    """One line for any number of malformed lines: the count by reason and the first few, not one line each."""
+    total = sum(counts.quarantined.values())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.quarantined.items()))
+    examples = "; ".join(f"line {q.line}: {q.error}" for q in counts.examples[:QUARANTINE_EXAMPLES])
+    more = f"; {total - QUARANTINE_EXAMPLES} more" if total > QUARANTINE_EXAMPLES else ""
+    return (f"quarantined {total} of {counts.input_lines} lines ({reasons}): {examples}{more} "
+            "(all in rejected.jsonl)")

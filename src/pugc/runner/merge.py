@@ -1,0 +1,43 @@
+"""A stage's shard outputs joined in shard order by streaming copy; counts summed, figures combined."""
+from __future__ import annotations
+
+import logging
+import shutil
+
+from pugc import __version__
+from pugc.io import JsonlWriter
+from pugc.runner.tally import Tally, format_dropped
+
+log = logging.getLogger(__name__)
+
+
+def merge_shards(parts: list[tuple[str, dict]], dropped_parts: list[tuple[str, dict]], merged_path: str,
+                 dropped_path: str) -> dict:
+    """`parts`/`dropped_parts`: (path, lineage) of each shard's outputs, in any order."""
+    by_shard = lambda part: int(part[1]["shard_index"])  # noqa: E731
+    parts, dropped_parts = sorted(parts, key=by_shard), sorted(dropped_parts, key=by_shard)
+    concatenate([path for path, _ in parts], merged_path)
+    concatenate([path for path, _ in dropped_parts], dropped_path)
+    tally = Tally()
+    for _, lineage in parts:
+        tally.add(lineage["rows_in"], lineage["rows_out"], lineage["dropped"], lineage["metrics"])
+    lineages = [lineage for _, lineage in parts]
+    report = {
+        "stage": lineages[0]["stage"], "counts": tally.counts, "metrics": tally.metrics,
+        "model": next((m["model"] for m in lineages if m.get("model")), None),
+        "model_revision": next((m["model_revision"] for m in lineages if m.get("model_revision")), None),
+        "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,
+        "shards": len(parts),
+    }
+    log.info("%s: merged %d shards: in %d, out %d, dropped %s", report["stage"], len(parts), tally.n_in,
+             tally.n_out, format_dropped(report["counts"]["dropped"]))
+    return report
+
+
+def concatenate(paths: list[str], target: str) -> None:
+    """Files appended byte for byte, a block at a time, into a file that appears whole or not at all."""
+    with JsonlWriter(target) as writer:
+        writer.handle.flush()
+        for path in paths:
+            with open(path, encoding="utf-8") as source:
+                shutil.copyfileobj(source, writer.handle, 1 << 20)

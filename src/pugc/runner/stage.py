@@ -1,0 +1,129 @@
+"""A record-to-record stage from files: its shard of the input streamed through it in chunks, outputs
+appended as chunks finish. Generic: what differs between stages lives on their `StageSpec`."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pugc import __version__
+from pugc.config import STAGE_CONFIGS, EngineConfig, build
+from pugc.io import JsonlWriter, iter_records
+from pugc.logs import setup_logging
+from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Outputs, Progress,
+                                resume, run_in_chunks)
+from pugc.runner.sharding import row_keys, shard_bounds
+from pugc.runner.tally import Tally, format_dropped
+from pugc.secrets import load_hf_token
+from pugc.stages.llm import check_engine_errors
+from pugc.tables import check_tables, join_chunk
+
+log = logging.getLogger(__name__)
+
+
+def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
+              engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
+              runtime: dict | None = None, run_id: str = "", task_name: str = "", tables: dict | None = None,
+              side_path: str | None = None) -> dict[str, Any]:
+    """Run a stage on its shard of the input. `tables` are the paths of the tables the stage joins, by name
+    (`StageSpec.joins`); `side_path` receives its side artifact (default: next to the output). With
+    `runtime.checkpoint_root` every engine batch is saved when done, so a retried try of the same task of the
+    same run (`run_id`, `task_name`) resumes (pugc.checkpoint)."""
+    from pugc.stages import STAGE_SPECS
+
+    setup_logging()
+    spec = STAGE_SPECS[stage]
+    config = build(STAGE_CONFIGS[stage], section, stage)
+    runtime, tables = runtime or {}, tables or {}
+    check_tables(stage, spec.joins, tables)
+    started = time.monotonic()
+    start, end = shard_bounds(row_keys(input_path, spec.shard_group), int(shard_index), int(shard_count))
+    where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
+    log.info("%s: %d input records%s from %s", stage, end - start, where, input_path)
+    joined = tuple(tables[j.table] for j in spec.joins if j.table in tables)
+    checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name,
+                               (input_path, *joined)) if end > start else None
+    pacer = _pacer(spec, runtime, checkpointed=checkpoints is not None)
+    tally, lazy = Tally(), LazyEngine(spec, config, engines)
+    if spec.side_output and not side_path:
+        side_path = f"{Path(output_path).with_suffix('')}.{spec.side_output}.jsonl"
+
+    def call(chunk: list):
+        lookups = join_chunk(spec.joins, tables, chunk) if spec.joins else {}
+        result = spec.run(chunk, config, lazy.get(), **lookups)
+        # Before the chunk is checkpointed: a stage stopped for engine errors resumes from the chunks that passed.
+        check_engine_errors(result, getattr(config, "max_engine_error_fraction", 0.0))
+        return result
+
+    try:
+        with JsonlWriter(output_path) as kept, JsonlWriter(dropped_path) as dropped, \
+                (JsonlWriter(side_path) if spec.side_output else nullcontext()) as side:
+            outputs = Outputs(kept, dropped, side)
+            progress = resume(checkpoints, outputs, tally) if checkpoints else Progress()
+            if progress.chunks_resumed:
+                log.info("%s: resuming after %d finished chunks (%d records)", stage, progress.chunks_resumed,
+                         progress.records_resumed)
+            records = iter_records(input_path, spec.input_type, start + progress.records_resumed, end)
+            run_in_chunks(call, records, spec.shard_group, spec.accounting_key, pacer, outputs, tally, checkpoints,
+                          progress)
+    finally:
+        lazy.close()
+    if checkpoints:
+        checkpoints.clear()  # the outputs are whole now; a rerun would be a new task with its own outputs
+    engine = lazy.engine
+    report = {
+        "stage": stage, "counts": tally.counts, "metrics": tally.metrics,
+        "model": engine.model_id if engine else None, "model_revision": getattr(engine, "revision", None),
+        "engine_stats": asdict(engine.stats) if engine else None,
+        "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
+        "shard_index": int(shard_index), "shard_count": int(shard_count),
+        "resumed_chunks": progress.chunks_resumed if checkpoints else 0,
+    }
+    log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, tally.n_in, tally.n_out,
+             format_dropped(tally.counts["dropped"]), report["seconds"])
+    return report
+
+
+def _pacer(spec, runtime: dict, checkpointed: bool) -> BatchPacer:
+    if spec.engine_role is None:
+        return BatchPacer(CPU_CHUNK, CPU_CHUNK)
+    most = int(runtime.get("engine_batch") or ENGINE_BATCH)
+    if not checkpointed:
+        return BatchPacer(most, most)
+    return BatchPacer(int(runtime.get("checkpoint_every") or most), most,
+                      float(runtime.get("checkpoint_seconds") or CHECKPOINT_SECONDS))
+
+
+def _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name, files):
+    if not runtime.get("checkpoint_root"):
+        return None
+    from pugc.checkpoint import ChunkCheckpoints, checkpoint_folder, checkpoint_key
+
+    key = checkpoint_key(spec.name, section, (engines or {}).get(spec.engine_role or ""), shard_index, shard_count,
+                         files=files)
+    return ChunkCheckpoints(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or spec.name, key))
+
+
+class LazyEngine:
+    """The stage's engine, loaded on first use: a disabled filter or a fully checkpointed shard loads none."""
+
+    def __init__(self, spec, config, engines: dict | None):
+        self.spec, self.config, self.engines = spec, config, engines or {}
+        self.engine, self.loaded = None, False
+
+    def get(self):
+        role = self.spec.engine_role
+        if not self.loaded and role and self.spec.needs_engine(self.config):
+            from pugc.engines import make_engine
+
+            load_hf_token()
+            self.engine = make_engine(build(EngineConfig, self.engines.get(role, {}), f"engines.{role}"))
+        self.loaded = True
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
