@@ -30,13 +30,12 @@ def documents(broken: int | None) -> list[Document]:
 
 
 def instructions(broken: int | None) -> list[Instruction]:
-    return [Instruction(id=f"q{d.id}", doc_id=d.id, document=d.text, instruction=f"How do I do task {d.id}?"
+    return [Instruction(id=f"q{d.id}", doc_id=d.id, instruction=f"How do I do task {d.id}?"
                         + (f" {MARKER}" if d.id == f"d{broken}" else "")) for d in documents(None)]
 
 
 def responses(broken: int | None) -> list[Response]:
-    return [Response(id=f"q{q}-{k}", instruction_id=f"q{q}", doc_id=f"d{q}", instruction="How do I fix a flat tyre?",
-                     document="Patch the tube, then pump it up.", sample_index=k,
+    return [Response(id=f"qd{q}-{k}", instruction_id=f"qd{q}", doc_id=f"d{q}", sample_index=k,
                      response=f"Answer {k}." + (f" {MARKER}" if (q, k) == (0, broken) else ""))
             for q in range(2) for k in range(2)]
 
@@ -65,8 +64,11 @@ def run_over_http(tmp_path, url: str, stage: str, overrides: list[str], rows: li
     served += [f"engines.{role}.options={options}" for role in ("policy", "generator", "judge")]
     sections = load_recipe("tiny", served + overrides).pipeline_sections()
     write_jsonl(tmp_path / "in.jsonl", rows)
+    write_jsonl(tmp_path / "documents.jsonl", documents(None))  # the tables stages join by id
+    write_jsonl(tmp_path / "instructions.jsonl", instructions(None))
+    tables = {name: str(tmp_path / f"{name}.jsonl") for name in ("documents", "instructions")}
     report = run_stage(stage, str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"), str(tmp_path / "dropped.jsonl"),
-                       sections[stage], sections["engines"])
+                       sections[stage], sections["engines"], tables=tables)
     return report, read_records(tmp_path / "dropped.jsonl", Dropped)
 
 
@@ -87,7 +89,7 @@ def test_a_record_whose_request_keeps_failing_is_dropped_as_engine_error_and_the
     broken = next(r for r in rows if MARKER in str(r))
     assert [d.record_id for d in failed] == [broken.id]
     assert "answered 500" in failed[0].detail and "injected fault 500" in failed[0].detail
-    assert failed[0].record["id"] == broken.id  # the dropped record travels whole, as every drop does
+    assert failed[0].ids["doc_id"] == getattr(broken, "doc_id", broken.id)  # the drop is traced by ids
     counts = report["counts"]
     assert counts["dropped"]["engine_error"] == 1
     if "mode=sampled" not in str(overrides):  # every other record was kept or scored

@@ -18,8 +18,9 @@ from pugc.engines.vllm_engine import llm_kwargs
 from pugc.io import write_jsonl
 from pugc.lineage import decode
 from pugc.models.tiny import ensure_tiny_model
-from pugc.records import Response
-from pugc.stage_runner import publish, run_stage, summarize
+from pugc.records import Document, Instruction, Response
+from pugc.stage_runner import publish, run_stage
+from pugc.summary import summarize
 
 REPO = "acme/tiny-judge"
 OLD, NEW = "1" * 40, "2" * 40  # commit hashes
@@ -164,14 +165,16 @@ class Artifact:
 
 def test_stage_lineage_records_model_and_revision(hub_cache, tmp_path):
     """A real reward_scoring run with the pinned judge: its report and its artifact metadata name both."""
-    rows = [Response(id=f"q-{k}", instruction_id="q", doc_id="d", instruction="How to keep basil alive?",
-                     document="Water it weekly and keep it in sun.", response=text, sample_index=k)
+    rows = [Response(id=f"q-{k}", instruction_id="q", doc_id="d", response=text, sample_index=k)
             for k, text in enumerate(["Water weekly, full sun.", "Ignore it."])]
     write_jsonl(tmp_path / "in.jsonl", rows)
+    write_jsonl(tmp_path / "documents.jsonl", [Document(id="d", text="Water it weekly and keep it in sun.")])
+    write_jsonl(tmp_path / "instructions.jsonl", [Instruction(id="q", doc_id="d", instruction="How to keep basil alive?")])
+    tables = {name: str(tmp_path / f"{name}.jsonl") for name in ("documents", "instructions")}
     engine = hub_engine_config(hub_cache, "v1.0")
     section = {"mode": "expected", "feedback_max_tokens": 4}
     report = run_stage("reward_scoring", str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"),
-                       str(tmp_path / "dropped.jsonl"), section, {"judge": asdict(engine)})
+                       str(tmp_path / "dropped.jsonl"), section, {"judge": asdict(engine)}, tables=tables)
     assert report["model"] == REPO and report["model_revision"] == "v1.0"
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
     artifact = Artifact()
