@@ -51,8 +51,8 @@ def test_the_drop_names_engine_error_with_the_error_as_detail():
     from pugc.stages.llm import Judgement
 
     dropped = drop_unscored("ugc_filter", Document(id="d1", text="t"), Judgement(score=None, error="answered 500: boom"))
-    assert (dropped.reason, dropped.record_id, dropped.detail, dropped.record["text"]) == (
-        "engine_error", "d1", "answered 500: boom", "t")
+    assert (dropped.reason, dropped.record_id, dropped.detail, dropped.ids) == (
+        "engine_error", "d1", "answered 500: boom", {"doc_id": "d1"})
 
 
 def result_with(errors: int, n_in: int) -> StageResult:

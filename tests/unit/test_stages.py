@@ -30,7 +30,7 @@ def test_ugc_filter_expected_keeps_at_threshold_and_records_reason():
     assert [d.text for d in result.kept] == ["GOOD post", "OKAY post"]
     assert [d.quality for d in result.kept] == [5.0, 4.0]
     assert result.counts == {"in": 3, "out": 2, "dropped": {"low_quality": 1}}
-    assert result.dropped[0].record_id == "d2" and result.dropped[0].ids == {}  # ids only, never the text
+    assert result.dropped[0].record_id == "d2" and result.dropped[0].ids == {"doc_id": "d2"}  # ids only, never the text
 
 
 def test_ugc_filter_sampled_means_parsed_votes_and_drops_unparsable():
