@@ -16,7 +16,7 @@ import synthetic
 
 SHARDS = 2
 CHECKPOINT_EVERY = 5000
-FORMAT = "records-v1"  # the stream files' format: whole records with copies of document and instruction
+FORMAT = "records-v2"  # the stream files' format: records by id, documents and questions in their tables
 
 
 # ---------------------------------------------------------------- ingest (with near-duplicate detection)
@@ -83,30 +83,34 @@ def _current_rss_bytes() -> int:
 
 def _stream_files(size: int) -> dict:
     """Responses (the judge's input) and the scored responses in SHARDS shard files, cached by size/format."""
-    from pugc.records import Response, ScoredResponse, to_row
+    from pugc.records import Document, Instruction, Response, ScoredResponse, to_row
 
     folder = synthetic.CACHE / f"stream-{FORMAT}-v{synthetic.VERSION}-{size}"
     files = {"responses": str(folder / "responses.jsonl"),
-             "scored": [str(folder / f"scored-{i}.jsonl") for i in range(SHARDS)]}
+             "scored": [str(folder / f"scored-{i}.jsonl") for i in range(SHARDS)],
+             "tables": {"documents": str(folder / "documents.jsonl"), "instructions": str(folder / "instructions.jsonl")}}
     if (folder / "done").exists():
         return {**files, "counts": json.loads((folder / "done").read_text())}
     folder.mkdir(parents=True, exist_ok=True)
     counts = [0] * SHARDS
     outputs = [open(path, "w", encoding="utf-8") for path in [files["responses"], *files["scored"]]]
+    tables = {name: open(path, "w", encoding="utf-8") for name, path in files["tables"].items()}
     line = lambda record: json.dumps(to_row(record), ensure_ascii=False, sort_keys=True) + "\n"  # noqa: E731
     for number, question in enumerate(synthetic.questions(size)):
         shard = number * SHARDS // size
+        tables["documents"].write(line(Document(question["doc_id"], question["document"])))
+        tables["instructions"].write(line(Instruction(question["id"], question["doc_id"], question["instruction"])))
         for k, answer in enumerate(question["responses"]):
-            response = Response(f"{question['id']}-{k}", question["id"], question["doc_id"], question["instruction"],
-                                question["document"], answer["text"], k, num_tokens=100)
+            response = Response(f"{question['id']}-{k}", question["id"], question["doc_id"], answer["text"], k,
+                                num_tokens=100)
             outputs[0].write(line(response))
             votes = [None if v is None else float(v) for v in answer["verdicts"]]
             parsed = [v for v in votes if v is not None]
             outputs[1 + shard].write(line(ScoredResponse(
                 **vars(response), score=round(sum(parsed) / len(parsed), 4) if parsed else None,
-                judge_scores=votes, judge_outputs=answer["feedback"])))
+                judge_scores=votes)))
             counts[shard] += 1
-    for output in outputs:
+    for output in [*outputs, *tables.values()]:
         output.close()
     (folder / "done").write_text(json.dumps(counts))
     return {**files, "counts": counts}
@@ -127,7 +131,7 @@ def run_judge_stage(inputs: dict, folder: Path) -> dict:
                        str(folder / "scoring_dropped.jsonl"), {"mode": "sampled", "n": synthetic.N_JUDGE_SAMPLES},
                        engines={"judge": {"model": "bench/instant"}}, shard_index=0, shard_count=SHARDS,
                        runtime={"checkpoint_root": str(folder / "checkpoints"), "checkpoint_every": CHECKPOINT_EVERY},
-                       run_id="bench", task_name="reward_scoring")
+                       run_id="bench", task_name="reward_scoring", tables=inputs["tables"])
     return {"records": report["counts"]["in"], "unit": "responses", "kept": report["counts"]["out"]}
 
 
@@ -152,14 +156,14 @@ def run_merge_shards(inputs: dict, folder: Path) -> dict:
 
 
 def prepare_preference_pairs(size: int, folder: Path) -> dict:
-    return {"scored": str(folder / "scored.jsonl")}
+    return {"scored": str(folder / "scored.jsonl"), "tables": {"instructions": _stream_files(size)["tables"]["instructions"]}}
 
 
 def run_preference_pairs(inputs: dict, folder: Path) -> dict:
     from pugc.stage_runner import run_stage
 
     report = run_stage("preference_pairs", inputs["scored"], str(folder / "pairs.jsonl"),
-                       str(folder / "pairs_dropped.jsonl"), {})
+                       str(folder / "pairs_dropped.jsonl"), {}, tables=inputs["tables"])
     _save_report(folder, "preference_pairs", report)
     return {"records": int(report["metrics"]["responses"]), "unit": "responses", "pairs": report["counts"]["out"]}
 
