@@ -115,7 +115,15 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")
     print(f"reports: {(run_dir / 'reports' / 'index.html').resolve()}")
-    return 0
+    return _report_gate(summary)
+
+
+def _report_gate(summary: dict) -> int:
+    """Print the evaluation and the gate; the exit code says whether the model may ship (0) or not (3)."""
+    from pugc.evaluation import gate_exit_code, gate_line
+
+    print(gate_line(summary))
+    return gate_exit_code(summary)
 
 
 def cmd_runs(args) -> int:
@@ -403,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Errors a user can fix print one line and exit non-zero (2: before launch, 1: a task failed, 130:
-    interrupted); --debug shows the traceback instead."""
+    interrupted); --debug shows the traceback instead. A run that finishes exits 0 when its evaluation gate
+    passed and 3 when it failed (`run`, `submit --wait`, `status`)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
