@@ -126,7 +126,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             "judged", tasks, config=evaluation_config, **llm)
         gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
                                                                config=evaluation_config)
-        with dsl.If(gate_task.output == "passed", name="gate-passed"):  # a model that loses is never exported
+        with dsl.If(gate_task.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
             tasks["export_model"] = export_model(dpo_model=dpo_training_task.outputs["dpo_model"],
                                                  evaluation=gate_task.outputs["evaluation"],
                                                  config=dpo_training_config)
