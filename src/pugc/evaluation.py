@@ -136,9 +136,9 @@ def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, r
     write_json(evaluation_path, summary)
     Path(report_path).write_text(evaluation_report_html(summary, results), encoding="utf-8")
     verdict = "passed" if decision.passed else "failed"
-    log.info("evaluation_gate: %s (%s): win %d, tie %d, lose %d, win rate %.3f, LC win rate %.3f", verdict,
-             decision.reason, summary["win"], summary["tie"], summary["lose"], summary["win_rate"],
-             summary["lc_win_rate"])
+    log.info("evaluation_gate: %d judged: win %d, tie %d, lose %d, win rate %.3f, LC %.3f; gate %s (%s)",
+             summary["prompts"], summary["win"], summary["tie"], summary["lose"], summary["win_rate"],
+             summary["lc_win_rate"], verdict, decision.reason)
     return summary
 
 
