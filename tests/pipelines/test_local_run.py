@@ -29,7 +29,7 @@ DAG_STAGES = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter",
 pytestmark = pytest.mark.e2e
 
 
-MAX_CONSOLE_LINES = 25
+MAX_CONSOLE_LINES = 33  # 13 stage lines, the stage table, totals, reports and the gate
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,8 @@ def test_console_is_short_and_says_where_things_are(cli_run):
     assert len(lines) <= MAX_CONSOLE_LINES, console
     assert lines[0].startswith("pugc run e2e: recipe tiny") and f"log {run_dir / 'pipeline.log'}" in lines[1]
     stage_lines = [line for line in lines if re.match(r"\[\d+/13\] ", line)]
-    assert [line.split()[1] for line in stage_lines] == DAG_STAGES
+    finished = [line.split()[1] for line in stage_lines]  # export and summary are independent: either may end first
+    assert finished[:-2] == DAG_STAGES[:-2] and sorted(finished[-2:]) == sorted(DAG_STAGES[-2:])
     assert re.search(r"\[2/13\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
     assert re.search(r"\[11/13\] evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
     assert [line for line in lines if "quarantined 2 of 60 lines (not_json 2)" in line]
