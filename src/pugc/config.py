@@ -241,7 +241,8 @@ class EvaluationConfig(SamplingConfig):
     or training; they are the evaluation set, each with its UGC document as the judge's reference.
     `prompt_sets` add JSONL prompt files (local or gs://): AlpacaEval rows (`instruction`) or MT-Bench
     questions (`turns`, first turn used), judged without reference. The sampling fields are the answers'
-    (both models alike). `baseline` is a model id or path; None = the starting policy (engines.policy).
+    (both models alike). `baseline` is a model id, a path, or a gs:// model exported by a past run
+    (export_model); None = the starting policy (engines.policy).
     """
 
     held_out_fraction: float = 0.1

@@ -82,7 +82,7 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     roles = {
         "trained": dataclasses.replace(policy, model=model_dir),
-        "baseline": dataclasses.replace(policy, model=config.baseline or policy.model),
+        "baseline": dataclasses.replace(policy, model=local_model(config.baseline or policy.model, judged_path)),
         "judge": build(EngineConfig, engines.get("judge", {}), "engines.judge"),
     }
     started = time.monotonic()
@@ -105,6 +105,15 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
              format_dropped(result.counts["dropped"]))
     return _report(result, started, model=roles["judge"].model, shard_index=int(shard_index),
                    shard_count=int(shard_count))
+
+
+def local_model(model: str, beside: str) -> str:
+    """A model id or path as is; a gs:// model (as export_model writes it) downloaded next to `beside` first."""
+    from pugc.gcs import download_model, is_gcs
+
+    if not is_gcs(model):
+        return model
+    return str(download_model(model, Path(beside).parent / ".baseline-model"))
 
 
 class _loaded:
