@@ -82,7 +82,7 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     roles = {
         "trained": dataclasses.replace(policy, model=model_dir),
-        "baseline": dataclasses.replace(policy, model=local_model(config.baseline or policy.model, judged_path)),
+        "baseline": dataclasses.replace(policy, model=local_model(config.baseline or policy.model)),
         "judge": build(EngineConfig, engines.get("judge", {}), "engines.judge"),
     }
     started = time.monotonic()
@@ -107,13 +107,15 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
                    shard_count=int(shard_count))
 
 
-def local_model(model: str, beside: str) -> str:
-    """A model id or path as is; a gs:// model (as export_model writes it) downloaded next to `beside` first."""
+def local_model(model: str) -> str:
+    """A model id or path as is; a gs:// model (as export_model writes it) downloaded to local disk first."""
+    import tempfile
+
     from pugc.gcs import download_model, is_gcs
 
     if not is_gcs(model):
         return model
-    return str(download_model(model, Path(beside).parent / ".baseline-model"))
+    return str(download_model(model, tempfile.mkdtemp(prefix="pugc-baseline-")))
 
 
 class _loaded:
