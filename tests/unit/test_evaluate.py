@@ -166,3 +166,21 @@ def test_answers_use_the_evaluation_sampling_for_both_models():
     assert answers[0].text == "an answer"
     params = engine.generate_calls[0][1]
     assert (params.max_tokens, params.temperature, params.n) == (7, 0.0, 1)
+
+
+def test_evaluation_prompts_join_the_document_table_and_read_prompt_sets(tmp_path):
+    from pugc.evaluation import evaluation_prompts
+    from pugc.io import write_jsonl
+    from pugc.records import Document
+
+    write_jsonl(tmp_path / "held_out.jsonl", [question(1)])
+    write_jsonl(tmp_path / "ugc.jsonl", [Document(id="d1", text="the UGC text"), Document(id="d9", text="other")])
+    (tmp_path / "mt_bench.jsonl").write_text('{"question_id": 81, "turns": ["Plan a trip.", "Shorter."]}\n\n')
+    prompts = evaluation_prompts(str(tmp_path / "held_out.jsonl"), str(tmp_path / "ugc.jsonl"),
+                                 [str(tmp_path / "mt_bench.jsonl")])
+    assert [(p.instruction, p.reference, p.source) for p in prompts] == [
+        ("Question 1?", "the UGC text", "held_out"), ("Plan a trip.", None, "mt_bench.jsonl")]
+    (tmp_path / "broken.jsonl").write_text('{"instruction": "ok"}\nnot json\n')
+    with pytest.raises(ValueError, match="broken.jsonl line 2: not JSON"):
+        evaluation_prompts(str(tmp_path / "held_out.jsonl"), str(tmp_path / "ugc.jsonl"),
+                           [str(tmp_path / "broken.jsonl")])
