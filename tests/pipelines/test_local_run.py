@@ -235,4 +235,4 @@ def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
     for a, b in zip(one, four):
         assert b["score_chosen"] == pytest.approx(a["score_chosen"], abs=1e-3)
         assert b["score_rejected"] == pytest.approx(a["score_rejected"], abs=1e-3)
-    assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 5
+    assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 6  # 5 stages + evaluate
