@@ -14,6 +14,7 @@ class FakeEngine:
     """`reply(prompt_text, sample_index) -> str` scripts generations; `probs(prompt_text) -> dict` verdicts."""
 
     model_id = "fake"
+    revision = None
 
     def __init__(self, reply: Callable[[str, int], str] | None = None,
                  probs: Callable[[str], dict[str, float]] | None = None):

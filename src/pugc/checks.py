@@ -156,11 +156,12 @@ def check_models(engines: EnginesConfig) -> dict[str, str]:
         if engine.backend == "openai":
             found[role] = f"{engine.model} (served over the OpenAI API)"
             continue
-        found[role] = f"{engine.model} ({check_model(engine.model, f'engines.{role}.model')})"
+        where = check_model(engine.model, f"engines.{role}.model", engine.revision)
+        found[role] = f"{engine.model}{'@' + engine.revision if engine.revision else ''} ({where})"
     return found
 
 
-def check_model(model_id: str, key: str) -> str:
+def check_model(model_id: str, key: str, revision: str | None = None) -> str:
     from pugc.models import TINY_PREFIX
 
     if model_id.startswith(TINY_PREFIX):
@@ -172,7 +173,7 @@ def check_model(model_id: str, key: str) -> str:
             raise UserError(f"{key}: local model folder {model_id} {what}; give a from_pretrained folder or a "
                             "Hugging Face hub id (org/name)")
         return "local folder"
-    return _check_hub_model(model_id, key)
+    return _check_hub_model(model_id, key, revision)
 
 
 def _offline() -> bool:
@@ -180,19 +181,24 @@ def _offline() -> bool:
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _check_hub_model(model_id: str, key: str) -> str:
+def _check_hub_model(model_id: str, key: str, revision: str | None = None) -> str:
+    """The model (at `revision`, when pinned) is cached here, or on the hub for the task to download."""
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+    if isinstance(try_to_load_from_cache(model_id, "config.json", revision=revision), str):
         return "in the local Hugging Face cache"
     if _offline():
-        raise UserError(f"{key}: {model_id} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 allows no "
-                        f"download: run `hf download {model_id}` where the hub is reachable, or unset HF_HUB_OFFLINE")
+        at = f" at revision {revision}" if revision else ""
+        download = f"hf download {model_id}{' --revision ' + revision if revision else ''}"
+        raise UserError(f"{key}: {model_id}{at} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 allows "
+                        f"no download: run `{download}` where the hub is reachable, or unset HF_HUB_OFFLINE")
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        HfApi().model_info(model_id, timeout=10)
+        HfApi().model_info(model_id, revision=revision, timeout=10)
+    except RevisionNotFoundError:
+        raise UserError(f"{key.rsplit('.', 1)[0]}.revision: {model_id} has no revision {revision!r} on the hub") from None
     except GatedRepoError:
         raise UserError(f"{key}: {model_id} is gated: accept its terms on the hub and set HF_TOKEN") from None
     except RepositoryNotFoundError:

@@ -355,6 +355,32 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_judge_agreement(args) -> int:
+    """The reward judge against labelled pairs, with the recipe's judge engine and reward_scoring settings."""
+    from pugc import agreement
+    from pugc.engines import make_engine
+    from pugc.logs import setup_logging
+    from pugc.secrets import load_hf_token
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    pairs = agreement.read_pairs(args.pairs)
+    with_plot = agreement.can_plot()
+    if not with_plot:  # said before the judge runs, not after
+        print("pugc: warning: matplotlib is not installed here, so no agreement.png (pip install matplotlib)",
+              file=sys.stderr)
+    setup_logging()
+    load_hf_token()
+    engine = make_engine(recipe.engines.judge)
+    try:
+        report = agreement.evaluate(pairs, recipe.reward_scoring, engine)
+    finally:
+        engine.close()
+    paths = agreement.write(report, args.out, with_plot)
+    print(agreement.format_table(report))
+    print(f"wrote {', '.join(str(path) for path in paths.values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pugc import __version__
 
@@ -447,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
+
+    agree = sub.add_parser("judge-agreement", help="how often the reward judge agrees with labelled pairs, "
+                           "N = 1/3/5/8 samples, with and without the reference (the paper's Fig. 3)")
+    _recipe_args(agree)
+    agree.add_argument("--pairs", required=True, help="JSONL: prompt, response_a, response_b, label (a|b|tie), "
+                       "optional reference")
+    agree.add_argument("--out", default="judge-agreement", help="folder for agreement.json/.txt/.png")
+    agree.set_defaults(func=cmd_judge_agreement)
 
     models = sub.add_parser("models", help="build (once) and list the embedded tiny models")
     models.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_
 VerdictMode = Literal["sampled", "expected"]
 
 
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
 class ConfigError(ValueError):
     """A recipe or override that does not fit the schema; the message names the key's path."""
 
@@ -48,7 +52,15 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 16  # prompts per forward pass (hf)
     max_model_len: Optional[int] = None  # prompt + completion token budget; None = the model's own
+    # A hub commit (best: immutable), tag or branch of `model`, so a rerun loads the same weights. hf and vllm
+    # load it; local folders and pugc-tiny ids have no revisions (ignored with a warning); openai cannot choose.
+    revision: Optional[str] = None
     options: dict = field(default_factory=dict)  # backend-specific keyword arguments, passed through
+
+    def check(self, path: str) -> None:
+        if self.revision is not None and not REVISION.fullmatch(self.revision):
+            raise ConfigError(f"{path}.revision: {self.revision!r} is not a hub revision (a commit hash, tag or "
+                              "branch name: letters, digits and . _ / -)")
 
 
 @dataclass
@@ -515,7 +527,10 @@ def build(cls: type, data: Any, path: str) -> Any:
         if key not in names:
             raise unknown_key_error(str(key), names, key_path)
         kwargs[key] = _coerce(value, hints[key], key_path)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if hasattr(built, "check"):  # rules across a section's fields
+        built.check(path)
+    return built
 
 
 def _build_dpo(data: dict, path: str) -> DPOTrainingConfig:

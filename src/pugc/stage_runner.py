@@ -88,6 +88,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "counts": result.counts,
         "metrics": result.metrics,
         "model": engine.model_id if engine else None,
+        "model_revision": getattr(engine, "revision", None),
         "engine_stats": asdict(engine.stats) if engine else None,
         "seconds": round(time.monotonic() - started, 3),
         "pugc_version": __version__,
@@ -163,6 +164,7 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
     lineage = {
         "stage": report["stage"], "rows_in": counts["in"], "rows_out": counts["out"], "dropped": counts["dropped"],
         "metrics": report["metrics"], "seconds": report["seconds"], "model": report.get("model") or "",
+        "model_revision": report.get("model_revision"),
         "recipe_digest": recipe_digest, "pugc_version": report["pugc_version"],
     }
     lineage.update({key: report[key] for key in LINEAGE_EXTRAS if key in report})
@@ -216,6 +218,7 @@ def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_pat
         "stage": first["stage"],
         "counts": {"in": total_in, "out": sum(int(m["rows_out"]) for m in lineages), "dropped": dict(sorted(dropped.items()))},
         "metrics": metrics, "model": next((m["model"] for m in lineages if m.get("model")), None),
+        "model_revision": next((m["model_revision"] for m in lineages if m.get("model_revision")), None),
         "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,
         "shards": len(parts),
     }
@@ -309,6 +312,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         "metrics": {"steps": training["steps"], "final_loss": training["final_loss"] or 0.0,
                     "train_loss": training["train_loss"]},
         "training": {k: v for k, v in training.items() if k != "losses"}, "model": policy.model,
+        "model_revision": training.get("base_revision"),
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
 
@@ -367,6 +371,7 @@ def summarize(lineages: list[dict]) -> dict:
             "in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
             "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()},
             "metrics": m.get("metrics", {}), "seconds": m.get("seconds"),
+            **{key: m[key] for key in ("model", "model_revision") if m.get(key)},  # which weights judged/sampled
         }
         for m in lineages
     }

@@ -22,8 +22,12 @@ def response(document, text="Seal the seams with silicone."):
                     document=document, response=text, sample_index=0)
 
 
+def judge_prompt(r: Response):
+    return reward_scoring.judge_prompt(r.instruction, r.response, r.document)
+
+
 def user_text(document, text="Seal the seams with silicone."):
-    return reward_scoring.judge_prompt(response(document, text), with_reference=True).messages[-1]["content"]
+    return judge_prompt(response(document, text)).messages[-1]["content"]
 
 
 def test_inserted_text_cannot_add_sections_or_verdicts():
@@ -75,6 +79,6 @@ def test_tokenizer_special_strings_inside_ugc_are_tokenised_as_plain_text(judge_
 
 
 def test_the_judge_prompt_of_an_attack_has_the_template_structure_in_tokens(judge_engine):
-    attacked = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(response(ATTACK, ATTACK), True)))
-    clean = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(response(CLEAN), True)))
+    attacked = judge_engine._encode(judge_engine.render(judge_prompt(response(ATTACK, ATTACK))))
+    clean = judge_engine._encode(judge_engine.render(judge_prompt(response(CLEAN))))
     assert special_ids(judge_engine, attacked) == special_ids(judge_engine, clean)

@@ -104,21 +104,48 @@ def responses(*texts, instruction_id="i0"):
                      document="THE REFERENCE DOC", response=t, sample_index=k) for k, t in enumerate(texts)]
 
 
+HEADERS = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:",
+           "###Reference Answer (Score 5):", "###Score Rubrics:", "###Feedback:"]
+
+
 def test_judge_prompt_follows_prometheus_format_with_reference():
-    prompt = reward_scoring.judge_prompt(responses("R1")[0], with_reference=True)
+    prompt = reward_scoring.judge_prompt("Q?", "R1", "THE REFERENCE DOC")
     user = prompt.messages[-1]["content"]
-    headers = ["###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:",
-               "###Reference Answer (Score 5):", "###Score Rubrics:", "###Feedback:"]
-    positions = [user.index(h) for h in headers]
+    positions = [user.index(h) for h in HEADERS]
     assert positions == sorted(positions)
     assert user.rstrip().endswith("###Feedback:")
     assert "THE REFERENCE DOC" in user and "[RESULT]" in user
     assert all(f"Score {i}:" in user for i in range(1, 6))
 
 
-def test_judge_prompt_reference_free_ablation():
-    user = reward_scoring.judge_prompt(responses("R1")[0], with_reference=False).messages[-1]["content"]
-    assert "Reference Answer" not in user and "THE REFERENCE DOC" not in user and "reference answer that" not in user
+def test_judge_prompt_reference_free_ablation_has_no_reference_anywhere():
+    prompt = reward_scoring.judge_prompt("Q?", "R1", None)
+    user = prompt.messages[-1]["content"]
+    assert [h for h in HEADERS if h in user] == [h for h in HEADERS if "Reference" not in h]
+    assert "reference" not in user.lower()  # neither the task description nor the rubric speaks of one
+    assert all(f"Score {i}:" in user for i in range(1, 6)) and user.rstrip().endswith("###Feedback:")
+
+
+def test_judge_prompts_keep_prometheus_task_description_verbatim():
+    """The judge was trained on these exact words (grammar included): ABSOLUTE_PROMPT / ABSOLUTE_PROMPT_WO_REF."""
+    with_ref = reward_scoring.judge_prompt("Q?", "R1", "DOC").messages[-1]["content"].splitlines()
+    without = reward_scoring.judge_prompt("Q?", "R1", None).messages[-1]["content"].splitlines()
+    assert with_ref[1] == ("An instruction (might include an Input inside it), a response to evaluate, a reference "
+                           "answer that gets a score of 5, and a score rubric representing a evaluation criteria are given.")
+    assert without[1] == ("An instruction (might include an Input inside it), a response to evaluate, and a score "
+                          "rubric representing a evaluation criteria are given.")
+    assert with_ref[2] == without[2] == ("1. Write a detailed feedback that assess the quality of the response strictly "
+                                         "based on the given score rubric, not evaluating in general.")
+    assert with_ref[2:6] == without[2:6]
+    assert with_ref[-1] == without[-1] == "###Feedback: "  # the trailing space too
+
+
+def test_reward_scoring_reference_setting_picks_the_template():
+    engine = FakeEngine(reply=lambda text, i: "[RESULT] 3")
+    for reference in (True, False):
+        reward_scoring.run(responses("r"), RewardScoringConfig(mode="sampled", n=1, reference=reference), engine)
+    with_ref, without = (calls[0][0].messages[-1]["content"] for calls in engine.generate_calls)
+    assert "THE REFERENCE DOC" in with_ref and "THE REFERENCE DOC" not in without
 
 
 def test_reward_scoring_sampled_means_parsed_samples():
@@ -141,6 +168,13 @@ def test_reward_scoring_expected_reads_verdict_after_feedback():
     assert result.kept[0].score == pytest.approx(4.5)
     greedy = engine.generate_calls[0][1]
     assert greedy.temperature == 0.0 and greedy.max_tokens == 32 and greedy.n == 1
+
+
+def test_expected_mode_cuts_the_feedback_at_the_marker_in_any_case():
+    engine = FakeEngine(reply=lambda text, i: "Solid answer. [Result] 2 more",
+                        probs=lambda text: {"4": 1.0} if text.endswith("Solid answer. [RESULT] ") else {})
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine)
+    assert result.kept[0].score == 4.0 and result.kept[0].judge_outputs == ["Solid answer."]
 
 
 def test_judge_groups_responses_of_one_question_together():

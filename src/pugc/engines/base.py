@@ -150,6 +150,7 @@ class Engine(Protocol):
     """An LLM behind one interface. Load happens in the constructor; `close` frees the model."""
 
     model_id: str
+    revision: str | None  # the hub revision the weights were loaded at; None: unpinned, local or remote
     stats: EngineStats
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:

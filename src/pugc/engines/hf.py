@@ -12,7 +12,7 @@ from typing import Sequence
 from pugc.config import EngineConfig
 from pugc.engines.base import (Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, generate_n,
                                prompt_seed)
-from pugc.models import resolve_model
+from pugc.models import hub_revision, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,16 @@ class HFEngine(LocalTokenizer):
             "auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32,
             "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
         }[config.dtype]
-        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **config.options.get("tokenizer", {}))
+        self.revision = hub_revision(config.model, config.revision)
+        pinned = {"revision": self.revision} if self.revision else {}
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **pinned, **config.options.get("tokenizer", {}))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.use_tokenizer(tokenizer)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **config.options.get("model", {}))
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **pinned, **config.options.get("model", {}))
         self.model.to(self.device).eval()
         self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
-        log.info("hf engine: %s on %s (%s)", config.model, self.device, dtype)
+        log.info("hf engine: %s%s on %s (%s)", config.model, f"@{self.revision}" if self.revision else "", self.device, dtype)
 
     # ------------------------------------------------------------------------------------------ helpers
     def _batches(self, token_lists: list[list[int]], size: int):

@@ -119,6 +119,11 @@ class OpenAIEngine:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._key = os.environ.get(self.options["api_key_env"], "")
         self.retries = 0
+        # The server decides which weights it serves; pin them where it starts (e.g. `vllm serve --revision`).
+        self.revision = None
+        if config.revision:
+            log.info("openai engine: revision %r not sent: the server at %s serves its own weights",
+                     config.revision, base_url)
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode("utf-8")

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from pugc.config import EngineConfig
 from pugc.engines.base import (Completion, EngineStats, LocalTokenizer, Prompt, SamplingParams, generate_n,
                                prompt_seed)
-from pugc.models import resolve_model
+from pugc.models import hub_revision, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ def llm_kwargs(config: EngineConfig, seed: int = 0) -> dict[str, Any]:
         kwargs["dtype"] = config.dtype
     if config.max_model_len:
         kwargs["max_model_len"] = config.max_model_len
+    revision = hub_revision(config.model, config.revision)
+    if revision:  # the tokenizer is pinned too: it comes from the same repository
+        kwargs.update(revision=revision, tokenizer_revision=revision)
     return kwargs
 
 
@@ -91,9 +94,11 @@ class VLLMEngine(LocalTokenizer):
         self.model_id = config.model
         self.stats = EngineStats()
         self.top_logprobs = int(config.options.get("verdict_top_logprobs", VERDICT_TOP_LOGPROBS))
-        self.llm = vllm.LLM(**llm_kwargs(config, seed))
+        kwargs = llm_kwargs(config, seed)
+        self.revision = kwargs.get("revision")
+        self.llm = vllm.LLM(**kwargs)
         self.use_tokenizer(self.llm.get_tokenizer())
-        log.info("vllm engine: %s (tp=%s)", config.model, llm_kwargs(config)["tensor_parallel_size"])
+        log.info("vllm engine: %s (tp=%s)", config.model, kwargs["tensor_parallel_size"])
 
     def _run(self, token_lists: list[list[int]], sampling: list[dict]) -> list[Any]:
         requests = [{"prompt_token_ids": tokens} for tokens in token_lists]

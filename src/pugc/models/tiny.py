@@ -18,7 +18,7 @@ from pugc.models import TINY_PREFIX, cache_dir
 
 log = logging.getLogger(__name__)
 
-BUILD_VERSION = "v1"  # bump when the recipe below changes, so caches rebuild
+BUILD_VERSION = "v2"  # bump when the recipe below changes; the text it trains on is keyed by its digest (build_id)
 VOCAB_SIZE = 2048
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
@@ -37,6 +37,14 @@ def _training_text() -> list[str]:
 
     corpus = resources.files("pugc.models").joinpath("tiny_corpus.txt").read_text(encoding="utf-8")
     return corpus.splitlines() + all_template_text().splitlines() + [" ".join(str(i) for i in range(10))] * 20
+
+
+def build_id() -> str:
+    """The recipe version and a digest of the training text: a new or edited prompt template rebuilds the models."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(_training_text()).encode("utf-8")).hexdigest()[:8]
+    return f"{BUILD_VERSION}-{digest}"
 
 
 def build_tokenizer():
@@ -80,7 +88,7 @@ def ensure_tiny_model(model_id: str) -> Path:
     role = model_id[len(TINY_PREFIX):]
     if role not in TINY_MODELS:
         raise ValueError(f"unknown tiny model {model_id!r}; known: {', '.join(TINY_PREFIX + r for r in TINY_MODELS)}")
-    target = cache_dir() / "models" / f"pugc-tiny-{role}-{BUILD_VERSION}"
+    target = cache_dir() / "models" / f"pugc-tiny-{role}-{build_id()}"
     if (target / "config.json").is_file():
         return target
     log.info("building tiny model %s in %s", model_id, target)

@@ -104,8 +104,9 @@ def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, ra
         greedy = SamplingParams(max_tokens=rationale_tokens, temperature=0.0, n=1)
         for i, (completion,) in enumerate(engine.generate(prompts, greedy)):
             text = completion.text
-            if rationale_stop and rationale_stop in text:
-                text = text[: text.index(rationale_stop)]  # the judge's own verdict is read from probs instead
+            cut = text.lower().find(rationale_stop.lower()) if rationale_stop else -1
+            if cut >= 0:  # the judge's own verdict (its marker in any case) is read from probs instead
+                text = text[:cut]
             rationales[i] = text.rstrip()
             generated[i] = completion.num_tokens
     scoring_prompts = [

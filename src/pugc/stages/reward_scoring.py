@@ -7,24 +7,30 @@ from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.prompts import load_template
 from pugc.records import Dropped, Response, ScoredResponse, StageResult, to_row
-from pugc.stages.llm import fit_documents, judge
+from pugc.stages.llm import Judgement, fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
 STAGE = "reward_scoring"
 RESULT_MARKER = "[RESULT]"
 
 
-def judge_prompt(response: Response, with_reference: bool, reference: str | None = None) -> Prompt:
-    """The Prometheus absolute-grading prompt; `reference` (default: the whole document) is the score-5 answer."""
+def judge_prompt(instruction: str, response: str, reference: str | None) -> Prompt:
+    """Prometheus 2 absolute grading of `response`; `reference` is the score-5 answer, None the reference-free
+    template (its own rubric: a rubric that speaks of a reference the judge never sees would mislead it)."""
+    if reference is None:
+        template = load_template("reward_judge_no_reference")
+        return template.render(instruction=instruction, response=response, rubric=template.part("rubric"))
     template = load_template("reward_judge")
-    if with_reference:
-        clause = template.part("reference_clause")
-        section = template.part("reference_section", reference=response.document if reference is None else reference)
-    else:
-        clause = section = ""
-    return template.render(
-        instruction=response.instruction, response=response.response,
-        reference_clause=clause, reference_section=section,
+    return template.render(instruction=instruction, response=response, reference=reference,
+                           rubric=template.part("rubric"))
+
+
+def judge_prompts(engine: Engine, prompts: list[Prompt], config: RewardScoringConfig) -> list[Judgement]:
+    """The judge's verdicts on ready prompts, in the configured mode (shared with `pugc judge-agreement`)."""
+    return judge(
+        engine, prompts, RESULT_1_TO_5, config.mode, config.sampling_params(),
+        rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ",
+        rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples,
     )
 
 
@@ -39,11 +45,10 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine) 
     documents = {r.doc_id: r.document for r in responses}
     fitted, truncated = fit_documents(engine, list(documents.values()), config.max_document_tokens)
     references = dict(zip(documents, fitted))
-    judged = judge(
-        engine, [judge_prompt(responses[i], config.reference, references[responses[i].doc_id]) for i in order],
-        RESULT_1_TO_5, config.mode, config.sampling_params(), rationale_tokens=config.feedback_max_tokens,
-        verdict_prefix=f"{RESULT_MARKER} ", rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples,
-    )
+    ordered = [responses[i] for i in order]
+    judged = judge_prompts(engine, [
+        judge_prompt(r.instruction, r.response, references[r.doc_id] if config.reference else None) for r in ordered
+    ], config)
     judgements = [None] * len(responses)
     for position, index in enumerate(order):
         judgements[index] = judged[position]

@@ -10,8 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-# Only a marker at the very end of the judge's own output counts: "[RESULT] 4", "[RESULT] (4)", "[RESULT]: 4."
-_RESULT_AT_END = re.compile(r"\[RESULT\]\s*:?\s*\(?\s*(\d+)\s*\)?\s*\.?\s*$")
+# The judge's verdict: the `[RESULT]` marker (any case) at the very end of its own output, with the score forms
+# prometheus-eval's parser reads after it: "[RESULT] 4", "[RESULT]: 4", "[RESULT] (4)", "[RESULT] [4]",
+# "[RESULT] 4/5", "[RESULT] 4 out of 5", "[Result] Score: 4", "[RESULT] score of 4" (a closing "." allowed).
+# Prometheus's other free-text forms ("Score: 4", "a score of 4", "[SCORE] 4") do not count without the marker:
+# see tests/unit/test_verdicts.py for each decision and why.
+_RESULT_AT_END = re.compile(
+    r"\[RESULT\]\s*:?\s*(?:(?:score|result)\s*(?:of|:)?\s*)?[(\[]?\s*(\d+)\s*(?:/\s*5|out\s+of\s+5)?\s*[)\]]?"
+    r"\s*\.?\s*$",
+    re.IGNORECASE,
+)
 _LEADING_LABEL = re.compile(r"^\s*(?:rating|score|quality|answer|verdict)\s*[:=-]?\s*", re.IGNORECASE)
 _FIRST_INTEGER = re.compile(r"^\D{0,3}?(\d+)(?:\s*(?:/|out of)\s*5)?(?!\d)")
 _FIRST_WORD = re.compile(r"^\W*([A-Za-z]+)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pugc.config import DPOTrainingConfig, EngineConfig
 from pugc.io import read_records
-from pugc.models import resolve_model
+from pugc.models import hub_revision, resolve_model
 from pugc.records import PreferencePair
 
 log = logging.getLogger(__name__)
@@ -114,14 +114,14 @@ def _fault_injection():
     return [ExitAfterSave()] if limit else []
 
 
-def _load_models(config: DPOTrainingConfig, base: str, master: str, compute: str, args):
+def _load_models(config: DPOTrainingConfig, base: str, master: str, compute: str, args, pinned: dict):
     """The policy in the master dtype; for full-parameter DPO a frozen reference in the compute dtype (bf16 under
     bf16 autocast), unless its log-probs are precomputed (then TRL scores the untouched policy once, up front)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(master))
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(master), **pinned)
     needs_ref = config.method == "dpo" and config.lora is None and not getattr(args, "precompute_ref_log_probs", False)
-    ref_model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(compute)) if needs_ref else None
+    ref_model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(compute), **pinned) if needs_ref else None
     if ref_model is not None:
         ref_model.requires_grad_(False).eval()
     return model, ref_model
@@ -146,8 +146,10 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     if not pairs:
         raise ValueError(f"{pairs_path}: no preference pairs to train on (every question was filtered or tied)")
     base = resolve_model(policy.model)
+    revision = hub_revision(policy.model, policy.revision)
+    pinned = {"revision": revision} if revision else {}
     on_gpu = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base, **pinned)
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     prompts_cut = cut_prompts(rows, tokenizer, config.max_prompt_length)
     dataset = Dataset.from_list(rows)
@@ -155,7 +157,7 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     # Arguments first: they join the distributed world, and under ZeRO-3 from_pretrained then loads sharded.
     args = _trainer_args(config, work_dir, on_gpu, save_steps if checkpoint_dir else None)
     master, compute = precision(config, args)
-    model, ref_model = _load_models(config, base, master, compute, args)
+    model, ref_model = _load_models(config, base, master, compute, args, pinned)
     resume_from = _latest_checkpoint(work_dir) if checkpoint_dir else None
     if resume_from:
         log.info("dpo_training: resuming from %s", resume_from)
@@ -167,7 +169,7 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     _save(trainer, config, tokenizer, output_dir)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     report = {
-        "base_model": policy.model, "method": config.method, "pairs": len(pairs), "data_digest": _digest(pairs_path),
+        "base_model": policy.model, "base_revision": revision, "method": config.method, "pairs": len(pairs), "data_digest": _digest(pairs_path),
         "world_size": trainer.accelerator.num_processes, "master_dtype": master, "compute_dtype": compute,
         "strategy": strategy or config.strategy, "reference": _reference_kind(config, args, compute),
         "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, "losses": losses,
