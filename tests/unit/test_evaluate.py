@@ -45,7 +45,8 @@ def test_prompt_sets_read_alpacaeval_and_mt_bench_rows_and_name_a_bad_line():
 
 @pytest.mark.parametrize("text, value", [
     ("Feedback: A is better. [RESULT] A", 1.0), ("Feedback: ... [RESULT] B", 0.0), ("[RESULT] (A)", 1.0),
-    ('... [RESULT] "B".', 0.0), ("[RESULT] A and more text", None), ("[RESULT] C", None), ("A", None),
+    ('... [RESULT] "B".', 0.0), ("[Result] [B]", 0.0), ("[RESULT] A and more text", None), ("[RESULT] C", None),
+    ("[RESULT] a", None), ("A", None),
 ])
 def test_the_pairwise_verdict_is_read_only_from_the_marker_at_the_end(text, value):
     assert parse_result_choice(text) == value

@@ -75,9 +75,9 @@ RESULT_1_TO_5 = VerdictScale("prometheus_1_5", {str(i): float(i) for i in range(
 
 
 # ------------------------------------------------------------------------------ pairwise: which is better
-# Prometheus 2 relative grading ends in "[RESULT] A" or "[RESULT] B". The value is 1.0 for A and 0.0 for B,
-# so a scale's expectation over the two tokens is P(A is better).
-_CHOICE_AT_END = re.compile(r"\[RESULT\]\s*:?\s*\(?\s*\"?(A|B)\"?\s*\)?\s*\.?\s*$")
+# Prometheus 2 relative grading ends in "[RESULT] A" or "[RESULT] B" (the marker in any case, as above; the
+# letter as written). The value is 1.0 for A and 0.0 for B, so the expectation over the two is P(A is better).
+_CHOICE_AT_END = re.compile(r"(?i:\[RESULT\])\s*:?\s*[(\[]?\s*\"?(A|B)\"?\s*[)\]]?\s*\.?\s*$")
 
 
 def parse_result_choice(text: str) -> float | None:
