@@ -7,17 +7,20 @@ from pugc.components import images
 @dsl.component(base_image=images.BASE, install_kfp_package=False)
 def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filter_dropped: Input[Dataset],
                 instruction_gen_dropped: Input[Dataset], relevance_filter_dropped: Input[Dataset],
-                response_sampling_dropped: Input[Dataset], reward_scoring_dropped: Input[Dataset],
-                preference_pairs_dropped: Input[Dataset], dpo_model: Input[Model], recipe_digest: str,
+                held_out_split_dropped: Input[Dataset], response_sampling_dropped: Input[Dataset],
+                reward_scoring_dropped: Input[Dataset], preference_pairs_dropped: Input[Dataset],
+                dpo_model: Input[Model], evaluate_dropped: Input[Dataset], evaluation: Input[Artifact],
+                recipe_digest: str,
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
                 summary_report: Output[HTML]):
     """Where every input line went: the run's accounting, one file of every drop, and a readable report
-    (Markdown, and the HTML page a local run's reports/run_summary.html shows)."""
+    (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate."""
     from pugc.summary import write_run_summary
 
     write_run_summary(
         stage_artifacts=[duplicates, ugc_filter_dropped, instruction_gen_dropped, relevance_filter_dropped,
-                         response_sampling_dropped, reward_scoring_dropped, preference_pairs_dropped, dpo_model],
-        quarantine=quarantine, recipe_digest=recipe_digest,
+                         held_out_split_dropped, response_sampling_dropped, reward_scoring_dropped,
+                         preference_pairs_dropped, dpo_model, evaluate_dropped],
+        quarantine=quarantine, recipe_digest=recipe_digest, evaluation_path=evaluation.path,
         summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
     )

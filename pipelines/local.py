@@ -1,7 +1,8 @@
 """Compile the pipeline, and run it on this machine with KFP's local SubprocessRunner.
 
 A local run writes runs/<run_id>/: summary.json, preference_pairs.jsonl, rejected.jsonl (every record that
-did not make it, with stage and reason), model/ (the DPO checkpoint), recipe.yaml (resolved), pipeline.log
+did not make it, with stage and reason), model/ (the DPO checkpoint), evaluation.jsonl (every evaluation prompt
+judged, trained vs baseline), recipe.yaml (resolved), pipeline.log
 (the runner's full output), artifacts/ (every task's outputs as KFP wrote them); runs/latest points at the
 newest run.
 """
@@ -211,8 +212,10 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
         "wall_seconds": round(time.monotonic() - started, 2),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.copyfile(outputs["judged"].path, run_dir / "evaluation.jsonl")
     write_reports(run_dir / "reports", summary, {"pairs_report": outputs["pairs_report"].path,
-                                                 "loss_curve": outputs["loss_curve"].path})
+                                                 "loss_curve": outputs["loss_curve"].path,
+                                                 "evaluation_report": outputs["evaluation_report"].path})
     return summary
 
 
@@ -224,6 +227,6 @@ def write_reports(folder: Path, summary: dict, task_reports: dict[str, str]) -> 
     for name, path in task_reports.items():
         shutil.copyfile(path, folder / f"{name}.html")
     (folder / "run_summary.html").write_text(run_summary_html(summary), encoding="utf-8")
-    (folder / "index.html").write_text(index_html(summary, ["pairs_report", "loss_curve", "run_summary"]),
+    (folder / "index.html").write_text(index_html(summary, [*task_reports, "run_summary"]),
                                        encoding="utf-8")
     return folder / "index.html"

@@ -22,7 +22,7 @@ from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, ResourceSpec
 
 TARGETS = ("kfp", "vertex")
 MODEL_TASKS = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
-               "dpo_training")
+               "dpo_training", "evaluate")
 HF_TOKEN_ENV = "HF_TOKEN"
 SHM_VOLUME = "dshm"
 NEVER_CACHED = ("input_fingerprint",)
@@ -93,7 +93,8 @@ def openai_engine_of(task_name: str, engines: EnginesConfig) -> EngineConfig | N
     from pugc.stages import STAGE_SPECS
 
     spec = STAGE_SPECS.get(task_name)
-    engine = getattr(engines, spec.engine_role) if spec and spec.engine_role else None
+    role = "judge" if task_name == "evaluate" else spec.engine_role if spec else None  # evaluate's remote model
+    engine = getattr(engines, role) if role else None
     return engine if engine is not None and engine.backend == "openai" else None
 
 

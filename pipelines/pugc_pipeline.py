@@ -1,4 +1,5 @@
-"""The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones, sample, judge, pair, train.
+"""The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones (holding some out for
+evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate.
 
 The LLM stages fan out over shards (`fan_out`); everything else is one task. `build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
 and applies the recipe's per-stage resources to the tasks, so what `pugc compile` writes is what runs.
@@ -11,6 +12,10 @@ from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Model
 
 from pugc.components.dpo_training import dpo_training
+from pugc.components.evaluate import evaluate
+from pugc.components.evaluation_gate import evaluation_gate
+from pugc.components.export_model import export_model
+from pugc.components.held_out_split import held_out_split
 from pugc.components.ingest_ugc import ingest_ugc
 from pugc.components.input_fingerprint import input_fingerprint
 from pugc.components.merge_shards import merge_shards
@@ -28,7 +33,8 @@ from pugc.pipelines.platform import apply_platform, task_component, training_run
 PIPELINE_NAME = "pugc"
 
 Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset,
-                     pairs_report=HTML, loss_curve=HTML, summary_report=HTML)
+                     pairs_report=HTML, loss_curve=HTML, summary_report=HTML, evaluation=Artifact,
+                     evaluation_report=HTML, judged=Dataset)
 
 
 def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict, **params):
@@ -71,6 +77,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         reward_scoring_config: dict = sections["reward_scoring"],
         preference_pairs_config: dict = sections["preference_pairs"],
         dpo_training_config: dict = sections["dpo_training"],
+        evaluation_config: dict = sections["evaluation"],
         runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER)},
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
@@ -99,9 +106,12 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             {"instructions": instruction_gen_task.outputs["merged"], "documents": documents},
             "relevant_instructions", tasks, config=relevance_filter_config, **llm)
         questions = relevance_filter_task.outputs["merged"]  # the question table, joined by instruction_id
+        held_out_split_task = tasks["held_out_split"] = held_out_split(
+            relevant_instructions=relevance_filter_task.outputs["merged"], config=evaluation_config,
+            recipe_digest=recipe_digest)
         response_sampling_task = fan_out(
             recipe, target, "response_sampling", response_sampling,
-            {"relevant_instructions": relevance_filter_task.outputs["merged"]}, "responses", tasks,
+            {"relevant_instructions": held_out_split_task.outputs["training_questions"]}, "responses", tasks,
             config=response_sampling_config, **llm)
         reward_scoring_task = fan_out(
             recipe, target, "reward_scoring", reward_scoring,
@@ -113,15 +123,28 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
             preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
             engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+        evaluate_task = fan_out(
+            recipe, target, "evaluate", evaluate,
+            {"evaluation_questions": held_out_split_task.outputs["evaluation_questions"],
+             "ugc": ingest_ugc_task.outputs["ugc"], "dpo_model": dpo_training_task.outputs["dpo_model"]},
+            "judged", tasks, config=evaluation_config, **llm)
+        gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
+                                                               config=evaluation_config)
+        with dsl.If(gate_task.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
+            tasks["export_model"] = export_model(dpo_model=dpo_training_task.outputs["dpo_model"],
+                                                 evaluation=gate_task.outputs["evaluation"],
+                                                 config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],
             instruction_gen_dropped=instruction_gen_task.outputs["dropped"],
             relevance_filter_dropped=relevance_filter_task.outputs["dropped"],
+            held_out_split_dropped=held_out_split_task.outputs["dropped"],
             response_sampling_dropped=response_sampling_task.outputs["dropped"],
             reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
             preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
-            dpo_model=dpo_training_task.outputs["dpo_model"], recipe_digest=recipe_digest)
+            dpo_model=dpo_training_task.outputs["dpo_model"], evaluate_dropped=evaluate_task.outputs["dropped"],
+            evaluation=gate_task.outputs["evaluation"], recipe_digest=recipe_digest)
 
         apply_platform(recipe.cluster, tasks, target, recipe.engines)
         if task_names is not None:
@@ -134,6 +157,9 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             pairs_report=preference_pairs_task.outputs["pairs_report"],
             loss_curve=dpo_training_task.outputs["loss_curve"],
             summary_report=run_summary_task.outputs["summary_report"],
+            evaluation=gate_task.outputs["evaluation"],
+            evaluation_report=gate_task.outputs["evaluation_report"],
+            judged=evaluate_task.outputs["merged"],
         )
 
     return pugc_pipeline

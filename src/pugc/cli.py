@@ -115,7 +115,15 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")
     print(f"reports: {(run_dir / 'reports' / 'index.html').resolve()}")
-    return 0
+    return _report_gate(summary)
+
+
+def _report_gate(summary: dict) -> int:
+    """Print the evaluation and the gate; the exit code says whether the model may ship (0) or not (3)."""
+    from pugc.evaluation import gate_exit_code, gate_line
+
+    print(gate_line(summary))
+    return gate_exit_code(summary)
 
 
 def cmd_runs(args) -> int:
@@ -179,14 +187,47 @@ def cmd_submit(args) -> int:
     if args.dry_run:
         print(json.dumps(submit.dry_run(plan), indent=2))
         return 0
+    if args.wait and (plan.target != "kfp" or plan.schedule):
+        raise UserError("--wait follows one run on Kubeflow Pipelines (--target kfp, no --schedule)")
     try:
-        print(json.dumps(submit.submit(plan), indent=2))
+        submitted = submit.submit(plan)
+        print(json.dumps(submitted, indent=2))
+        if args.wait:
+            return _follow(submit.kfp_client(plan), submitted["run_id"], plan.pipeline_root, args.poll_seconds)
     except Exception as exc:  # noqa: BLE001  (client libraries raise many types; see _submission_error)
         message = _submission_error(exc, plan)
         if message is None:
             raise
         raise UserError(message) from exc
     return 0
+
+
+def cmd_status(args) -> int:
+    """One look at a KFP run: its state, its tasks, and once it succeeded its stage counts and gate."""
+    import kfp
+
+    from pugc.pipelines.submit import token_source
+
+    root = args.pipeline_root or load_section(args.recipe, "cluster", args.overrides).pipeline_root
+    client = kfp.Client(host=args.host or os.environ.get("KFP_HOST"), existing_token=token_source()[0])
+    return _follow(client, args.run_id, root, poll_seconds=None)
+
+
+def _follow(client, run_id: str, pipeline_root: str | None, poll_seconds: float | None) -> int:
+    """Report a run (`poll_seconds` None: as it is now; else until it ends) and exit as its gate says:
+    0 passed, 1 the run failed, 3 the gate failed, 4 not ended yet."""
+    from pugc.pipelines import run_status
+
+    if poll_seconds is None:
+        status = run_status.run_status(client, run_id, pipeline_root)
+        print("\n".join(run_status.describe(status)))
+    else:
+        status = run_status.wait_for_run(client, run_id, pipeline_root, poll_seconds,
+                                         report=lambda s: print("\n".join(run_status.describe(s)), flush=True))
+    if status.summary:
+        _print_table(status.summary)
+        _report_gate(status.summary)
+    return status.exit_code
 
 
 def _check_reachable(host: str, timeout: float = 3.0) -> None:
@@ -392,7 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
                       "recipe's cluster.service_account); Vertex: the Google service account the job runs as")
     sub_.add_argument("-o", "--output", default="pugc.yaml", help="where the compiled YAML is written")
     sub_.add_argument("--dry-run", action="store_true", help="print what would be submitted; send nothing")
+    sub_.add_argument("--wait", action="store_true", help="follow the run to its end; exit 0 when its evaluation "
+                      "gate passed, 1 when the run failed, 3 when the gate failed")
+    sub_.add_argument("--poll-seconds", type=float, default=30.0, help="--wait: seconds between looks (default 30)")
     sub_.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="a KFP run's state, stage counts and gate (exit 0 passed, 1 run "
+                            "failed, 3 gate failed, 4 not ended)")
+    status.add_argument("run_id")
+    _recipe_args(status)
+    status.add_argument("--host", help="Kubeflow Pipelines API (default $KFP_HOST)")
+    status.add_argument("--pipeline-root", help="where the run wrote its artifacts (default: the recipe's "
+                        "cluster.pipeline_root, else the run's own)")
+    status.set_defaults(func=cmd_status)
 
     pre = sub.add_parser("preflight", help="check the run namespace before a submission: service account, "
                          "Secrets, cache PVC, GPU nodes (exit 1 when something is missing)")
@@ -445,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Errors a user can fix print one line and exit non-zero (2: before launch, 1: a task failed, 130:
-    interrupted); --debug shows the traceback instead."""
+    interrupted); --debug shows the traceback instead. A run that finishes exits 0 when its evaluation gate
+    passed and 3 when it failed (`run`, `submit --wait`, `status`)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -31,6 +31,8 @@ STAGES = (
 LLM_STAGES = STAGES[:5]  # fanned out over shards, each followed by a `<stage>_merge` task
 # Tasks of the pipeline that are not PUGC stages but still get resources.
 AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
+# Evaluation tasks (pugc.evaluation): held-out split, the evaluate fan-out and its merge, the gate, the export.
+EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model")
 VerdictMode = Literal["sampled", "expected"]
 
 
@@ -229,6 +231,51 @@ class DPOTrainingConfig:
                                                   "cpu_offload", "effective_batch_size", "max_prompt_length")
 
 
+# -------------------------------------------------------------------------------------------- evaluation
+@dataclass
+class PairwiseJudgeConfig(VerdictConfig, DocumentBudget):
+    """Prometheus 2 relative grading (`[RESULT] A|B`), the UGC document as reference where there is one."""
+
+    mode: VerdictMode = "sampled"
+    temperature: float = 1.0
+    max_tokens: int = 1024
+    repetition_penalty: float = 1.03
+    reference: bool = True
+    feedback_max_tokens: int = 256  # expected mode: greedy feedback first, then P(A) vs P(B) after "[RESULT] "
+
+    def sampling_params(self, **extra):
+        return super().sampling_params(repetition_penalty=self.repetition_penalty, **extra)
+
+
+@dataclass
+class GateConfig:
+    """Export only a model that beats the baseline by these figures (fractions 0-1); None = not checked."""
+
+    min_win_rate: Optional[float] = None
+    min_lc_win_rate: Optional[float] = None
+
+
+@dataclass
+class EvaluationConfig(SamplingConfig):
+    """Head-to-head evaluation of the trained model against a baseline, and the gate on its export.
+
+    `held_out_fraction` of the relevant questions (chosen by a hash of the question id) never reach sampling
+    or training; they are the evaluation set, each with its UGC document as the judge's reference.
+    `prompt_sets` add JSONL prompt files (local or gs://): AlpacaEval rows (`instruction`) or MT-Bench
+    questions (`turns`, first turn used), judged without reference. The sampling fields are the answers'
+    (both models alike). `baseline` is a model id, a path, or a gs:// model exported by a past run
+    (export_model); None = the starting policy (engines.policy).
+    """
+
+    held_out_fraction: float = 0.1
+    prompt_sets: list[str] = field(default_factory=list)
+    baseline: Optional[str] = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
 # ----------------------------------------------------------------------------------------------- cluster
 Quantity = Optional[Union[str, int, float]]  # a Kubernetes quantity: "500m", 2, "16Gi"
 
@@ -376,6 +423,7 @@ class Recipe:
     reward_scoring: RewardScoringConfig = field(default_factory=RewardScoringConfig)
     preference_pairs: PreferencePairsConfig = field(default_factory=PreferencePairsConfig)
     dpo_training: DPOTrainingConfig = field(default_factory=DPOTrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict:
@@ -537,8 +585,8 @@ def check_training_world(recipe: "Recipe") -> None:
 def _check_resource_keys(data: dict) -> None:
     resources = (data.get("cluster") or {}).get("resources") or {}
     for task in resources if isinstance(resources, dict) else ():
-        if task not in STAGES + AUX_TASKS:
-            raise unknown_key_error(task, STAGES + AUX_TASKS, f"cluster.resources.{task}")
+        if task not in STAGES + AUX_TASKS + EVALUATION_TASKS:
+            raise unknown_key_error(task, STAGES + AUX_TASKS + EVALUATION_TASKS, f"cluster.resources.{task}")
 
 
 # ----------------------------------------------------------------------------------- loading, overrides

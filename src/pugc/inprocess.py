@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from pugc.config import Recipe
+from pugc.evaluation import run_held_out_split
 from pugc.stage_runner import run_ingest, run_stage, run_training
 
 LLM_STAGES = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring")
@@ -25,6 +26,11 @@ def run_in_process(recipe: Recipe, input_uri: str, work_dir: str | Path) -> dict
     current = work / "ugc.jsonl"
     tables = {"documents": str(work / "ugc.jsonl"), "instructions": str(work / "relevance_filter.jsonl")}
     for stage in LLM_STAGES + ("preference_pairs",):
+        if stage == "response_sampling":  # the held-out questions never reach sampling (pugc.evaluation)
+            reports["held_out_split"] = run_held_out_split(
+                str(current), sections["evaluation"], str(work / "training_questions.jsonl"),
+                str(work / "evaluation_questions.jsonl"), str(work / "held_out_split.dropped.jsonl"))
+            current = work / "training_questions.jsonl"
         output = work / f"{stage}.jsonl"
         reports[stage] = run_stage(stage, str(current), str(output), str(work / f"{stage}.dropped.jsonl"),
                                    sections[stage], sections["engines"], tables=tables)

@@ -15,7 +15,8 @@ from pathlib import Path
 STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em}"
          "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
          "td.n{text-align:right}figure{display:inline-block;margin:0 1em 1em 0}</style>")
-TITLES = {"pairs_report": "Preference pairs", "loss_curve": "Training loss", "run_summary": "Run summary"}
+TITLES = {"pairs_report": "Preference pairs", "loss_curve": "Training loss", "run_summary": "Run summary",
+          "evaluation_report": "Evaluation: trained vs baseline"}
 BAR_COLOUR = "#4c78a8"
 SCORE_AXIS = "judge score (1-5)"
 
@@ -195,10 +196,39 @@ def run_summary_html(summary: dict) -> str:
     training = summary.get("training") or {}
     if training:
         facts.append(training_sentence(training))
+    if summary.get("evaluation"):
+        facts.append(evaluation_sentence(summary["evaluation"]))
     body = ("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>"
             + stage_bars_svg([(name, n_in, n_out) for name, n_in, n_out, _ in rows]) + "<h2>Stages</h2>"
             + _table(["stage", "in", "out", "dropped"], [[n, number(i), number(o), d] for n, i, o, d in rows], {1, 2}))
     return page("Run summary", body)
+
+
+def evaluation_sentence(evaluation: dict) -> str:
+    gate = evaluation["gate"]
+    return (f"evaluation on {plural(evaluation['prompts'], 'prompt')}: win {evaluation['win']}, tie "
+            f"{evaluation['tie']}, lose {evaluation['lose']}; win rate {number(evaluation['win_rate'])}, "
+            f"length-controlled {number(evaluation['lc_win_rate'])}; gate {'passed' if gate['passed'] else 'FAILED'}"
+            f" ({gate['reason']})")
+
+
+OUTCOME_ORDER = {"lose": 0, "tie": 1, "win": 2}
+
+
+def evaluation_report_html(evaluation: dict, results: list) -> str:
+    """The figures, then every prompt side by side, worst losses first (the baseline most clearly preferred)."""
+    lengths = evaluation["mean_length"]
+    figures = _table(["", "trained", "baseline"], [
+        ["mean length (tokens)", number(lengths["trained"]["tokens"]), number(lengths["baseline"]["tokens"])],
+        ["mean length (characters)", number(lengths["trained"]["chars"]), number(lengths["baseline"]["chars"])]],
+        {1, 2})
+    ordered = sorted(results, key=lambda r: (OUTCOME_ORDER[r.outcome], r.trained_first + r.baseline_first))
+    rows = [[r.outcome, r.source, r.instruction, r.trained, r.baseline,
+             f"{number(r.trained_first)} / {number(r.baseline_first)}"] for r in ordered]
+    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{figures}<h2>Side by side</h2>"
+            "<p>P(trained better) with the trained answer shown first / second.</p>"
+            + _table(["outcome", "source", "prompt", "trained", "baseline", "P(trained better)"], rows))
+    return page(TITLES["evaluation_report"], body)
 
 
 def training_sentence(training: dict) -> str:

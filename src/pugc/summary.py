@@ -1,6 +1,7 @@
 """The run's accounting: stage counts, a file of every rejected record, and a Markdown report."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Iterator
@@ -12,8 +13,8 @@ from pugc.runner.artifacts import path_and_lineage
 log = logging.getLogger(__name__)
 FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
 
-STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "response_sampling",
-               "reward_scoring", "preference_pairs", "dpo_training")
+STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split",
+               "response_sampling", "reward_scoring", "preference_pairs", "dpo_training", "evaluate")
 
 
 def _rows(path: str) -> Iterator[dict]:
@@ -43,7 +44,7 @@ def stage_table(stages: dict) -> list[tuple[str, int, int, str]]:
 
 
 def markdown_report(summary: dict) -> str:
-    from pugc.reports import number, training_sentence
+    from pugc.reports import evaluation_sentence, number, training_sentence
 
     lines = [
         "# PUGC run summary", "",
@@ -56,14 +57,20 @@ def markdown_report(summary: dict) -> str:
     training = summary.get("training") or {}
     if training:
         lines += ["", training_sentence(training)]
+    if summary.get("evaluation"):
+        lines += ["", evaluation_sentence(summary["evaluation"])]
     return "\n".join(lines) + "\n"
 
 
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
-                      rejected_path: str, report_path: str, html_path: str | None = None) -> dict:
-    """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`)."""
+                      rejected_path: str, report_path: str, html_path: str | None = None,
+                      evaluation_path: str | None = None) -> dict:
+    """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`).
+    `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block."""
     (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a) for a in [quarantine, *stage_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
+    if evaluation_path:
+        summary["evaluation"] = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
     dropped_paths = [path for path, m in stages if m.get("stage") != "dpo_training"]
     rejected = write_jsonl(rejected_path, rejected_rows(quarantine_path, dropped_paths))
     write_json(summary_path, summary)

@@ -1,17 +1,23 @@
-"""A loopback HTTP server that speaks the Kubeflow Pipelines v2beta1 REST paths `pugc submit` uses (healthz,
-experiments, runs, recurring runs), so the real `kfp.Client` can be pointed at it.
+"""A loopback HTTP server that speaks the Kubeflow Pipelines v2beta1 REST paths `pugc submit` and `pugc status`
+use (healthz, experiments, runs, recurring runs, one run's details), so the real `kfp.Client` can be pointed at it.
 
 It answers as the open-source API server does (backend/src/apiserver, resource manager): snake_case JSON
 objects with server-set ids, times and states; in standalone mode an experiment's namespace is replaced by
 "" (`ReplaceNamespace`), in multi-user mode an experiment without a namespace is refused; a run has no
 namespace of its own (it is its experiment's), a recurring run carries its experiment's. Errors come back
 as grpc-gateway status objects. Every request is recorded for the test to read.
+
+A run's life is scripted: each GET of it moves it one step along `KFPState.progress` (default RUNNING, then
+SUCCEEDED with every task SUCCEEDED); `on_end(run)` is called when it reaches its last step (a test writes
+the run's artifacts there, as the run's tasks would).
 """
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from tests.cluster.loopback import JsonHandler, LoopbackServer
@@ -36,6 +42,10 @@ class KFPState:
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
     recurring_runs: dict[str, dict] = field(default_factory=dict)
+    progress: list[tuple[str, dict[str, str]]] = field(default_factory=lambda: [
+        ("RUNNING", {"ingest_ugc": "RUNNING"}), ("SUCCEEDED", {"ingest_ugc": "SUCCEEDED", "run_summary": "SUCCEEDED"})])
+    on_end: Callable[[dict], None] = lambda run: None
+    looks: dict[str, int] = field(default_factory=dict)
 
     def posted(self, path: str) -> list[dict]:
         return [r.body for r in self.requests if r.method == "POST" and r.path == API + path]
@@ -67,7 +77,10 @@ class Handler(JsonHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         headers = {key.lower(): value for key, value in self.headers.items()}
         self.state.requests.append(Request(method, url.path, query, body, headers))
-        route = ROUTES.get((method, url.path))
+        route = ROUTES.get((method, url.path)) or next(
+            (fn for (m, pattern), fn in PATTERN_ROUTES.items() if m == method and re.fullmatch(pattern, url.path)), None)
+        if route in PATTERN_ROUTES.values():
+            query = {**query, "_path": url.path}
         try:
             if route is None:
                 raise ApiError(404, f"Not Found: {method} {url.path}", 5)
@@ -148,6 +161,27 @@ def create_recurring_run(state: KFPState, query, body: dict) -> dict:
     return recurring
 
 
+def get_run(state: KFPState, query: dict, body) -> dict:
+    """GetRun: the run, one step further along the scripted progress, with its tasks' states."""
+    run_id = query["_path"].rsplit("/", 1)[-1]
+    run = state.runs.get(run_id)
+    if run is None:
+        raise ApiError(404, f"Run {run_id!r} not found", 5)
+    step = min(state.looks.get(run_id, 0), len(state.progress) - 1)
+    state.looks[run_id] = step + 1
+    run_state, tasks = state.progress[step]
+    if run["state"] != run_state:
+        run["state"] = run_state
+        run["state_history"].append({"update_time": NOW, "state": run_state})
+        if step == len(state.progress) - 1:
+            run["finished_at"] = NOW
+            state.on_end(run)
+    run["run_details"] = {"task_details": [
+        {"run_id": run_id, "task_id": str(uuid.uuid5(uuid.NAMESPACE_URL, run_id + name)), "display_name": name,
+         "state": task_state, "create_time": NOW} for name, task_state in tasks.items()]}
+    return run
+
+
 def default_service_account(state: KFPState) -> str:
     return "default-editor" if state.multi_user else "pipeline-runner"
 
@@ -159,6 +193,7 @@ ROUTES = {
     ("POST", f"{API}/runs"): create_run,
     ("POST", f"{API}/recurringruns"): create_recurring_run,
 }
+PATTERN_ROUTES = {("GET", rf"{API}/runs/[\w-]+"): get_run}
 
 
 class KFPApiServer(LoopbackServer):

@@ -15,7 +15,11 @@ It executes the YAML the way a cluster does, not the way KFP's local runner does
   order the harness chooses (reversed by default: the backend promises none);
 - `dsl.importer` makes an artifact of its URI with empty metadata;
 - a parameter constant that is exactly a run placeholder (`{{$.pipeline_job_uuid}}`, `{{$.pipeline_task_name}}`)
-  is filled in, as the driver does; output parameters are read from the executor output.
+  is filled in, as the driver does; output parameters are read from the executor output;
+- a task with `triggerPolicy.condition` (`dsl.If`/`Elif`/`Else`) runs only when the condition holds: the
+  driver resolves the task's inputs, then evaluates the CEL expression over the executor input, where
+  `inputs.parameter_values['name']` is an input parameter (backend/src/v2/driver dag.go and container.go,
+  backend/src/v2/expression). A task not triggered runs nothing and produces nothing (`RunResult.skipped`).
 
 It does not schedule pods, apply kfp-kubernetes settings, cache or retry.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -90,6 +95,38 @@ def protojson(value: Any) -> Any:
     return value
 
 
+# ------------------------------------------------------------------------------------ trigger conditions
+_CEL_TOKENS = re.compile(r"""\s*(?:(?P<param>inputs\.parameter_values\[(?P<quote>['"])(?P<name>[^'"]+)(?P=quote)\])"""
+                         r"""|(?P<string>'[^'\\]*'|"[^"\\]*")|(?P<number>-?\d+(?:\.\d+)?)"""
+                         r"""|(?P<op>==|!=|<=|>=|&&|\|\||[<>!()])|(?P<word>true|false|int|double|string))""")
+_CEL_TO_PYTHON = {"&&": " and ", "||": " or ", "!": " not ", "true": "True", "false": "False",
+                  "int": "int", "double": "float", "string": "str"}
+
+
+def cel_condition(condition: str, parameter_values: dict) -> bool:
+    """The subset of CEL the KFP compiler writes for dsl.If/Elif/Else: comparisons of input parameters with
+    literals, `&&`, `||`, `!`, parentheses, int()/double()/string(). Anything else raises, naming it."""
+    python, position = [], 0
+    while position < len(condition.rstrip()):
+        match = _CEL_TOKENS.match(condition, position)
+        if not match:
+            raise NotImplementedError(f"CEL the harness does not evaluate: {condition[position:]!r} in {condition!r}")
+        position = match.end()
+        if match["param"]:
+            if match["name"] not in parameter_values:
+                raise KeyError(f"condition {condition!r} reads input parameter {match['name']!r}, which the task lacks")
+            python.append(repr(parameter_values[match["name"]]))
+        elif match["string"] or match["number"]:
+            python.append(match["string"] or match["number"])
+        else:
+            token = match["op"] or match["word"]
+            python.append(_CEL_TO_PYTHON.get(token, f" {token} "))
+    result = eval("".join(python), {"__builtins__": {}, "int": int, "float": float, "str": str})  # noqa: S307
+    if not isinstance(result, bool):
+        raise ValueError(f"evaluation error: return type is not bool, got {result!r} ({condition!r})")
+    return result
+
+
 # ------------------------------------------------------------------------------------------- the run
 @dataclass
 class Artifact:
@@ -118,6 +155,7 @@ class RunResult:
     run_id: str
     tasks: list[TaskRun]
     outputs: dict  # task path -> {artifact key: [Artifact]}
+    skipped: list[str] = field(default_factory=list)  # paths of tasks whose trigger condition was false
 
     def task(self, path: str) -> TaskRun:
         return next(t for t in self.tasks if t.path == path)
@@ -143,6 +181,7 @@ class BackendRun:
         self.collect_reversed = collect_reversed
         self.ids = itertools.count(1)
         self.tasks: list[TaskRun] = []
+        self.skipped: list[str] = []
 
     # -------------------------------------------------------------------------------- public
     def run(self, parameters: dict | None = None) -> RunResult:
@@ -152,7 +191,7 @@ class BackendRun:
         values.update(parameters or {})
         outputs: dict = {}
         self._run_dag(root["dag"], values, {}, "", outputs)
-        return RunResult(self.run_id, self.tasks, outputs)
+        return RunResult(self.run_id, self.tasks, outputs, self.skipped)
 
     def local_path(self, uri: str) -> Path:
         return self.mount / uri[len("gs://"):]
@@ -163,11 +202,16 @@ class BackendRun:
         produced_params: dict[str, dict[str, Any]] = {}
         for name in self._order(dag["tasks"]):
             task = dag["tasks"][name]
-            if "triggerPolicy" in task:
-                raise NotImplementedError(f"{name}: conditions are not emulated")
             task_params = self._params(task, params, name, produced_params)
-            task_artifacts = self._artifacts(task, artifacts, produced)
             path = f"{scope}{name}"
+            policy = task.get("triggerPolicy", {})
+            if policy.get("strategy") not in (None, "ALL_UPSTREAM_TASKS_SUCCEEDED"):
+                raise NotImplementedError(f"{name}: trigger strategy {policy['strategy']} is not emulated")
+            if policy.get("condition") and not cel_condition(policy["condition"], protojson(task_params)):
+                self.skipped.append(path)
+                produced[name], produced_params[name] = {}, {}
+                continue
+            task_artifacts = self._artifacts(task, artifacts, produced)
             component = self.spec["components"][task["componentRef"]["name"]]
             if "parameterIterator" in task:
                 produced[name] = self._loop(task, component, task_params, task_artifacts, path, outputs)

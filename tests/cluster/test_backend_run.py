@@ -9,7 +9,7 @@ from pugc.config import load_recipe
 from pugc.inprocess import run_in_process
 from pugc.pipelines.local import compile_pipeline
 from pugc.components import images
-from tests.cluster.kfp_backend import BackendRun, ImageEnv, TaskFailed, UnsupportedValue, through_mlmd
+from tests.cluster.kfp_backend import BackendRun, ImageEnv, TaskFailed, UnsupportedValue, cel_condition, through_mlmd
 
 PIPELINE_ROOT = "gs://pugc-pipeline-root/tiny"
 
@@ -57,7 +57,7 @@ def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, vllm_env
 def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(backend_run):
     run, result, _, _ = backend_run
     shard_tasks = [t.path for t in result.tasks if t.path.startswith("for-loop")]
-    assert len(shard_tasks) == 10  # five LLM stages x two shards, each its own task
+    assert len(shard_tasks) == 12  # five LLM stages and evaluate x two shards, each its own task
     assert all(t.returncode == 0 for t in result.tasks)
     assert {t.image for t in result.tasks} == {images.BASE, images.INFERENCE, images.TRAINER}
     assert {t.python for t in result.tasks if t.image == images.INFERENCE} == {run.images[images.INFERENCE].python}
@@ -74,6 +74,12 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
     rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
     assert len(rejected) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
     assert summary["preference_pairs"] > 0
+    evaluation = summary["evaluation"]
+    assert evaluation["prompts"] == stages["held_out_split"]["dropped"]["held_out"] > 0
+    assert evaluation["gate"]["passed"] is True and not result.skipped  # tiny's gate is permissive
+    (export_task,) = [t for t in result.tasks if t.path.endswith("/export-model")]  # under the gate's condition
+    export = run.local_path(export_task.outputs["exported"][0].uri)
+    assert json.loads(export.read_text())["evaluation"]["win_rate"] == evaluation["win_rate"]
 
 
 @pytest.mark.e2e
@@ -116,3 +122,45 @@ def test_a_task_that_writes_null_metadata_fails_as_on_a_cluster(tmp_path):
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     with pytest.raises(TaskFailed, match="unsupported value type"):
         BackendRun(tmp_path / "p.yaml", tmp_path, "gs://b/root").run()
+
+
+def test_conditions_are_the_cel_the_driver_evaluates():
+    gate = "inputs.parameter_values['pipelinechannel--evaluation-gate-Output'] == 'passed'"
+    assert cel_condition(gate, {"pipelinechannel--evaluation-gate-Output": "passed"}) is True
+    assert cel_condition(gate, {"pipelinechannel--evaluation-gate-Output": "failed"}) is False
+    assert cel_condition("!(inputs.parameter_values['a'] == 'x') && int(inputs.parameter_values['n']) >= 2",
+                         {"a": "y", "n": 2}) is True
+    with pytest.raises(KeyError, match="which the task lacks"):
+        cel_condition("inputs.parameter_values['b'] == 1", {"a": 1})
+    with pytest.raises(NotImplementedError, match="size"):
+        cel_condition("size(inputs.parameter_values['a']) > 1", {"a": "xy"})
+
+
+@pytest.mark.parametrize("verdict, ran", [("passed", "ship"), ("failed", "hold")])
+def test_if_else_runs_only_the_branch_whose_condition_holds(tmp_path, verdict, ran):
+    from kfp import compiler, dsl
+    from kfp.dsl import Dataset, Output
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def decide(verdict: str) -> str:
+        return verdict
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def act(what: str, out: Output[Dataset]):
+        open(out.path, "w").write(what)
+
+    @dsl.pipeline(name="gated")
+    def pipeline(verdict: str):
+        decision = decide(verdict=verdict)
+        with dsl.If(decision.output == "passed", name="ship-branch"):
+            act(what="ship").set_display_name("ship")
+        with dsl.Else(name="hold-branch"):
+            act(what="hold").set_display_name("hold")
+
+    compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
+    result = BackendRun(tmp_path / "p.yaml", tmp_path, "gs://b/root").run({"verdict": verdict})
+    decided, acted = result.tasks
+    assert decided.path == "decide" and acted.path.startswith("condition-branches-1/")
+    assert (tmp_path / "gcs" / acted.outputs["out"][0].uri[len("gs://"):]).read_text() == ran
+    (not_run,) = result.skipped  # the other branch's condition was false: nothing of it ran
+    assert not_run.startswith("condition-branches-1/condition-") and not_run != acted.path.rsplit("/", 1)[0]

@@ -92,10 +92,11 @@ def test_reexport_replaces_a_changed_file_and_keeps_the_marker_honest(bucket, tm
     assert json.loads((got / "config.json").read_text())["changed"] is True
 
 
-def test_dpo_training_exports_its_checkpoint_to_gcs(bucket, tmp_path):
+def test_the_export_task_uploads_the_trained_checkpoint_to_gcs(bucket, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from pugc.config import load_recipe
+    from pugc.evaluation import run_export
     from pugc.io import write_jsonl
     from pugc.records import PreferencePair
     from pugc.stage_runner import run_training
@@ -106,9 +107,9 @@ def test_dpo_training_exports_its_checkpoint_to_gcs(bucket, tmp_path):
                        margin=4.0, instruction_id=f"q{i}", doc_id="d", chosen_id="c", rejected_id="r") for i in range(4)])
     uri = f"gs://{bucket.name}/exports/dpo"
     sections = load_recipe("tiny", ["dpo_training.max_steps=1", f"dpo_training.export_uri={uri}"]).to_dict()
-    report = run_training(str(tmp_path / "pairs.jsonl"), str(tmp_path / "model"), sections["dpo_training"],
-                          sections["engines"])
-    assert report["training"]["export_uri"] == uri
+    run_training(str(tmp_path / "pairs.jsonl"), str(tmp_path / "model"), sections["dpo_training"], sections["engines"])
+    assert not gcs.blob(f"{uri}/config.json").exists()  # training alone exports nothing: the gate decides
+    assert run_export(str(tmp_path / "model"), sections["dpo_training"])["export_uri"] == uri
     AutoModelForCausalLM.from_pretrained(gcs.download_model(uri, tmp_path / "fetched"))
 
 

@@ -1,5 +1,7 @@
-"""`pugc submit --dry-run` for both targets: what would be sent, offline, with no secret in it."""
+"""`pugc submit --dry-run` for both targets: what would be sent, offline, with no secret in it; `pugc submit
+--wait` and `pugc status` against a loopback KFP API server and the GCS emulator."""
 import json
+import uuid
 
 import pytest
 
@@ -159,3 +161,76 @@ def test_vertex_job_keeps_the_recipes_caching_and_never_caches_the_fingerprint(t
     by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
     assert bool(by_name["ingest_ugc"].get("cachingOptions", {}).get("enableCache")) is caching
     assert not by_name["input_fingerprint"].get("cachingOptions", {}).get("enableCache")
+
+
+# ---- `pugc submit --wait` and `pugc status`: task states from the KFP API, figures from the pipeline root ----
+def summary_with_gate(passed: bool) -> dict:
+    from pugc.evaluation import evaluation_summary
+    from pugc.config import EvaluationConfig, GateConfig
+    from pugc.stages.evaluate import GateDecision
+
+    figures = {"prompts": 10, "win": 6, "tie": 2, "lose": 2, "win_rate": 0.7, "lc_win_rate": 0.66,
+               "trained_mean_tokens": 120.0, "baseline_mean_tokens": 100.0, "trained_mean_chars": 600.0,
+               "baseline_mean_chars": 500.0}
+    decision = GateDecision(passed, "win_rate 0.700 >= 0.5" if passed else "win_rate 0.700 < 0.8")
+    config = EvaluationConfig(gate=GateConfig(min_win_rate=0.5 if passed else 0.8))
+    return {"input_lines": 60, "quarantined": 2, "input_records": 58, "preference_pairs": 12,
+            "stages": {"ingest_ugc": {"in": 58, "out": 50, "dropped": {"duplicate": 8}}},
+            "evaluation": evaluation_summary(figures, decision, config)}
+
+
+def wait_cli(capsys, server, bucket, tmp_path, *extra):
+    code = main(["submit", "--recipe", "tiny", "--target", "kfp", "--host", server.url, "--input",
+                 f"gs://{bucket.name}/ugc/", "--pipeline-root", f"gs://{bucket.name}/root", "-o",
+                 str(tmp_path / "p.yaml"), "--poll-seconds", "0.01", *extra])
+    return code, capsys.readouterr()
+
+
+def write_summary_on_end(server, bucket, summary: dict) -> None:
+    """The run's tasks write its summary where the backend puts a task's outputs."""
+    def on_end(run):
+        uri = f"root/pugc/{run['run_id']}/run-summary/{uuid.uuid4()}/summary"
+        bucket.blob(uri).upload_from_string(json.dumps(summary))
+    server.state.on_end = on_end
+
+
+@pytest.mark.parametrize("passed, code", [(True, 0), (False, 3)])
+def test_submit_wait_follows_the_run_and_exits_as_the_gate_says(capsys, bucket, tmp_path, passed, code):
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        write_summary_on_end(server, bucket, summary_with_gate(passed))
+        exit_code, out = wait_cli(capsys, server, bucket, tmp_path, "--wait")
+    assert exit_code == code, out.err
+    (run_id,) = server.state.runs
+    assert server.state.looks[run_id] == 2  # polled until the run ended, then stopped
+    lines = out.out.splitlines()
+    assert f"run {run_id}: RUNNING" in lines and f"run {run_id}: SUCCEEDED" in lines
+    assert any(line.startswith("ingest_ugc") and line.split()[1:3] == ["58", "50"] for line in lines)
+    assert lines[-1].startswith("evaluation on 10 prompts: win 6, tie 2, lose 2; win rate 0.7")
+    assert lines[-1].endswith("gate passed (win_rate 0.700 >= 0.5)" if passed else "gate FAILED (win_rate 0.700 < 0.8)")
+
+
+def test_submit_wait_exits_1_when_the_run_fails_and_names_the_failed_task(capsys, bucket, tmp_path):
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        server.state.progress = [("RUNNING", {"evaluate": "RUNNING"}),
+                                 ("FAILED", {"dpo_training": "SUCCEEDED", "evaluate": "FAILED"})]
+        exit_code, out = wait_cli(capsys, server, bucket, tmp_path, "--wait")
+    assert exit_code == 1
+    assert "  evaluate: FAILED" in out.out.splitlines() and "dpo_training" not in out.out
+
+
+def test_status_looks_once_without_waiting(capsys, bucket, tmp_path):
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        write_summary_on_end(server, bucket, summary_with_gate(False))
+        assert wait_cli(capsys, server, bucket, tmp_path)[0] == 0  # submitted, not followed
+        (run_id,) = server.state.runs
+        status = ["status", run_id, "--recipe", "tiny", "--host", server.url, "--pipeline-root",
+                  f"gs://{bucket.name}/root"]
+        assert main(status) == 4 and f"run {run_id}: RUNNING" in capsys.readouterr().out
+        assert main(status) == 3  # it ended; the summary says the gate failed
+        assert "gate FAILED" in capsys.readouterr().out

@@ -32,7 +32,8 @@ class ImageStages:
 
 IMAGES = {
     "base": ImageStages(
-        "base", ("input_fingerprint", "ingest_ugc", "merge_shards", "preference_pairs", "run_summary"),
+        "base", ("input_fingerprint", "ingest_ugc", "merge_shards", "held_out_split", "preference_pairs",
+                 "evaluation_gate", "export_model", "run_summary"),
         not_entered={
             **{backend: WHY_NO_ENGINE + " (preference_pairs has none)" for backend in ENGINE_BACKENDS},
             "pugc.training": "runner.training.run_training and config's DPO section check: dpo_training's task only",
@@ -46,10 +47,12 @@ IMAGES = {
                      "pugc.stages.ingest": WHY_NO_INGEST},
     ),
     "vllm": ImageStages(
-        "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"),
+        "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
+                 "evaluate"),
         also_runs=(*ENGINE_BACKENDS, "pugc.models.tiny"),  # the recipe picks the backend; tiny models in tests
         not_entered={"pugc.training": "runner.training.run_training and config's DPO section check: the trainer's",
-                     "pugc.stages.ingest": WHY_NO_INGEST},
+                     "pugc.stages.ingest": WHY_NO_INGEST,
+                     "pugc.reports": "pugc.evaluation writes its HTML report in evaluation_gate's task (base image)"},
     ),
 }
 

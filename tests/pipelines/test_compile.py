@@ -9,8 +9,8 @@ from pugc.config import STAGE_CONFIGS, build, load_recipe
 from pugc.pipelines.local import compile_pipeline
 
 LLM_STAGES = ["ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"]
-GPU_STAGES = LLM_STAGES + ["dpo_training"]
-CPU_TASKS = ["ingest_ugc", "preference_pairs", "run_summary"]
+GPU_STAGES = LLM_STAGES + ["dpo_training", "evaluate"]
+CPU_TASKS = ["ingest_ugc", "held_out_split", "preference_pairs", "evaluation_gate", "run_summary"]
 
 
 def compiled(tmp_path, recipe_name, overrides=(), target="kfp", pipeline_root=None):
@@ -45,9 +45,10 @@ def test_dag_reads_like_the_method(tmp_path):
     by_name = {t["taskInfo"]["name"]: key for key, t in tasks.items()}
     chain = ["ingest_ugc"]
     for stage in LLM_STAGES:
-        chain += [f"{stage}-shards", f"{stage}_merge"]
+        chain += [f"{stage}-shards", f"{stage}_merge"] + (["held_out_split"] if stage == "relevance_filter" else [])
     chain += ["preference_pairs", "dpo_training"]
-    assert set(by_name) == set(chain) | {"run_summary", "ugc_source", "input_fingerprint"}
+    evaluation = ["evaluate-shards", "evaluate_merge", "evaluation_gate", "gate-passed"]
+    assert set(by_name) == set(chain) | set(evaluation) | {"run_summary", "ugc_source", "input_fingerprint"}
     assert sorted(tasks[by_name["ingest_ugc"]]["dependentTasks"]) == sorted(
         [by_name["ugc_source"], by_name["input_fingerprint"]])
     # stages that join text by id also read the document table (ingest) and the question table (relevance)
@@ -57,11 +58,20 @@ def test_dag_reads_like_the_method(tmp_path):
     for before, after in zip(chain, chain[1:]):
         expected = sorted(by_name[name] for name in [before, *tables.get(after, [])])
         assert sorted(tasks[by_name[after]]["dependentTasks"]) == expected, after
+    assert sorted(tasks[by_name["evaluate-shards"]]["dependentTasks"]) == sorted(
+        by_name[t] for t in ("dpo_training", "held_out_split", "ingest_ugc"))
+    for before, after in zip(evaluation[:-1], evaluation[1:-1]):
+        assert tasks[by_name[after]]["dependentTasks"] == [by_name[before]], after
+    gate = tasks[by_name["gate-passed"]]  # the export runs only when the gate said so
+    assert gate["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--evaluation-gate-Output'] == 'passed'")
+    export = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in export.values()] == ["export_model"]
     for stage in LLM_STAGES:
         loop = tasks[by_name[f"{stage}-shards"]]
         shards = 8 if stage == "reward_scoring" else 4
         assert loop["parameterIterator"]["items"]["raw"] == str(list(range(shards)))
-    for stage in GPU_STAGES + CPU_TASKS:
+    for stage in [*GPU_STAGES, *CPU_TASKS]:
         assert task_spec(spec, stage)["cachingOptions"].get("enableCache") is True, stage
 
 

@@ -21,12 +21,15 @@ from pugc.models import resolve_model
 from pugc.pipelines.local import run_local
 
 ONE_TO_ONE = ["ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"]
-CHAIN = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "response_sampling"]
+CHAIN = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split", "response_sampling"]
+DAG_STAGES = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split", "response_sampling",
+              "reward_scoring", "preference_pairs", "dpo_training", "evaluate", "evaluation_gate", "export_model",
+              "run_summary"]
 
 pytestmark = pytest.mark.e2e
 
 
-MAX_CONSOLE_LINES = 25
+MAX_CONSOLE_LINES = 33  # 13 stage lines, the stage table, totals, reports and the gate
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +128,52 @@ def test_console_is_short_and_says_where_things_are(cli_run):
     lines = console.rstrip("\n").splitlines()
     assert len(lines) <= MAX_CONSOLE_LINES, console
     assert lines[0].startswith("pugc run e2e: recipe tiny") and f"log {run_dir / 'pipeline.log'}" in lines[1]
-    stage_lines = [line for line in lines if re.match(r"\[\d/9\] ", line)]
-    assert [line.split()[1] for line in stage_lines] == ["ingest_ugc", "ugc_filter", "instruction_gen",
-                                                         "relevance_filter", "response_sampling", "reward_scoring",
-                                                         "preference_pairs", "dpo_training", "run_summary"]
-    assert re.search(r"\[2/9\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
+    stage_lines = [line for line in lines if re.match(r"\[\d+/13\] ", line)]
+    finished = [line.split()[1] for line in stage_lines]  # export and summary are independent: either may end first
+    assert finished[:-2] == DAG_STAGES[:-2] and sorted(finished[-2:]) == sorted(DAG_STAGES[-2:])
+    assert re.search(r"\[2/13\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
+    assert re.search(r"\[11/13\] evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
     assert [line for line in lines if "quarantined 2 of 60 lines (not_json 2)" in line]
     assert "merge" not in console and "Executing task" not in console and "\x1b[" not in console
-    assert f"{summary['preference_pairs']} preference pairs in" in lines[-2]
-    assert lines[-1] == f"reports: {(run_dir / 'reports' / 'index.html').resolve()}"
+    assert f"{summary['preference_pairs']} preference pairs in" in lines[-3]
+    assert lines[-2] == f"reports: {(run_dir / 'reports' / 'index.html').resolve()}"
+    assert lines[-1].startswith("evaluation on ") and "gate passed (win_rate" in lines[-1]
+
+
+def test_the_trained_model_is_judged_against_its_starting_policy_on_held_out_questions(run):
+    _, run_dir, summary = run
+    evaluation = summary["evaluation"]
+    held_out = summary["stages"]["held_out_split"]["dropped"]["held_out"]
+    judged = rows(run_dir / "evaluation.jsonl")
+    assert evaluation["prompts"] == len(judged) == held_out - summary["stages"]["evaluate"]["dropped"].get(
+        "unparsable_judgement", 0) > 0
+    assert evaluation["win"] + evaluation["tie"] + evaluation["lose"] == evaluation["prompts"]
+    assert evaluation["win_rate"] == pytest.approx((evaluation["win"] + evaluation["tie"] / 2) / evaluation["prompts"],
+                                                   abs=1e-4)
+    assert 0.0 <= evaluation["lc_win_rate"] <= 1.0
+    assert evaluation["mean_length"]["trained"]["tokens"] > 0 and evaluation["mean_length"]["baseline"]["chars"] > 0
+    assert evaluation["gate"] == {"passed": True, "reason": f"win_rate {evaluation['win_rate']:.3f} >= 0.0",
+                                  "thresholds": {"min_win_rate": 0.0, "min_lc_win_rate": None}}
+    trained_on = {p["instruction_id"] for p in rows(run_dir / "preference_pairs.jsonl")}
+    assert trained_on and not trained_on & {r["id"] for r in judged}  # held-out questions are never trained on
+    assert all(r["doc_id"] and r["trained"] != r["baseline"] for r in judged[:3])
+    assert list(run_dir.glob("artifacts/*/export-model/exported"))  # the gate passed: the export task ran
+    assert "Evaluation: trained vs baseline" in (run_dir / "reports" / "evaluation_report.html").read_text()
+
+
+def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sample_slice):
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(sample_slice), "--output", str(tmp_path), "--run-id", "gated",
+                     "--set", "evaluation.gate.min_win_rate=1.01"])
+    assert code == 3, console.getvalue()
+    summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
+    gate = summary["evaluation"]["gate"]
+    assert gate["passed"] is False and gate["reason"].startswith("win_rate ") and gate["reason"].endswith("< 1.01")
+    assert not list((tmp_path / "gated").glob("artifacts/*/export-model"))  # skipped under the gate
+    assert (tmp_path / "gated" / "model" / "config.json").is_file()  # trained, kept locally, just not exported
+    assert "gate FAILED (win_rate" in console.getvalue().splitlines()[-1]
+    assert "export_model" not in console.getvalue()
 
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -160,7 +200,7 @@ def test_reports_render_in_a_headless_browser(run, tmp_path):
     _, run_dir, summary = run
     reports = run_dir / "reports"
     index = (reports / "index.html").read_text()
-    for name in ("pairs_report", "loss_curve", "run_summary"):
+    for name in ("pairs_report", "loss_curve", "evaluation_report", "run_summary"):
         assert f"href='{name}.html'" in index
     for name, headings in REPORT_HEADINGS.items():
         page = (reports / f"{name}.html").as_uri()
@@ -195,4 +235,4 @@ def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
     for a, b in zip(one, four):
         assert b["score_chosen"] == pytest.approx(a["score_chosen"], abs=1e-3)
         assert b["score_rejected"] == pytest.approx(a["score_rejected"], abs=1e-3)
-    assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 5
+    assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 6  # 5 stages + evaluate

@@ -31,12 +31,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
                                       checkpoint_dir, run_id, task_name)
     else:
         training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
-    make_world_readable(model_dir)
-    if config.export_uri:
-        from pugc.gcs import export_model
-
-        exported = export_model(model_dir, config.export_uri)
-        training["export_uri"] = exported["uri"]
+    make_world_readable(model_dir)  # the export to dpo_training.export_uri is its own task, after the gate
     return {
         "stage": "dpo_training",
         "counts": {"in": training["pairs"], "out": training["pairs"], "dropped": {}},

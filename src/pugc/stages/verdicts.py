@@ -72,3 +72,18 @@ class VerdictScale:
 RATING_1_TO_5 = VerdictScale("rating_1_5", {str(i): float(i) for i in range(1, 6)}, parse_rating)
 YES_NO = VerdictScale("yes_no", {"yes": 1.0, "Yes": 1.0, "no": 0.0, "No": 0.0}, parse_yes_no)
 RESULT_1_TO_5 = VerdictScale("prometheus_1_5", {str(i): float(i) for i in range(1, 6)}, parse_result_marker)
+
+
+# ------------------------------------------------------------------------------ pairwise: which is better
+# Prometheus 2 relative grading ends in "[RESULT] A" or "[RESULT] B" (the marker in any case, as above; the
+# letter as written). The value is 1.0 for A and 0.0 for B, so the expectation over the two is P(A is better).
+_CHOICE_AT_END = re.compile(r"(?i:\[RESULT\])\s*:?\s*[(\[]?\s*\"?(A|B)\"?\s*[)\]]?\s*\.?\s*$")
+
+
+def parse_result_choice(text: str) -> float | None:
+    """'Feedback: ... [RESULT] A' -> 1.0, '... [RESULT] B' -> 0.0; no marker at the end -> None."""
+    match = _CHOICE_AT_END.search(text or "")
+    return None if not match else {"A": 1.0, "B": 0.0}[match.group(1)]
+
+
+RESULT_A_OR_B = VerdictScale("prometheus_a_b", {"A": 1.0, "B": 0.0}, parse_result_choice)

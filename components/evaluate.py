@@ -1,0 +1,19 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from pugc.components import images
+
+
+@dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
+def evaluate(evaluation_questions: Input[Dataset], ugc: Input[Dataset], dpo_model: Input[Model], config: dict,
+             engines: dict, runtime: dict, recipe_digest: str, run_id: str, task_name: str,
+             shard_index: int, shard_count: int,
+             judged: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Trained model vs baseline on shard `shard_index` of the evaluation prompts: both answer, then the judge
+    compares them in both orders (Prometheus 2 relative grading, the UGC document as reference)."""
+    from pugc.evaluation import run_evaluate
+    from pugc.stage_runner import publish
+
+    report = run_evaluate(evaluation_questions.path, ugc.path, dpo_model.path, config, engines, shard_index,
+                          shard_count, judged.path, dropped.path)
+    publish(report, [judged, dropped], metrics, recipe_digest)

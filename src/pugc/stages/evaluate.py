@@ -1,0 +1,276 @@
+"""Evaluation: held-out questions, head-to-head judging of the trained model against a baseline, win rates.
+
+Pure logic, engines injected (the runner, pugc.evaluation, loads trained model, baseline and judge one after
+another). The judge compares the two answers with Prometheus 2 relative grading, in both orders to cancel
+position bias: the trained model wins a prompt only if it is preferred in both orders, loses only if the
+baseline is, and anything else (the orders disagree, or a verdict sits exactly at even) is a tie.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from pugc.config import EvaluationConfig, PairwiseJudgeConfig
+from pugc.engines.base import Engine, Prompt
+from pugc.prompts import load_template
+from pugc.records import Dropped, Instruction, StageResult, content_id, to_row
+from pugc.stages.llm import fit_documents, generate_parsed, judge
+from pugc.stages.response_sampling import policy_prompt
+from pugc.stages.verdicts import RESULT_A_OR_B
+
+STAGE = "evaluate"
+SPLIT_STAGE = "held_out_split"
+HELD_OUT = "held_out"
+RESULT_MARKER = "[RESULT]"
+OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "lose": 0.0}
+
+
+# ------------------------------------------------------------------------------------- held-out split
+def is_held_out(question_id: str, fraction: float) -> bool:
+    """Deterministic by id: the same question is held out on every run and machine, whatever else changes."""
+    bucket = int(hashlib.sha256(f"held-out:{question_id}".encode()).hexdigest()[:12], 16) / 16 ** 12
+    return bucket < fraction
+
+
+def split_held_out(questions: list[Instruction], fraction: float) -> tuple[StageResult, list[Instruction]]:
+    """Training questions pass on; held-out ones are accounted as dropped (`held_out`) and returned apart."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"evaluation.held_out_fraction must be in [0, 1), got {fraction}")
+    kept, held_out, dropped = [], [], []
+    for question in questions:
+        if is_held_out(question.id, fraction):
+            held_out.append(question)
+            dropped.append(Dropped(SPLIT_STAGE, HELD_OUT, question.id, "evaluation set", to_row(question)))
+        else:
+            kept.append(question)
+    result = StageResult(SPLIT_STAGE, len(questions), kept, dropped,
+                         metrics={"held_out_fraction": len(held_out) / len(questions) if questions else 0.0})
+    return result, held_out
+
+
+# ----------------------------------------------------------------------------------------- records
+@dataclass
+class EvalPrompt:
+    """One evaluation prompt: a held-out question (its UGC document as reference) or a prompt-set row (none)."""
+
+    id: str
+    source: str  # "held_out" or the prompt set's file name
+    instruction: str
+    doc_id: str | None = None
+    reference: str | None = None
+
+
+@dataclass
+class PairwiseResult:
+    """Both answers to one prompt and the judge's verdicts: `outcome` is the trained model's (win/tie/lose)."""
+
+    id: str
+    source: str
+    instruction: str
+    trained: str
+    baseline: str
+    trained_tokens: int
+    baseline_tokens: int
+    outcome: str
+    trained_first: float | None  # P(trained better) with the trained answer as A
+    baseline_first: float | None  # P(trained better) with the trained answer as B
+    doc_id: str | None = None
+    judge_outputs: list = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return OUTCOME_SCORE[self.outcome]
+
+
+def prompts_from_rows(rows: list[dict], source: str) -> list[EvalPrompt]:
+    """AlpacaEval rows (`instruction`) or MT-Bench questions (`turns`, the first turn); bad rows name the line."""
+    prompts = []
+    for line, row in enumerate(rows, start=1):
+        if isinstance(row, dict) and isinstance(row.get("instruction"), str) and row["instruction"].strip():
+            text = row["instruction"]
+        elif isinstance(row, dict) and isinstance(row.get("turns"), list) and row["turns"] \
+                and isinstance(row["turns"][0], str):
+            text = row["turns"][0]
+        else:
+            raise ValueError(f"{source} line {line}: expected an `instruction` string or a `turns` list")
+        prompts.append(EvalPrompt(id=content_id(source, text), source=source, instruction=text.strip()))
+    return prompts
+
+
+def held_out_prompts(questions: list[Instruction], documents: dict[str, str]) -> list[EvalPrompt]:
+    """Held-out questions with their UGC document (joined by doc_id) as the judge's reference."""
+    missing = [q.id for q in questions if q.doc_id not in documents]
+    if missing:
+        raise ValueError(f"held-out question(s) {', '.join(missing[:3])} name a doc_id missing from the document table")
+    return [EvalPrompt(id=q.id, source=HELD_OUT, instruction=q.instruction, doc_id=q.doc_id,
+                       reference=documents[q.doc_id]) for q in questions]
+
+
+# ------------------------------------------------------------------------------------ generation
+@dataclass
+class Answer:
+    text: str
+    num_tokens: int
+
+
+def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig) -> list[Answer]:
+    """One answer per prompt, as the policy sees a question in training (the question alone)."""
+    outputs = generate_parsed(engine, [policy_prompt(p.instruction) for p in prompts], config.sampling_params(),
+                              str.strip)
+    return [Answer(samples[0].value or "", samples[0].completion.num_tokens) for samples in outputs]
+
+
+# --------------------------------------------------------------------------------------- judging
+def pairwise_prompt(instruction: str, response_a: str, response_b: str, reference: str | None) -> Prompt:
+    template = load_template("pairwise_judge")
+    if reference is not None:
+        clause, section = template.part("reference_clause"), template.part("reference_section", reference=reference)
+    else:
+        clause = section = ""
+    return template.render(instruction=instruction, response_a=response_a, response_b=response_b,
+                           reference_clause=clause, reference_section=section)
+
+
+def outcome(trained_first: float, baseline_first: float) -> str:
+    """Both orders' P(trained better): win or lose only when both orders agree, else a tie."""
+    def side(p: float) -> int:
+        return (p > 0.5) - (p < 0.5)
+
+    a, b = side(trained_first), side(baseline_first)
+    if a == b and a != 0:
+        return "win" if a > 0 else "lose"
+    return "tie"
+
+
+def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], trained: Sequence[Answer],
+                baseline: Sequence[Answer], config: PairwiseJudgeConfig) -> StageResult:
+    """Judge every prompt in both orders; a prompt whose verdict does not parse in either order is dropped."""
+    references = _references(engine, prompts, config)
+    judge_prompts = []
+    for p, t, b, reference in zip(prompts, trained, baseline, references):
+        judge_prompts += [pairwise_prompt(p.instruction, t.text, b.text, reference),
+                          pairwise_prompt(p.instruction, b.text, t.text, reference)]
+    verdicts = judge(engine, judge_prompts, RESULT_A_OR_B, config.mode, config.sampling_params(),
+                     rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ",
+                     rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples)
+    kept, dropped = [], []
+    for i, (p, t, b) in enumerate(zip(prompts, trained, baseline)):
+        first, second = verdicts[2 * i], verdicts[2 * i + 1]
+        if first.score is None or second.score is None:
+            dropped.append(Dropped(STAGE, "unparsable_judgement", p.id, repr((first.raw + second.raw)[:2]),
+                                   to_row(p)))
+            continue
+        trained_first, baseline_first = first.score, 1.0 - second.score
+        kept.append(PairwiseResult(
+            id=p.id, source=p.source, instruction=p.instruction, trained=t.text, baseline=b.text,
+            trained_tokens=t.num_tokens, baseline_tokens=b.num_tokens,
+            outcome=outcome(trained_first, baseline_first), trained_first=round(trained_first, 4),
+            baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw))
+    return StageResult(STAGE, len(prompts), kept, dropped, metrics=figures(kept))
+
+
+def _references(engine: Engine, prompts: Sequence[EvalPrompt], config: PairwiseJudgeConfig) -> list[str | None]:
+    """The documents cut to the judge's budget; None where a prompt has no reference or references are off."""
+    with_reference = [i for i, p in enumerate(prompts) if config.reference and p.reference is not None]
+    fitted, _ = fit_documents(engine, [prompts[i].reference for i in with_reference], config.max_document_tokens)
+    references: list[str | None] = [None] * len(prompts)
+    for i, text in zip(with_reference, fitted):
+        references[i] = text
+    return references
+
+
+# ------------------------------------------------------------------------------------- win rates
+def figures(results: Sequence[PairwiseResult]) -> dict[str, float]:
+    """win / tie / lose counts, win rate (wins + half the ties), length-controlled win rate, mean lengths."""
+    n = len(results)
+    counts = {name: sum(r.outcome == name for r in results) for name in ("win", "tie", "lose")}
+    win_rate = (counts["win"] + 0.5 * counts["tie"]) / n if n else 0.0
+    return {
+        **{name: float(count) for name, count in counts.items()},
+        "prompts": float(n),
+        "win_rate": win_rate,
+        "lc_win_rate": length_controlled_win_rate([r.score for r in results],
+                                                  [r.trained_tokens - r.baseline_tokens for r in results]),
+        "trained_mean_tokens": _mean([r.trained_tokens for r in results]),
+        "baseline_mean_tokens": _mean([r.baseline_tokens for r in results]),
+        "trained_mean_chars": _mean([len(r.trained) for r in results]),
+        "baseline_mean_chars": _mean([len(r.baseline) for r in results]),
+    }
+
+
+SLOPE_PENALTY = 1.0  # ridge on the slope only: keeps the fit finite when outcomes separate by length
+
+
+def length_controlled_win_rate(scores: Sequence[float], length_differences: Sequence[float]) -> float:
+    """The win rate the judge would give at equal length (AlpacaEval 2's idea, in its simplest form).
+
+    Fits P(trained wins) = sigmoid(a + b * x) by maximum likelihood, with soft labels (win 1, tie 0.5,
+    lose 0) and x = the token-length difference (trained - baseline) divided by its standard deviation
+    over the set, plus a ridge penalty SLOPE_PENALTY * b^2 / 2 on the slope; returns sigmoid(a), the
+    prediction at zero length difference. With no spread in lengths (or fewer than two prompts) there is
+    nothing to control for and the plain win rate is returned.
+    """
+    n = len(scores)
+    if n == 0:
+        return 0.0
+    plain = sum(scores) / n
+    spread = _stdev(length_differences)
+    if n < 2 or spread == 0.0:
+        return plain
+    x = [d / spread for d in length_differences]
+    a, b = _logit(min(max(plain, 1e-3), 1 - 1e-3)), 0.0
+    for _ in range(100):  # Newton's method on the penalised log-likelihood (concave: converges)
+        p = [_sigmoid(a + b * xi) for xi in x]
+        grad_a = sum(y - pi for y, pi in zip(scores, p))
+        grad_b = sum((y - pi) * xi for y, pi, xi in zip(scores, p, x)) - SLOPE_PENALTY * b
+        w = [pi * (1 - pi) for pi in p]
+        h_aa, h_ab = sum(w) + 1e-9, sum(wi * xi for wi, xi in zip(w, x))
+        h_bb = sum(wi * xi * xi for wi, xi in zip(w, x)) + SLOPE_PENALTY
+        det = h_aa * h_bb - h_ab * h_ab
+        step_a, step_b = (h_bb * grad_a - h_ab * grad_b) / det, (h_aa * grad_b - h_ab * grad_a) / det
+        a, b = a + max(-5.0, min(5.0, step_a)), b + max(-5.0, min(5.0, step_b))
+        if abs(step_a) + abs(step_b) < 1e-10:
+            break
+    return _sigmoid(a)
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _stdev(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+# ------------------------------------------------------------------------------------------- gate
+@dataclass
+class GateDecision:
+    passed: bool
+    reason: str
+
+
+def decide_gate(figures: dict, min_win_rate: float | None, min_lc_win_rate: float | None) -> GateDecision:
+    """Pass when every configured threshold is met; no thresholds pass any model; no prompts fail a threshold."""
+    checks = [(name, floor) for name, floor in (("win_rate", min_win_rate), ("lc_win_rate", min_lc_win_rate))
+              if floor is not None]
+    if not checks:
+        return GateDecision(True, "no thresholds set")
+    if not figures.get("prompts"):
+        return GateDecision(False, "no evaluation prompts were judged")
+    failed = [f"{name} {figures[name]:.3f} < {floor}" for name, floor in checks if figures[name] < floor]
+    if failed:
+        return GateDecision(False, "; ".join(failed))
+    return GateDecision(True, "; ".join(f"{name} {figures[name]:.3f} >= {floor}" for name, floor in checks))
