@@ -1,12 +1,18 @@
 """Joins by id: a stage that needs text another stage wrote (a document, a question) reads it from that
-stage's table, streaming the table and keeping only the rows its current chunk names.
+stage's table, keeping only the rows its current chunk names.
 
 A stage declares its joins on its `StageSpec`; the runner hands each chunk's lookups to the stage as keyword
-arguments named after the tables. Memory holds the chunk's rows, not the table.
+arguments named after the tables. Memory holds the chunk's rows, not the table. A stage run over many chunks
+reads each table once into an on-disk index (`TableJoiner`, SQLite), so its joins cost one pass over each
+table rather than one pass per chunk.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sqlite3
+import tempfile
 from dataclasses import dataclass
 
 from pugc.io import iter_rows
@@ -39,9 +45,7 @@ def lookup(path: str | os.PathLike, join: Join, wanted: set) -> dict:
             found[key] = row[join.column]
     missing = wanted - found.keys()
     if missing:
-        raise JoinError(f"{path}: the {join.table} table has no row for {join.key} "
-                        f"{', '.join(repr(m) for m in sorted(missing)[:3])}"
-                        + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""))
+        raise missing_error(path, join, missing)
     return found
 
 
@@ -54,8 +58,75 @@ def check_tables(stage: str, joins: tuple[Join, ...], paths: dict[str, str]) -> 
 
 
 def join_chunk(joins: tuple[Join, ...], paths: dict[str, str], chunk: list) -> dict[str, dict]:
-    """The lookups one chunk needs, by table name."""
+    """The lookups one chunk needs, by table name (one streaming pass per table: for a single chunk)."""
     lookups = {}
     for join in joins:
         lookups[join.table] = lookup(paths[join.table], join, {getattr(record, join.key) for record in chunk})
     return lookups
+
+
+def missing_error(path, join: Join, missing: set) -> JoinError:
+    return JoinError(f"{path}: the {join.table} table has no row for {join.key} "
+                     f"{', '.join(repr(m) for m in sorted(missing)[:3])}"
+                     + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else ""))
+
+
+class TableIndex:
+    """One table's column by id on disk: built in one streaming pass, then read per chunk. Memory stays at
+    SQLite's page cache whatever the table's size; the file lives in a temporary folder removed on close."""
+
+    QUERY_IDS = 500  # ids per query, well under SQLite's bound on parameters
+
+    def __init__(self, path: str | os.PathLike, join: Join):
+        self.path, self.join = path, join
+        self.folder = tempfile.mkdtemp(prefix=f"pugc-{join.table}-")
+        self.db = sqlite3.connect(os.path.join(self.folder, "index.sqlite"))
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("CREATE TABLE row (id TEXT PRIMARY KEY, value TEXT, line INTEGER)")
+        rows = ((row.get(join.table_key), json.dumps(row[join.column]) if join.column in row else None, number)
+                for number, row in iter_rows(path))
+        self.db.executemany("INSERT OR REPLACE INTO row VALUES (?, ?, ?)", rows)  # a later row wins, as in lookup
+        self.db.commit()
+
+    def get(self, wanted: set) -> dict:
+        found, ids = {}, sorted(wanted)
+        for start in range(0, len(ids), self.QUERY_IDS):
+            part = ids[start:start + self.QUERY_IDS]
+            marks = ",".join("?" * len(part))
+            for key, value, number in self.db.execute(f"SELECT id, value, line FROM row WHERE id IN ({marks})", part):
+                if value is None:
+                    raise JoinError(f"{self.path}:{number}: {self.join.table} row {key!r} lacks {self.join.column!r}")
+                found[key] = json.loads(value)
+        if len(found) < len(wanted):
+            raise missing_error(self.path, self.join, wanted - found.keys())
+        return found
+
+    def close(self) -> None:
+        self.db.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class TableJoiner:
+    """A stage's joins over all its chunks: the first chunk streams the tables (enough for a one-chunk run);
+    from the second on, each table is read once into a `TableIndex`."""
+
+    def __init__(self, joins: tuple[Join, ...], paths: dict[str, str]):
+        self.joins, self.paths = joins, paths
+        self.indexes: dict[str, TableIndex] = {}
+        self.chunks = 0
+
+    def lookups(self, chunk: list) -> dict[str, dict]:
+        self.chunks += 1
+        if self.chunks == 1:
+            return join_chunk(self.joins, self.paths, chunk)
+        lookups = {}
+        for join in self.joins:
+            if join.table not in self.indexes:
+                self.indexes[join.table] = TableIndex(self.paths[join.table], join)
+            lookups[join.table] = self.indexes[join.table].get({getattr(record, join.key) for record in chunk})
+        return lookups
+
+    def close(self) -> None:
+        for index in self.indexes.values():
+            index.close()

@@ -1,5 +1,6 @@
 """The runner's modules one by one: chunking, batch pacing, chunk checkpoints with ranges, tallies, artifacts."""
 import json
+import os
 
 import pytest
 
@@ -138,6 +139,31 @@ def test_a_join_names_the_table_and_the_missing_id(tmp_path):
         join_chunk((DOCUMENT_TEXT,), {"documents": str(table)}, chunk)
     with pytest.raises(JoinError, match="relevance_filter joins the documents table .* no documents input"):
         check_tables("relevance_filter", (DOCUMENT_TEXT,), {})
+
+
+def test_joins_over_many_chunks_read_each_table_once_and_answer_as_the_streaming_lookup(tmp_path, monkeypatch):
+    from pugc import tables
+    from pugc.tables import DOCUMENT_TEXT, JoinError, TableJoiner
+
+    table = tmp_path / "ugc.jsonl"
+    write_jsonl(table, [{"id": f"d{n}", "text": f"text {n}"} for n in range(50)] + [{"id": "bare"}])
+    passes = []
+    real_iter_rows = tables.iter_rows
+    monkeypatch.setattr(tables, "iter_rows", lambda path: passes.append(path) or real_iter_rows(path))
+    joiner = TableJoiner((DOCUMENT_TEXT,), {"documents": str(table)})
+    chunks = [[Instruction(f"i{n}", f"d{n}", "q") for n in range(start, start + 10)] for start in range(0, 50, 10)]
+    try:
+        for chunk in chunks:
+            assert joiner.lookups(chunk)["documents"] == {r.doc_id: f"text {r.doc_id[1:]}" for r in chunk}
+        assert len(passes) == 2  # the first chunk's streaming lookup, then the index built once for the rest
+        with pytest.raises(JoinError, match=r"the documents table has no row for doc_id 'd99'"):
+            joiner.lookups([Instruction("i99", "d99", "q")])
+        with pytest.raises(JoinError, match=r"ugc.jsonl:51: documents row 'bare' lacks 'text'"):
+            joiner.lookups([Instruction("ib", "bare", "q")])
+        folder = joiner.indexes["documents"].folder
+    finally:
+        joiner.close()
+    assert not os.path.exists(folder)  # the on-disk index goes with the stage
 
 
 def test_stage_specs_declare_what_the_runner_needs():

@@ -19,7 +19,7 @@ from pugc.runner.sharding import row_keys, shard_bounds
 from pugc.runner.tally import Tally, format_dropped
 from pugc.secrets import load_hf_token
 from pugc.stages.llm import check_engine_errors
-from pugc.tables import check_tables, join_chunk
+from pugc.tables import TableJoiner, check_tables
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name,
                                (input_path, *joined)) if end > start else None
     pacer = _pacer(spec, runtime, checkpointed=checkpoints is not None)
-    tally, lazy = Tally(), LazyEngine(spec, config, engines)
+    tally, lazy, joiner = Tally(), LazyEngine(spec, config, engines), TableJoiner(spec.joins, tables)
     if spec.side_output and not side_path:
         side_path = f"{Path(output_path).with_suffix('')}.{spec.side_output}.jsonl"
 
     def call(chunk: list):
-        lookups = join_chunk(spec.joins, tables, chunk) if spec.joins else {}
+        lookups = joiner.lookups(chunk) if spec.joins else {}
         result = spec.run(chunk, config, lazy.get(), **lookups)
         # Before the chunk is checkpointed: a stage stopped for engine errors resumes from the chunks that passed.
         check_engine_errors(result, getattr(config, "max_engine_error_fraction", 0.0))
@@ -71,6 +71,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
                           progress)
     finally:
         lazy.close()
+        joiner.close()
     if checkpoints:
         checkpoints.clear()  # the outputs are whole now; a rerun would be a new task with its own outputs
     engine = lazy.engine
