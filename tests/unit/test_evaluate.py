@@ -12,7 +12,7 @@ from tests.fakes import FakeEngine
 
 
 def question(i: int) -> Instruction:
-    return Instruction(id=f"q{i}", doc_id=f"d{i}", document="(not read)", instruction=f"Question {i}?")
+    return Instruction(id=f"q{i}", doc_id=f"d{i}", instruction=f"Question {i}?")
 
 
 def test_the_held_out_split_is_deterministic_by_id_and_accounts_for_every_question():
