@@ -9,7 +9,7 @@ from pugc.io import JsonlWriter, iter_records, write_jsonl
 from pugc.records import Dropped, Instruction, StageResult
 from pugc.runner.artifacts import publish, read_lineage
 from pugc.runner.chunks import BatchPacer, Outputs, resume, run_in_chunks
-from pugc.runner.sharding import group_chunks, row_keys
+from pugc.runner.sharding import group_chunks, shard_bounds, shard_range
 from pugc.runner.tally import Tally, check_accounting
 
 
@@ -25,12 +25,21 @@ def test_an_ungrouped_input_is_refused_with_the_key():
         list(group_chunks(list("aabbbba"), lambda k: k, iter([2] * 9)))
 
 
-def test_row_keys_name_the_line_without_its_key(tmp_path):
+def test_shard_range_names_the_line_without_its_key(tmp_path):
     path = tmp_path / "rows.jsonl"
-    write_jsonl(path, [{"instruction_id": "q1"}, {"other": 1}])
+    write_jsonl(path, [{"instruction_id": "q1"}, {"other": 1}, {"instruction_id": "q3"}])
     with pytest.raises(ValueError, match=r"rows.jsonl:2: row lacks its group key 'instruction_id'"):
-        row_keys(path, "instruction_id")
-    assert list(row_keys(path, None)) == [0, 1]
+        shard_range(path, "instruction_id", 0, 2)
+    assert shard_range(path, None, 1, 2) == (2, 3)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_shard_range_of_a_file_cuts_where_shard_bounds_cuts_a_list(tmp_path, count):
+    keys = ["a", "a", "a", "b", "c", "c", "d", "d", "d", "d", "e", "f", "f"]
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, [{"instruction_id": k} for k in keys])
+    for index in range(count):
+        assert shard_range(path, "instruction_id", index, count) == shard_bounds(keys, index, count)
 
 
 def test_iter_records_reads_only_its_range(tmp_path):

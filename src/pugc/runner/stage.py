@@ -15,7 +15,7 @@ from pugc.io import JsonlWriter, iter_records
 from pugc.logs import setup_logging
 from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Outputs, Progress,
                                 resume, run_in_chunks)
-from pugc.runner.sharding import row_keys, shard_bounds
+from pugc.runner.sharding import shard_range
 from pugc.runner.tally import Tally, format_dropped
 from pugc.secrets import load_hf_token
 from pugc.stages.llm import check_engine_errors
@@ -40,7 +40,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     runtime, tables = runtime or {}, tables or {}
     check_tables(stage, spec.joins, tables)
     started = time.monotonic()
-    start, end = shard_bounds(row_keys(input_path, spec.shard_group), int(shard_index), int(shard_count))
+    start, end = shard_range(input_path, spec.shard_group, int(shard_index), int(shard_count))
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
     log.info("%s: %d input records%s from %s", stage, end - start, where, input_path)
     joined = tuple(tables[j.table] for j in spec.joins if j.table in tables)
