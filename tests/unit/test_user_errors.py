@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK_SECONDS = 5.0
 
 
 def pugc(*args, cwd=None, env=None, timeout=120):
@@ -21,14 +20,13 @@ def pugc(*args, cwd=None, env=None, timeout=120):
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
 
-def assert_one_line_error(code, err, seconds, *expected):
+def assert_one_line_error(code, err, *expected):
     assert code != 0
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     for text in expected:
         assert text in lines[0], lines[0]
-    assert seconds < QUICK_SECONDS, f"{seconds:.1f}s: {lines[0]}"
 
 
 @pytest.fixture
@@ -42,27 +40,27 @@ def files(tmp_path):
 
 
 def test_missing_input_names_the_path_and_where_it_was_looked_for(files):
-    code, _, err, seconds = pugc("run", "--input", "nope.jsonl", cwd=files)
-    assert_one_line_error(code, err, seconds, f"{files / 'nope.jsonl'}: no such file", f"current folder, {files}")
+    code, _, err, _ = pugc("run", "--input", "nope.jsonl", cwd=files)
+    assert_one_line_error(code, err, f"{files / 'nope.jsonl'}: no such file", f"current folder, {files}")
 
 
 def test_empty_input(files):
-    code, _, err, seconds = pugc("run", "--input", files / "empty.jsonl")
-    assert_one_line_error(code, err, seconds, "empty.jsonl: the file is empty")
+    code, _, err, _ = pugc("run", "--input", files / "empty.jsonl")
+    assert_one_line_error(code, err, "empty.jsonl: the file is empty")
 
 
 @pytest.mark.parametrize("name, kind", [("table.csv", "CSV"), ("table.jsonl", "TSV")])
 def test_csv_and_tsv_are_named_with_a_conversion(files, name, kind):
-    code, _, err, seconds = pugc("run", "--input", files / name)
-    assert_one_line_error(code, err, seconds, f"looks like {kind}, which is not supported", "to_json(")
+    code, _, err, _ = pugc("run", "--input", files / name)
+    assert_one_line_error(code, err, f"looks like {kind}, which is not supported", "to_json(")
 
 
 def test_missing_text_field_lists_the_fields_and_the_flag(files):
-    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl")
-    assert_one_line_error(code, err, seconds, "no record has the text field 'text'", "fields present: body, ref",
+    code, _, err, _ = pugc("run", "--input", files / "body.jsonl")
+    assert_one_line_error(code, err, "no record has the text field 'text'", "fields present: body, ref",
                           "--text-field FIELD")
-    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl", "--text-field", "body", "--id-field", "key")
-    assert_one_line_error(code, err, seconds, "no record has the id field 'key'", "--id-field FIELD")
+    code, _, err, _ = pugc("run", "--input", files / "body.jsonl", "--text-field", "body", "--id-field", "key")
+    assert_one_line_error(code, err, "no record has the id field 'key'", "--id-field FIELD")
 
 
 def test_parquet_input_is_checked_for_its_columns(tmp_path):
@@ -70,8 +68,8 @@ def test_parquet_input_is_checked_for_its_columns(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"content": ["Oil the chain."], "ref": [1]}), tmp_path / "posts.parquet")
-    code, _, err, seconds = pugc("run", "--input", tmp_path / "posts.parquet")
-    assert_one_line_error(code, err, seconds, "no record has the text field 'text' (fields present: content, ref)")
+    code, _, err, _ = pugc("run", "--input", tmp_path / "posts.parquet")
+    assert_one_line_error(code, err, "no record has the text field 'text' (fields present: content, ref)")
 
 
 def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp_path):
@@ -87,24 +85,24 @@ def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp
 
 def test_models_that_do_not_resolve(files, tmp_path):
     body = ["--input", files / "body.jsonl", "--text-field", "body"]
-    code, _, err, seconds = pugc("run", *body, "--set", "engines.policy.model=/no/such/model")
-    assert_one_line_error(code, err, seconds, "engines.policy.model: local model folder /no/such/model does not exist")
-    code, _, err, seconds = pugc("run", *body, "--set", "engines.judge.model=nobody/no-such-model",
+    code, _, err, _ = pugc("run", *body, "--set", "engines.policy.model=/no/such/model")
+    assert_one_line_error(code, err, "engines.policy.model: local model folder /no/such/model does not exist")
+    code, _, err, _ = pugc("run", *body, "--set", "engines.judge.model=nobody/no-such-model",
                                  env={"HF_HOME": str(tmp_path / "hf")})
-    assert_one_line_error(code, err, seconds, "engines.judge.model: nobody/no-such-model is not in the local Hugging "
+    assert_one_line_error(code, err, "engines.judge.model: nobody/no-such-model is not in the local Hugging "
                           "Face cache and HF_HUB_OFFLINE=1")
 
 
 def test_reused_run_id(files, tmp_path):
     (tmp_path / "runs" / "mine").mkdir(parents=True)
-    code, _, err, seconds = pugc("run", "--input", files / "body.jsonl", "--text-field", "body",
+    code, _, err, _ = pugc("run", "--input", files / "body.jsonl", "--text-field", "body",
                                  "--output", tmp_path / "runs", "--run-id", "mine")
-    assert_one_line_error(code, err, seconds, "runs/mine already exists", "another --run-id")
+    assert_one_line_error(code, err, "runs/mine already exists", "another --run-id")
 
 
 def test_a_recipe_path_that_does_not_exist_never_falls_back_to_a_bundled_recipe():
-    code, out, err, seconds = pugc("recipe", "--recipe", "/nonexistent/dir/paper.yaml")
-    assert_one_line_error(code, err, seconds, "recipe file '/nonexistent/dir/paper.yaml' not found")
+    code, out, err, _ = pugc("recipe", "--recipe", "/nonexistent/dir/paper.yaml")
+    assert_one_line_error(code, err, "recipe file '/nonexistent/dir/paper.yaml' not found")
     assert out == ""
 
 
@@ -120,28 +118,28 @@ def test_input_paths_resolve_against_the_cwd_and_the_recipes_folder(files, tmp_p
     code, out, err, _ = pugc("run", "--recipe", recipes / "mine.yaml", "--dry-run", cwd=elsewhere)
     assert code == 0, err
     assert f"uri: {tmp_path / 'project' / 'data.jsonl'}" in out
-    code, _, err, seconds = pugc("run", "--recipe", recipes / "mine.yaml", "--input", "data.jsonl", cwd=elsewhere)
-    assert_one_line_error(code, err, seconds, f"{elsewhere / 'data.jsonl'}: no such file")
+    code, _, err, _ = pugc("run", "--recipe", recipes / "mine.yaml", "--input", "data.jsonl", cwd=elsewhere)
+    assert_one_line_error(code, err, f"{elsewhere / 'data.jsonl'}: no such file")
 
 
 def test_submit_to_an_unreachable_host(tmp_path):
-    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--input", "gs://bucket/ugc/", "--host",
+    code, _, err, _ = pugc("submit", "--recipe", "paper", "--input", "gs://bucket/ugc/", "--host",
                                  "http://127.0.0.1:9", "-o", tmp_path / "p.yaml",
                                  env={"PUGC_IMAGE_REGISTRY": "registry.example/pugc", "KFP_TOKEN": ""})
-    assert_one_line_error(code, err, seconds, "cannot reach Kubeflow Pipelines at http://127.0.0.1:9", "--host")
+    assert_one_line_error(code, err, "cannot reach Kubeflow Pipelines at http://127.0.0.1:9", "--host")
 
 
 def test_submit_to_vertex_without_credentials(tmp_path):
-    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--target", "vertex", "--project", "p",
+    code, _, err, _ = pugc("submit", "--recipe", "paper", "--target", "vertex", "--project", "p",
                                  "--pipeline-root", "gs://bucket/root", "--input", "gs://bucket/ugc/",
                                  "-o", tmp_path / "v.yaml", env={"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-key.json")})
-    assert_one_line_error(code, err, seconds, "no Google Cloud credentials", "no-key.json was not found",
+    assert_one_line_error(code, err, "no Google Cloud credentials", "no-key.json was not found",
                           "gcloud auth application-default login")
 
 
 def test_submit_of_a_local_input(tmp_path, files):
-    code, _, err, seconds = pugc("submit", "--recipe", "paper", "--input", files / "body.jsonl", "-o", tmp_path / "p.yaml")
-    assert_one_line_error(code, err, seconds, "a cluster reads gs:// input", "gcloud storage cp")
+    code, _, err, _ = pugc("submit", "--recipe", "paper", "--input", files / "body.jsonl", "-o", tmp_path / "p.yaml")
+    assert_one_line_error(code, err, "a cluster reads gs:// input", "gcloud storage cp")
 
 
 def test_compiling_without_a_registry_warns(tmp_path):
@@ -184,9 +182,7 @@ def test_ctrl_c_prints_one_line_and_marks_the_run_failed(tmp_path, sample_slice)
     while not list(run_dir.glob("artifacts/*/ingest-ugc")) and time.monotonic() < deadline:
         time.sleep(0.2)  # a task is running
     os.killpg(process.pid, signal.SIGINT)
-    interrupted = time.monotonic()
-    out, err = process.communicate(timeout=60)
-    assert time.monotonic() - interrupted < QUICK_SECONDS
+    out, err = process.communicate(timeout=60)  # a run that ignored Ctrl-C would hang here and fail the test
     assert process.returncode == 130
     assert "Traceback" not in err + out
     assert err.strip().splitlines() == [f"pugc: interrupted: {tmp_path / 'runs' / 'stopped'} is marked FAILED"]
@@ -198,10 +194,10 @@ def test_a_stage_that_joins_a_table_names_the_missing_table_or_id(tmp_path):
     questions.write_text('{"id": "q1", "doc_id": "d1", "instruction": "Which glue?"}\n')
     (tmp_path / "docs.jsonl").write_text('{"id": "d2", "text": "Epoxy."}\n')
     common = ["stage", "relevance_filter", "--input", questions, "--output", tmp_path / "out.jsonl"]
-    code, _, err, seconds = pugc(*common)
-    assert_one_line_error(code, err, seconds, "relevance_filter joins the documents table", "--table documents=PATH")
+    code, _, err, _ = pugc(*common)
+    assert_one_line_error(code, err, "relevance_filter joins the documents table", "--table documents=PATH")
     code, _, err, _ = pugc(*common, "--table", f"documents={tmp_path / 'docs.jsonl'}")
     assert code != 0 and "Traceback" not in err  # found while reading: after the stage's progress line
     assert "docs.jsonl: the documents table has no row for doc_id 'd1'" in err.strip().splitlines()[-1]
-    code, _, err, seconds = pugc(*common, "--table", "docs.jsonl")
-    assert_one_line_error(code, err, seconds, "--table docs.jsonl", "NAME=PATH")
+    code, _, err, _ = pugc(*common, "--table", "docs.jsonl")
+    assert_one_line_error(code, err, "--table docs.jsonl", "NAME=PATH")
