@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from pugc.components import images
 
@@ -8,7 +8,8 @@ from pugc.components import images
 def response_sampling(relevant_instructions: Input[Dataset], config: dict, engines: dict, runtime: dict, recipe_digest: str,
                       run_id: str, task_name: str,
                       shard_index: int, shard_count: int,
-                      responses: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+                      responses: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
+                      policy_model: Input[Model] = None):
     """Stage 4: K policy responses per question.
 
     Runs shard `shard_index` of `shard_count`; with `runtime.checkpoint_root` a retried try of this task

@@ -1,6 +1,10 @@
 """The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones (holding some out for
 evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate.
 
+With `rounds: R` > 1 (online iterative training) the training questions are split into R parts and each round
+samples with the previous round's model and trains on from it; every round is a sub-pipeline (`round-r`, its
+own group in the UI), and the gate and export act on the last round's model.
+
 The LLM stages fan out over shards (`fan_out`); everything else is one task. `build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
 and applies the recipe's per-stage resources to the tasks, so what `pugc compile` writes is what runs.
 """
@@ -9,7 +13,7 @@ and applies the recipe's per-stage resources to the tasks, so what `pugc compile
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.evaluate import evaluate
@@ -23,6 +27,8 @@ from pugc.components.instruction_gen import instruction_gen
 from pugc.components.preference_pairs import preference_pairs
 from pugc.components.relevance_filter import relevance_filter
 from pugc.components.response_sampling import response_sampling
+from pugc.components.round_report import round_report
+from pugc.components.round_split import round_split
 from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
@@ -54,6 +60,99 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
     return merge_task
 
 
+ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "evaluation", "evaluation_report",
+                 "judged")
+RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, pairs_report=HTML,
+                          loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset, gate=str,
+                          response_sampling_dropped=Dataset, reward_scoring_dropped=Dataset,
+                          preference_pairs_dropped=Dataset, evaluate_dropped=Dataset, rounds=Artifact,
+                          rounds_dropped=Dataset)
+
+
+def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_questions, evaluation_questions,
+                documents, questions, response_sampling_config, reward_scoring_config, preference_pairs_config,
+                dpo_training_config, evaluation_config, engines, runtime, recipe_digest, policy_model=None,
+                previous_rounds=None, previous_dropped=None) -> dict:
+    """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
+    of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), and
+    appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
+    per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
+    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+    policy = {"policy_model": policy_model} if policy_model is not None else {}
+    if recipe.rounds > 1:
+        tasks["round_split"] = round_split(training_questions=training_questions, round_index=index,
+                                           round_count=recipe.rounds, recipe_digest=recipe_digest)
+        training_questions = tasks["round_split"].outputs["questions"]
+    response_sampling_task = fan_out(
+        recipe, target, "response_sampling", response_sampling, {"relevant_instructions": training_questions},
+        "responses", tasks, config=response_sampling_config, **llm, **policy)
+    reward_scoring_task = fan_out(
+        recipe, target, "reward_scoring", reward_scoring,
+        {"responses": response_sampling_task.outputs["merged"], "documents": documents, "instructions": questions},
+        "scored_responses", tasks, config=reward_scoring_config, **llm)
+    preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
+        scored_responses=reward_scoring_task.outputs["merged"], instructions=questions, config=preference_pairs_config,
+        recipe_digest=recipe_digest)
+    dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
+        preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
+        **llm, **policy)
+    evaluate_task = fan_out(  # against the base policy (or evaluation.baseline), every round alike
+        recipe, target, "evaluate", evaluate,
+        {"evaluation_questions": evaluation_questions, "ugc": documents,
+         "dpo_model": dpo_training_task.outputs["dpo_model"]},
+        "judged", tasks, config=evaluation_config, **llm)
+    gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
+                                                           config=evaluation_config)
+    outputs = dict(
+        preference_pairs=preference_pairs_task.outputs["preference_pairs"],
+        dpo_model=dpo_training_task.outputs["dpo_model"], pairs_report=preference_pairs_task.outputs["pairs_report"],
+        loss_curve=dpo_training_task.outputs["loss_curve"], evaluation=gate_task.outputs["evaluation"],
+        evaluation_report=gate_task.outputs["evaluation_report"], judged=evaluate_task.outputs["merged"],
+        gate=gate_task.outputs["Output"], response_sampling_dropped=response_sampling_task.outputs["dropped"],
+        reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
+        preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
+        evaluate_dropped=evaluate_task.outputs["dropped"])
+    if recipe.rounds > 1:
+        previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped} \
+            if previous_rounds is not None else {}
+        report_task = tasks["round_report"] = round_report(
+            round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
+            **{key: outputs[key] for key in ("response_sampling_dropped", "reward_scoring_dropped",
+                                              "preference_pairs_dropped", "evaluate_dropped")}, **previous)
+        outputs.update(rounds=report_task.outputs["rounds"], rounds_dropped=report_task.outputs["dropped"])
+    return outputs
+
+
+def round_pipeline(recipe: Recipe, target: str, index: int):
+    """Round `index` as a sub-pipeline: one group in the UI. Round 1 starts from engines.policy; a later
+    round takes the previous round's model and report."""
+
+    def body(inputs: dict) -> RoundOutputs:  # inputs: the sub-pipeline's locals(), its parameters and `body`
+        tasks: dict = {}
+        outputs = train_round(recipe, target, tasks, index, **{k: v for k, v in inputs.items() if k != "body"})
+        apply_platform(recipe.cluster, tasks, target, recipe.engines)
+        return RoundOutputs(**outputs)
+
+    if index == 1:
+        @dsl.pipeline(name=f"round-{index}")
+        def first_round(training_questions: Input[Dataset], evaluation_questions: Input[Dataset],
+                        documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
+                        reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
+                        evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str) -> RoundOutputs:
+            return body(locals())
+        return first_round
+
+    @dsl.pipeline(name=f"round-{index}")
+    def later_round(training_questions: Input[Dataset], evaluation_questions: Input[Dataset],
+                    documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
+                    reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
+                    evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str,
+                    policy_model: Input[Model], previous_rounds: Input[Artifact],
+                    previous_dropped: Input[Dataset]) -> RoundOutputs:
+        return body(locals())
+    return later_round
+
+
 def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True,
                    task_names: dict | None = None):
     """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py).
@@ -63,6 +162,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
     receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it).
     """
     sections = recipe.pipeline_sections()
+    round_pipelines = [round_pipeline(recipe, target, index) for index in range(1, recipe.rounds + 1)] \
+        if recipe.rounds > 1 else []
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)",
                   pipeline_root=pipeline_root or recipe.cluster.pipeline_root)
@@ -109,30 +210,28 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         held_out_split_task = tasks["held_out_split"] = held_out_split(
             relevant_instructions=relevance_filter_task.outputs["merged"], config=evaluation_config,
             recipe_digest=recipe_digest)
-        response_sampling_task = fan_out(
-            recipe, target, "response_sampling", response_sampling,
-            {"relevant_instructions": held_out_split_task.outputs["training_questions"]}, "responses", tasks,
-            config=response_sampling_config, **llm)
-        reward_scoring_task = fan_out(
-            recipe, target, "reward_scoring", reward_scoring,
-            {"responses": response_sampling_task.outputs["merged"], "documents": documents, "instructions": questions},
-            "scored_responses", tasks, config=reward_scoring_config, **llm)
-        preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
-            scored_responses=reward_scoring_task.outputs["merged"], instructions=questions, config=preference_pairs_config,
-            recipe_digest=recipe_digest)
-        dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
-            preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
-            engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
-        evaluate_task = fan_out(
-            recipe, target, "evaluate", evaluate,
-            {"evaluation_questions": held_out_split_task.outputs["evaluation_questions"],
-             "ugc": ingest_ugc_task.outputs["ugc"], "dpo_model": dpo_training_task.outputs["dpo_model"]},
-            "judged", tasks, config=evaluation_config, **llm)
-        gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
-                                                               config=evaluation_config)
-        with dsl.If(gate_task.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(dpo_model=dpo_training_task.outputs["dpo_model"],
-                                                 evaluation=gate_task.outputs["evaluation"],
+        data = dict(training_questions=held_out_split_task.outputs["training_questions"],
+                    evaluation_questions=held_out_split_task.outputs["evaluation_questions"], documents=documents,
+                    questions=questions)
+        configs = dict(response_sampling_config=response_sampling_config, reward_scoring_config=reward_scoring_config,
+                       preference_pairs_config=preference_pairs_config, dpo_training_config=dpo_training_config,
+                       evaluation_config=evaluation_config, engines=engines, runtime=runtime,
+                       recipe_digest=recipe_digest)
+        if recipe.rounds == 1:
+            last = train_round(recipe, target, tasks, 1, **data, **configs)
+            report = {}
+        else:
+            last = previous = {}
+            for index, round_component in enumerate(round_pipelines, start=1):
+                round_task = round_component(**data, **configs, **previous)
+                round_task.set_display_name(f"round-{index}")
+                tasks[f"round_{index}"] = round_task
+                last = round_task.outputs
+                previous = dict(policy_model=last["dpo_model"], previous_rounds=last["rounds"],
+                                previous_dropped=last["rounds_dropped"])
+            report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
+        with dsl.If(last["gate"] == "passed", name="gate-passed"):  # a model that loses is never exported
+            tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=last["evaluation"],
                                                  config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
@@ -140,26 +239,18 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             instruction_gen_dropped=instruction_gen_task.outputs["dropped"],
             relevance_filter_dropped=relevance_filter_task.outputs["dropped"],
             held_out_split_dropped=held_out_split_task.outputs["dropped"],
-            response_sampling_dropped=response_sampling_task.outputs["dropped"],
-            reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
-            preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
-            dpo_model=dpo_training_task.outputs["dpo_model"], evaluate_dropped=evaluate_task.outputs["dropped"],
-            evaluation=gate_task.outputs["evaluation"], recipe_digest=recipe_digest)
+            response_sampling_dropped=last["response_sampling_dropped"],
+            reward_scoring_dropped=last["reward_scoring_dropped"],
+            preference_pairs_dropped=last["preference_pairs_dropped"],
+            dpo_model=last["dpo_model"], evaluate_dropped=last["evaluate_dropped"],
+            evaluation=last["evaluation"], recipe_digest=recipe_digest, **report)
 
-        apply_platform(recipe.cluster, tasks, target, recipe.engines)
+        apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
+                       recipe.engines)
         if task_names is not None:
             task_names.update({key: task.name for key, task in tasks.items()})
-        return Outputs(
-            summary=run_summary_task.outputs["summary"],
-            preference_pairs=preference_pairs_task.outputs["preference_pairs"],
-            dpo_model=dpo_training_task.outputs["dpo_model"],
-            rejected=run_summary_task.outputs["rejected"],
-            pairs_report=preference_pairs_task.outputs["pairs_report"],
-            loss_curve=dpo_training_task.outputs["loss_curve"],
-            summary_report=run_summary_task.outputs["summary_report"],
-            evaluation=gate_task.outputs["evaluation"],
-            evaluation_report=gate_task.outputs["evaluation_report"],
-            judged=evaluate_task.outputs["merged"],
-        )
+        return Outputs(summary=run_summary_task.outputs["summary"], rejected=run_summary_task.outputs["rejected"],
+                       summary_report=run_summary_task.outputs["summary_report"],
+                       **{name: last[name] for name in ROUND_OUTPUTS})
 
     return pugc_pipeline
