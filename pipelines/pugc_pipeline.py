@@ -60,10 +60,9 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
     return merge_task
 
 
-ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "evaluation", "evaluation_report",
-                 "judged")
+ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "judged")  # the run's, from the last round
 RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, pairs_report=HTML,
-                          loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset, gate=str,
+                          loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset,
                           response_sampling_dropped=Dataset, reward_scoring_dropped=Dataset,
                           preference_pairs_dropped=Dataset, evaluate_dropped=Dataset, rounds=Artifact,
                           rounds_dropped=Dataset)
@@ -108,7 +107,7 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
         dpo_model=dpo_training_task.outputs["dpo_model"], pairs_report=preference_pairs_task.outputs["pairs_report"],
         loss_curve=dpo_training_task.outputs["loss_curve"], evaluation=gate_task.outputs["evaluation"],
         evaluation_report=gate_task.outputs["evaluation_report"], judged=evaluate_task.outputs["merged"],
-        gate=gate_task.outputs["Output"], response_sampling_dropped=response_sampling_task.outputs["dropped"],
+        response_sampling_dropped=response_sampling_task.outputs["dropped"],
         reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
         preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
         evaluate_dropped=evaluate_task.outputs["dropped"])
@@ -123,12 +122,11 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
     return outputs
 
 
-def round_pipeline(recipe: Recipe, target: str, index: int):
+def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
     """Round `index` as a sub-pipeline: one group in the UI. Round 1 starts from engines.policy; a later
-    round takes the previous round's model and report."""
+    round takes the previous round's model and report. `tasks` receives the round's tasks by key."""
 
     def body(inputs: dict) -> RoundOutputs:  # inputs: the sub-pipeline's locals(), its parameters and `body`
-        tasks: dict = {}
         outputs = train_round(recipe, target, tasks, index, **{k: v for k, v in inputs.items() if k != "body"})
         apply_platform(recipe.cluster, tasks, target, recipe.engines)
         return RoundOutputs(**outputs)
@@ -159,11 +157,12 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
 
     With `import_input` the UGC enters through `dsl.importer`, so the UI's lineage starts at the data; the
     local runner cannot import, so local runs pass the path straight to ingest. `task_names`, when given,
-    receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it).
+    receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it); a
+    round's tasks as {`round_2.dpo_training`: `round-2/dpo-training`}.
     """
     sections = recipe.pipeline_sections()
-    round_pipelines = [round_pipeline(recipe, target, index) for index in range(1, recipe.rounds + 1)] \
-        if recipe.rounds > 1 else []
+    round_tasks: dict[int, dict] = {index: {} for index in range(1, recipe.rounds + 1)} if recipe.rounds > 1 else {}
+    round_pipelines = [round_pipeline(recipe, target, index, round_tasks[index]) for index in round_tasks]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)",
                   pipeline_root=pipeline_root or recipe.cluster.pipeline_root)
@@ -219,19 +218,21 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                        recipe_digest=recipe_digest)
         if recipe.rounds == 1:
             last = train_round(recipe, target, tasks, 1, **data, **configs)
-            report = {}
+            gate, report = tasks["evaluation_gate"], {}
         else:
             last = previous = {}
             for index, round_component in enumerate(round_pipelines, start=1):
-                round_task = round_component(**data, **configs, **previous)
+                round_task = tasks[f"round_{index}"] = round_component(**data, **configs, **previous)
                 round_task.set_display_name(f"round-{index}")
-                tasks[f"round_{index}"] = round_task
                 last = round_task.outputs
                 previous = dict(policy_model=last["dpo_model"], previous_rounds=last["rounds"],
                                 previous_dropped=last["rounds_dropped"])
+            # The gate on the last round's model, here rather than inside its group: the condition below then
+            # reads a task's output, which the local runner resolves (a sub-pipeline's output it does not).
+            gate = tasks["evaluation_gate"] = evaluation_gate(judged=last["judged"], config=evaluation_config)
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
-        with dsl.If(last["gate"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=last["evaluation"],
+        with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
+            tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=gate.outputs["evaluation"],
                                                  config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
@@ -243,14 +244,18 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
             dpo_model=last["dpo_model"], evaluate_dropped=last["evaluate_dropped"],
-            evaluation=last["evaluation"], recipe_digest=recipe_digest, **report)
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report)
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
                        recipe.engines)
         if task_names is not None:
-            task_names.update({key: task.name for key, task in tasks.items()})
+            for key, task in tasks.items():  # a round's tasks by `round_<r>.<key>`, named `<round task>/<task>`
+                inner = round_tasks.get(int(key.removeprefix("round_"))) if key.startswith("round_") else None
+                task_names.update({f"{key}.{k}": f"{task.name}/{t.name}" for k, t in inner.items()} if inner
+                                  else {key: task.name})
         return Outputs(summary=run_summary_task.outputs["summary"], rejected=run_summary_task.outputs["rejected"],
                        summary_report=run_summary_task.outputs["summary_report"],
+                       evaluation=gate.outputs["evaluation"], evaluation_report=gate.outputs["evaluation_report"],
                        **{name: last[name] for name in ROUND_OUTPUTS})
 
     return pugc_pipeline

@@ -55,8 +55,7 @@ def run_round_split(questions_path: str, round_index: int, round_count: int, out
     started = time.monotonic()
     result = split_round(read_records(questions_path, Instruction), int(round_index), int(round_count))
     write_jsonl(output_path, result.kept)
-    log.info("round_split: round %d of %d: %d of %d training questions", round_index, round_count,
-             len(result.kept), result.n_in)
+    log.info("round_split: in %d, out %d (round %d of %d)", result.n_in, len(result.kept), round_index, round_count)
     return {"stage": STAGE, "counts": result.counts, "metrics": result.metrics,
             "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__}
 
@@ -98,8 +97,8 @@ def write_round_report(round_index: int, stage_artifacts: dict, evaluation_path:
         path for stage, (path, _) in read.items() if stage != "dpo_training"]
     write_jsonl(dropped_path, (row for path in sources if Path(path).is_file() for _, row in iter_rows(path)))
     entry = rounds[-1]
-    log.info("round %d: %d questions, %d pairs, final loss %s, win rate %s", entry["round"], entry["questions"],
-             entry["pairs"], entry["final_loss"], entry["win_rate"])
+    log.info("round_report: %d questions, %d pairs, final loss %s, win rate %s (round %d)", entry["questions"],
+             entry["pairs"], entry["final_loss"], entry["win_rate"], entry["round"])
     return rounds
 
 
