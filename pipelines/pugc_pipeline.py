@@ -60,18 +60,18 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
     return merge_task
 
 
-ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "judged")  # the run's, from the last round
+ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "judged")  # the last round's
 RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, pairs_report=HTML,
                           loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset,
                           response_sampling_dropped=Dataset, reward_scoring_dropped=Dataset,
                           preference_pairs_dropped=Dataset, evaluate_dropped=Dataset, rounds=Artifact,
-                          rounds_dropped=Dataset)
+                          rounds_dropped=Dataset, all_pairs=Dataset)
 
 
 def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_questions, evaluation_questions,
                 documents, questions, response_sampling_config, reward_scoring_config, preference_pairs_config,
                 dpo_training_config, evaluation_config, engines, runtime, recipe_digest, policy_model=None,
-                previous_rounds=None, previous_dropped=None) -> dict:
+                previous_rounds=None, previous_dropped=None, previous_pairs=None) -> dict:
     """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
     of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), and
     appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
@@ -112,13 +112,15 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
         preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
         evaluate_dropped=evaluate_task.outputs["dropped"])
     if recipe.rounds > 1:
-        previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped} \
-            if previous_rounds is not None else {}
+        previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped,
+                    "previous_pairs": previous_pairs} if previous_rounds is not None else {}
         report_task = tasks["round_report"] = round_report(
             round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
+            preference_pairs=outputs["preference_pairs"],
             **{key: outputs[key] for key in ("response_sampling_dropped", "reward_scoring_dropped",
                                               "preference_pairs_dropped", "evaluate_dropped")}, **previous)
-        outputs.update(rounds=report_task.outputs["rounds"], rounds_dropped=report_task.outputs["dropped"])
+        outputs.update(rounds=report_task.outputs["rounds"], rounds_dropped=report_task.outputs["dropped"],
+                       all_pairs=report_task.outputs["pairs"])
     return outputs
 
 
@@ -145,8 +147,8 @@ def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
                     documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
                     reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
                     evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str,
-                    policy_model: Input[Model], previous_rounds: Input[Artifact],
-                    previous_dropped: Input[Dataset]) -> RoundOutputs:
+                    policy_model: Input[Model], previous_rounds: Input[Artifact], previous_dropped: Input[Dataset],
+                    previous_pairs: Input[Dataset]) -> RoundOutputs:
         return body(locals())
     return later_round
 
@@ -226,11 +228,12 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                 round_task.set_display_name(f"round-{index}")
                 last = round_task.outputs
                 previous = dict(policy_model=last["dpo_model"], previous_rounds=last["rounds"],
-                                previous_dropped=last["rounds_dropped"])
+                                previous_dropped=last["rounds_dropped"], previous_pairs=last["all_pairs"])
             # The gate on the last round's model, here rather than inside its group: the condition below then
             # reads a task's output, which the local runner resolves (a sub-pipeline's output it does not).
             gate = tasks["evaluation_gate"] = evaluation_gate(judged=last["judged"], config=evaluation_config)
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
+            last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
         with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
             tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=gate.outputs["evaluation"],
                                                  config=dpo_training_config)

@@ -70,7 +70,8 @@ def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict) -
         "round": int(round_index),
         "questions": as_int(lineages["response_sampling"]["rows_in"]),
         "pairs": as_int(lineages["preference_pairs"]["rows_out"]),
-        "base_model": training.get("base_model"),
+        "sampled_with": lineages["response_sampling"].get("model") or None,  # the policy that answered
+        "base_model": training.get("base_model"),  # the policy training started from
         "final_loss": training.get("final_loss"),
         "steps": training.get("steps"),
         "win_rate": evaluation.get("win_rate"), "lc_win_rate": evaluation.get("lc_win_rate"),
@@ -82,9 +83,10 @@ def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict) -
 
 
 def write_round_report(round_index: int, stage_artifacts: dict, evaluation_path: str, previous_rounds: str | None,
-                       previous_dropped: str | None, rounds_path: str, dropped_path: str) -> list[dict]:
-    """Append this round to the earlier rounds' list (`rounds_path`, JSON), and its dropped records to theirs
-    (`dropped_path`): the last round's report holds every round. `stage_artifacts`: {stage: KFP artifact}."""
+                       rounds_path: str, appended: dict[str, list]) -> list[dict]:
+    """Append this round to the earlier rounds' list (`rounds_path`, JSON). `appended`: {output path: the
+    JSONL files it joins, earlier rounds' first (None: none)}, so the last round's outputs hold every round's
+    dropped records and pairs. `stage_artifacts`: {stage: KFP artifact}, their lineage the round's counts."""
     from pugc.runner.artifacts import path_and_lineage
 
     setup_logging()
@@ -93,9 +95,8 @@ def write_round_report(round_index: int, stage_artifacts: dict, evaluation_path:
     rounds = json.loads(Path(previous_rounds).read_text(encoding="utf-8")) if previous_rounds else []
     rounds.append(round_entry(round_index, {stage: lineage for stage, (_, lineage) in read.items()}, evaluation))
     Path(rounds_path).write_text(json.dumps(rounds, indent=2) + "\n", encoding="utf-8")
-    sources = ([previous_dropped] if previous_dropped else []) + [
-        path for stage, (path, _) in read.items() if stage != "dpo_training"]
-    write_jsonl(dropped_path, (row for path in sources if Path(path).is_file() for _, row in iter_rows(path)))
+    for output, sources in appended.items():
+        write_jsonl(output, (row for path in sources if path and Path(path).is_file() for _, row in iter_rows(path)))
     entry = rounds[-1]
     log.info("round_report: %d questions, %d pairs, final loss %s, win rate %s (round %d)", entry["questions"],
              entry["pairs"], entry["final_loss"], entry["win_rate"], entry["round"])
