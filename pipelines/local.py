@@ -25,6 +25,7 @@ from kfp import compiler, local
 
 from pugc.config import Recipe, dump_recipe
 from pugc.summary import FAILED_MARKER
+from pugc.pipelines.platform import settings_of
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
 
@@ -139,7 +140,7 @@ class ConsoleFilter(io.TextIOBase):
     def _stage_done(self, stage: str) -> None:
         index = next(i for i, (name, _) in enumerate(self.plan, start=1) if name == stage)
         now = time.monotonic()
-        detail = _readable(self.details.get(stage.rpartition(".")[2], ""))
+        detail = _readable(self.details.get(settings_of(stage.rpartition(".")[2]), ""))
         self._say(f"[{index}/{len(self.plan)}] {stage_label(stage):<{self.width}} {detail:<52} "
                   f"{now - self.since:6.1f}s", "32")
         self.since = now

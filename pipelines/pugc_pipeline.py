@@ -34,7 +34,7 @@ from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
 from pugc.components import images
-from pugc.pipelines.platform import apply_platform, task_component, training_runtime
+from pugc.pipelines.platform import PREVIOUS_ROUND, apply_platform, task_component, training_runtime
 
 PIPELINE_NAME = "pugc"
 
@@ -43,20 +43,22 @@ Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_
                      evaluation_report=HTML, judged=Dataset)
 
 
-def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict, **params):
+def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict,
+            key: str = "", **params):
     """Run an LLM stage as a ParallelFor over its shards (one GPU task each), then merge in shard order.
 
     The same path serves 1 shard and many, so both give the same records. Returns the merge task, whose
-    `merged` and `dropped` outputs stand for the stage's.
+    `merged` and `dropped` outputs stand for the stage's. `key` names the tasks when a stage runs twice.
     """
+    key = key or stage
     count = recipe.cluster.shards_for(stage)
     component = task_component(recipe.cluster, stage, component, target)
-    with dsl.ParallelFor(items=list(range(count)), name=f"{stage}-shards") as shard_index:
+    with dsl.ParallelFor(items=list(range(count)), name=f"{key}-shards") as shard_index:
         shard_task = component(**source, **params, shard_index=shard_index, shard_count=count)
     merge_task = merge_shards(parts=dsl.Collected(shard_task.outputs[output]),
                               dropped_parts=dsl.Collected(shard_task.outputs["dropped"]),
                               recipe_digest=params["recipe_digest"])
-    tasks[stage], tasks[f"{stage}_merge"] = shard_task, merge_task
+    tasks[key], tasks[f"{key}_merge"] = shard_task, merge_task
     return merge_task
 
 
@@ -102,6 +104,14 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
         "judged", tasks, config=evaluation_config, **llm)
     gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
                                                            config=evaluation_config)
+    if policy_model is not None:  # and against the previous round's model: did this round improve on it?
+        previous_task = fan_out(
+            recipe, target, "evaluate", evaluate,
+            {"evaluation_questions": evaluation_questions, "ugc": documents,
+             "dpo_model": dpo_training_task.outputs["dpo_model"]},
+            "judged", tasks, key=f"evaluate{PREVIOUS_ROUND}", config=evaluation_config, **llm, **policy)
+        tasks[f"evaluation_gate{PREVIOUS_ROUND}"] = previous_gate = evaluation_gate(
+            judged=previous_task.outputs["merged"], config=evaluation_config)
     outputs = dict(
         preference_pairs=preference_pairs_task.outputs["preference_pairs"],
         dpo_model=dpo_training_task.outputs["dpo_model"], pairs_report=preference_pairs_task.outputs["pairs_report"],
@@ -113,7 +123,8 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
         evaluate_dropped=evaluate_task.outputs["dropped"])
     if recipe.rounds > 1:
         previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped,
-                    "previous_pairs": previous_pairs} if previous_rounds is not None else {}
+                    "previous_pairs": previous_pairs,
+                    "previous_evaluation": previous_gate.outputs["evaluation"]} if policy_model is not None else {}
         report_task = tasks["round_report"] = round_report(
             round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
             preference_pairs=outputs["preference_pairs"],

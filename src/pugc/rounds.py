@@ -61,9 +61,11 @@ def run_round_split(questions_path: str, round_index: int, round_count: int, out
 
 
 # ----------------------------------------------------------------------------------------- round report
-def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict) -> dict:
+def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict,
+                against_previous: dict | None = None) -> dict:
     """One round's figures for summary.json: its questions, pairs, training, evaluation against the base
-    policy, and each round stage's counts (so the run's accounting can add the rounds up)."""
+    policy (and, after round 1, against the previous round's model), and each round stage's counts (so the
+    run's accounting can add the rounds up)."""
     training = lineages["dpo_training"].get("training") or {}
     as_int = lambda value: int(round(value))  # noqa: E731  (KFP hands metadata numbers back as floats)
     return {
@@ -76,6 +78,9 @@ def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict) -
         "steps": training.get("steps"),
         "win_rate": evaluation.get("win_rate"), "lc_win_rate": evaluation.get("lc_win_rate"),
         "mean_length": evaluation.get("mean_length"), "gate": evaluation.get("gate"),
+        "vs_previous": {key: against_previous[key] for key in ("prompts", "win", "tie", "lose", "win_rate",
+                                                                "lc_win_rate", "mean_length")}
+        if against_previous else None,
         "stages": {stage: {"in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
                            "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()}}
                    for stage, m in lineages.items()},
@@ -83,7 +88,8 @@ def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict) -
 
 
 def write_round_report(round_index: int, stage_artifacts: dict, evaluation_path: str, previous_rounds: str | None,
-                       rounds_path: str, appended: dict[str, list]) -> list[dict]:
+                       rounds_path: str, appended: dict[str, list], previous_evaluation_path: str | None = None
+                       ) -> list[dict]:
     """Append this round to the earlier rounds' list (`rounds_path`, JSON). `appended`: {output path: the
     JSONL files it joins, earlier rounds' first (None: none)}, so the last round's outputs hold every round's
     dropped records and pairs. `stage_artifacts`: {stage: KFP artifact}, their lineage the round's counts."""
@@ -93,7 +99,10 @@ def write_round_report(round_index: int, stage_artifacts: dict, evaluation_path:
     read = {stage: path_and_lineage(artifact) for stage, artifact in stage_artifacts.items()}
     evaluation = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
     rounds = json.loads(Path(previous_rounds).read_text(encoding="utf-8")) if previous_rounds else []
-    rounds.append(round_entry(round_index, {stage: lineage for stage, (_, lineage) in read.items()}, evaluation))
+    against_previous = json.loads(Path(previous_evaluation_path).read_text(encoding="utf-8")) \
+        if previous_evaluation_path else None
+    rounds.append(round_entry(round_index, {stage: lineage for stage, (_, lineage) in read.items()}, evaluation,
+                              against_previous))
     Path(rounds_path).write_text(json.dumps(rounds, indent=2) + "\n", encoding="utf-8")
     for output, sources in appended.items():
         write_jsonl(output, (row for path in sources if path and Path(path).is_file() for _, row in iter_rows(path)))

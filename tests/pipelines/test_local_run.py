@@ -280,6 +280,10 @@ def test_each_round_has_its_figures_and_together_they_account_for_every_question
         assert entry["stages"]["evaluate"]["in"] == stages["held_out_split"]["dropped"]["held_out"]
     assert summary["preference_pairs"] == sum(r["pairs"] for r in rounds) == len(rows(run_dir / "preference_pairs.jsonl"))
     assert summary["evaluation"]["win_rate"] == rounds[-1]["win_rate"]  # the gate judged the last round's model
+    first, second = rounds
+    assert first["vs_previous"] is None and 0.0 <= second["vs_previous"]["win_rate"] <= 1.0
+    # against the previous round the baseline is round 1's model: its greedy answers are round 1's own
+    assert second["vs_previous"]["mean_length"]["baseline"] == first["mean_length"]["trained"]
     total_dropped = sum(sum(s["dropped"].values()) for s in stages.values())
     assert len(rows(run_dir / "rejected.jsonl")) == summary["quarantined"] + total_dropped
     assert list(run_dir.glob("artifacts/*/export-model/exported"))
