@@ -75,8 +75,8 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
                 dpo_training_config, evaluation_config, engines, runtime, recipe_digest, policy_model=None,
                 previous_rounds=None, previous_dropped=None, previous_pairs=None) -> dict:
     """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
-    of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), and
-    appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
+    of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), is
+    judged against the starting policy and that model, and appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
     per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
     llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
     policy = {"policy_model": policy_model} if policy_model is not None else {}
