@@ -623,6 +623,9 @@ def recipe_from_dict(data: dict) -> Recipe:
     recipe = build(Recipe, data, "")
     if recipe.rounds < 1:
         raise ConfigError(f"rounds: must be at least 1, got {recipe.rounds}")
+    lora = recipe.dpo_training.lora
+    if recipe.rounds > 1 and lora is not None and not lora.merge:  # the next round loads it as its policy
+        raise ConfigError("rounds > 1 needs a full model from each round: set dpo_training.lora.merge: true")
     check_training_world(recipe)
     return recipe
 

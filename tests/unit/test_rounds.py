@@ -66,5 +66,7 @@ def test_rounds_is_a_top_level_recipe_setting():
     assert load_recipe("tiny", ["rounds=3"]).digest() != load_recipe("tiny").digest()
     with pytest.raises(ConfigError, match="rounds: must be at least 1, got 0"):
         load_recipe("tiny", ["rounds=0"])
+    with pytest.raises(ConfigError, match="dpo_training.lora.merge: true"):
+        load_recipe("tiny", ["rounds=2", "dpo_training.lora={merge: false}"])
     with pytest.raises(ConfigError, match="must name a section and a key"):
         load_recipe("tiny", ["reward_scoring=3"])
