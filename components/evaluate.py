@@ -8,12 +8,18 @@ from pugc.components import images
 def evaluate(evaluation_questions: Input[Dataset], ugc: Input[Dataset], dpo_model: Input[Model], config: dict,
              engines: dict, runtime: dict, recipe_digest: str, run_id: str, task_name: str,
              shard_index: int, shard_count: int,
-             judged: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+             judged: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
+             policy_model: Input[Model] = None):
     """Trained model vs baseline on shard `shard_index` of the evaluation prompts: both answer, then the judge
-    compares them in both orders (Prometheus 2 relative grading, the UGC document as reference)."""
+    compares them in both orders (Prometheus 2 relative grading, the UGC document as reference).
+    With `policy_model` (the previous round's model) that model is the baseline, whatever evaluation.baseline says."""
     from pugc.evaluation import run_evaluate
+    from pugc.rounds import with_policy_model
     from pugc.stage_runner import publish
 
+    if policy_model:
+        engines = with_policy_model(engines, policy_model.path)
+        config = {key: value for key, value in config.items() if key != "baseline"}  # the baseline: policy_model
     report = run_evaluate(evaluation_questions.path, ugc.path, dpo_model.path, config, engines, shard_index,
                           shard_count, judged.path, dropped.path)
     publish(report, [judged, dropped], metrics, recipe_digest)

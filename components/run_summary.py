@@ -12,9 +12,12 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 dpo_model: Input[Model], evaluate_dropped: Input[Dataset], evaluation: Input[Artifact],
                 recipe_digest: str,
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
-                summary_report: Output[HTML]):
+                summary_report: Output[HTML], rounds: Input[Artifact] = None,
+                rounds_dropped: Input[Dataset] = None):
     """Where every input line went: the run's accounting, one file of every drop, and a readable report
-    (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate."""
+    (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate.
+    With several rounds, `rounds` and `rounds_dropped` (the last round's report) hold every round's figures and
+    drops; the round stages' own inputs are then the last round's."""
     from pugc.summary import write_run_summary
 
     write_run_summary(
@@ -23,4 +26,5 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                          preference_pairs_dropped, dpo_model, evaluate_dropped],
         quarantine=quarantine, recipe_digest=recipe_digest, evaluation_path=evaluation.path,
         summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
+        rounds_path=rounds.path if rounds else None, rounds_dropped_path=rounds_dropped.path if rounds_dropped else None,
     )

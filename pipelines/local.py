@@ -25,6 +25,7 @@ from kfp import compiler, local
 
 from pugc.config import Recipe, dump_recipe
 from pugc.summary import FAILED_MARKER
+from pugc.pipelines.platform import settings_of
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
 
@@ -72,10 +73,38 @@ def stage_plan(task_names: dict[str, str]) -> list[tuple[str, list[str]]]:
     return list(plan.items())
 
 
+def local_task_names(pipeline_spec) -> dict[str, str]:
+    """{task name: the name the local runner logs it by}: a task's component name less `comp-`, which KFP
+    makes unique across sub-pipelines (round 2's `dpo-training` runs as `dpo-training-2`). Tasks inside a
+    round are named `<round task>/<task>`, as `build_pipeline` records them; loops and conditions are seen
+    through."""
+    from google.protobuf import json_format
+
+    spec = json_format.MessageToDict(pipeline_spec)
+    names: dict[str, str] = {}
+
+    def walk(dag: dict, prefix: str) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            component = task["componentRef"]["name"]
+            if "dag" in spec["components"][component]:
+                walk(spec["components"][component]["dag"], f"{prefix}{name}/" if name.startswith("round-") else prefix)
+            else:
+                names[f"{prefix}{name}"] = component.removeprefix("comp-")
+
+    walk(spec["root"]["dag"], "")
+    return names
+
+
 def task_plan(recipe: Recipe) -> list[tuple[str, list[str]]]:
     task_names: dict[str, str] = {}
     build_pipeline(recipe, import_input=False, task_names=task_names)
     return stage_plan(task_names)
+
+
+def stage_label(stage: str) -> str:
+    """`round_2.dpo_training` (a round's stage) -> `dpo_training (round 2)`; other stages as they are."""
+    round_key, _, name = stage.rpartition(".")
+    return f"{name} ({round_key.replace('_', ' ')})" if round_key else name
 
 
 class ConsoleFilter(io.TextIOBase):
@@ -87,6 +116,7 @@ class ConsoleFilter(io.TextIOBase):
         self.log_file, self.console, self.pending = log_file, console, ""
         self.plan = list(plan)
         self.last_task = {tasks[-1]: stage for stage, tasks in self.plan}
+        self.width = max([18, *(len(stage_label(stage)) for stage, _ in self.plan)])
         self.details: dict[str, str] = {}
         self.colour = bool(getattr(console, "isatty", lambda: False)())
         self.since = time.monotonic()
@@ -110,8 +140,9 @@ class ConsoleFilter(io.TextIOBase):
     def _stage_done(self, stage: str) -> None:
         index = next(i for i, (name, _) in enumerate(self.plan, start=1) if name == stage)
         now = time.monotonic()
-        detail = _readable(self.details.get(stage, ""))
-        self._say(f"[{index}/{len(self.plan)}] {stage:<18} {detail:<52} {now - self.since:6.1f}s", "32")
+        detail = _readable(self.details.get(settings_of(stage.rpartition(".")[2]), ""))
+        self._say(f"[{index}/{len(self.plan)}] {stage_label(stage):<{self.width}} {detail:<52} "
+                  f"{now - self.since:6.1f}s", "32")
         self.since = now
 
     def _say(self, text: str, colour: str) -> None:
@@ -196,6 +227,8 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     started = time.monotonic()
     task_names: dict[str, str] = {}
     pipeline = build_pipeline(recipe, import_input=False, task_names=task_names)
+    logged_as = local_task_names(pipeline.pipeline_spec)
+    task_names = {key: logged_as.get(name, name) for key, name in task_names.items()}
     with _quiet_local_runner(run_dir / "pipeline.log", stage_plan(task_names)):
         outputs = pipeline(input_uri=input_uri).outputs
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")

@@ -29,13 +29,22 @@ NEVER_CACHED = ("input_fingerprint",)
 ARGO_DEFAULT_WINDOW_S = 3600  # what KFP compiles when a retry names no backoff_max_duration
 
 
+PREVIOUS_ROUND = "_previous"  # a round's evaluation against the previous round: the evaluation's tasks again
+
+
+def settings_of(task_key: str) -> str:
+    """The task whose recipe settings a task takes: `evaluate_previous_merge` those of `evaluate_merge`."""
+    return task_key.replace(PREVIOUS_ROUND, "")
+
+
 def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp",
                    engines: EnginesConfig | None = None) -> None:
     if target not in TARGETS:
         raise ValueError(f"compile target {target!r} is not one of {', '.join(TARGETS)}")
-    for name, task in tasks.items():
+    for key, task in tasks.items():
+        task.set_display_name(key)
+        name = settings_of(key)
         spec = cluster.resources.get(name) or ResourceSpec()
-        task.set_display_name(name)
         task.set_caching_options(cluster.caching and name not in NEVER_CACHED)
         if runs_as_custom_job(spec, target):  # machine, disk, GPUs and env went into the job (task_component)
             _retry(task, cluster.gpu.retry, spec, target)

@@ -1,6 +1,10 @@
 """The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones (holding some out for
 evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate.
 
+With `rounds: R` > 1 (online iterative training) the training questions are split into R parts and each round
+samples with the previous round's model and trains on from it; every round is a sub-pipeline (`round-r`, its
+own group in the UI), and the gate and export act on the last round's model.
+
 The LLM stages fan out over shards (`fan_out`); everything else is one task. `build_pipeline(recipe)` bakes the recipe in as parameter defaults (each stage's section is one dict parameter)
 and applies the recipe's per-stage resources to the tasks, so what `pugc compile` writes is what runs.
 """
@@ -9,7 +13,7 @@ and applies the recipe's per-stage resources to the tasks, so what `pugc compile
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.evaluate import evaluate
@@ -23,12 +27,14 @@ from pugc.components.instruction_gen import instruction_gen
 from pugc.components.preference_pairs import preference_pairs
 from pugc.components.relevance_filter import relevance_filter
 from pugc.components.response_sampling import response_sampling
+from pugc.components.round_report import round_report
+from pugc.components.round_split import round_split
 from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
 from pugc.components import images
-from pugc.pipelines.platform import apply_platform, task_component, training_runtime
+from pugc.pipelines.platform import PREVIOUS_ROUND, apply_platform, task_component, training_runtime
 
 PIPELINE_NAME = "pugc"
 
@@ -37,21 +43,125 @@ Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_
                      evaluation_report=HTML, judged=Dataset)
 
 
-def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict, **params):
+def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict,
+            key: str = "", **params):
     """Run an LLM stage as a ParallelFor over its shards (one GPU task each), then merge in shard order.
 
     The same path serves 1 shard and many, so both give the same records. Returns the merge task, whose
-    `merged` and `dropped` outputs stand for the stage's.
+    `merged` and `dropped` outputs stand for the stage's. `key` names the tasks when a stage runs twice.
     """
+    key = key or stage
     count = recipe.cluster.shards_for(stage)
     component = task_component(recipe.cluster, stage, component, target)
-    with dsl.ParallelFor(items=list(range(count)), name=f"{stage}-shards") as shard_index:
+    with dsl.ParallelFor(items=list(range(count)), name=f"{key}-shards") as shard_index:
         shard_task = component(**source, **params, shard_index=shard_index, shard_count=count)
     merge_task = merge_shards(parts=dsl.Collected(shard_task.outputs[output]),
                               dropped_parts=dsl.Collected(shard_task.outputs["dropped"]),
                               recipe_digest=params["recipe_digest"])
-    tasks[stage], tasks[f"{stage}_merge"] = shard_task, merge_task
+    tasks[key], tasks[f"{key}_merge"] = shard_task, merge_task
     return merge_task
+
+
+ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "judged")  # the last round's
+RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, pairs_report=HTML,
+                          loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset,
+                          response_sampling_dropped=Dataset, reward_scoring_dropped=Dataset,
+                          preference_pairs_dropped=Dataset, evaluate_dropped=Dataset, rounds=Artifact,
+                          rounds_dropped=Dataset, all_pairs=Dataset)
+
+
+def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_questions, evaluation_questions,
+                documents, questions, response_sampling_config, reward_scoring_config, preference_pairs_config,
+                dpo_training_config, evaluation_config, engines, runtime, recipe_digest, policy_model=None,
+                previous_rounds=None, previous_dropped=None, previous_pairs=None) -> dict:
+    """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
+    of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), is
+    judged against the starting policy and that model, and appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
+    per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
+    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+    policy = {"policy_model": policy_model} if policy_model is not None else {}
+    if recipe.rounds > 1:
+        tasks["round_split"] = round_split(training_questions=training_questions, round_index=index,
+                                           round_count=recipe.rounds, recipe_digest=recipe_digest)
+        training_questions = tasks["round_split"].outputs["questions"]
+    response_sampling_task = fan_out(
+        recipe, target, "response_sampling", response_sampling, {"relevant_instructions": training_questions},
+        "responses", tasks, config=response_sampling_config, **llm, **policy)
+    reward_scoring_task = fan_out(
+        recipe, target, "reward_scoring", reward_scoring,
+        {"responses": response_sampling_task.outputs["merged"], "documents": documents, "instructions": questions},
+        "scored_responses", tasks, config=reward_scoring_config, **llm)
+    preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
+        scored_responses=reward_scoring_task.outputs["merged"], instructions=questions, config=preference_pairs_config,
+        recipe_digest=recipe_digest)
+    dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
+        preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
+        **llm, **policy)
+    evaluate_task = fan_out(  # against the base policy (or evaluation.baseline), every round alike
+        recipe, target, "evaluate", evaluate,
+        {"evaluation_questions": evaluation_questions, "ugc": documents,
+         "dpo_model": dpo_training_task.outputs["dpo_model"]},
+        "judged", tasks, config=evaluation_config, **llm)
+    gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
+                                                           config=evaluation_config)
+    if policy_model is not None:  # and against the previous round's model: did this round improve on it?
+        previous_task = fan_out(
+            recipe, target, "evaluate", evaluate,
+            {"evaluation_questions": evaluation_questions, "ugc": documents,
+             "dpo_model": dpo_training_task.outputs["dpo_model"]},
+            "judged", tasks, key=f"evaluate{PREVIOUS_ROUND}", config=evaluation_config, **llm, **policy)
+        tasks[f"evaluation_gate{PREVIOUS_ROUND}"] = previous_gate = evaluation_gate(
+            judged=previous_task.outputs["merged"], config=evaluation_config)
+    outputs = dict(
+        preference_pairs=preference_pairs_task.outputs["preference_pairs"],
+        dpo_model=dpo_training_task.outputs["dpo_model"], pairs_report=preference_pairs_task.outputs["pairs_report"],
+        loss_curve=dpo_training_task.outputs["loss_curve"], evaluation=gate_task.outputs["evaluation"],
+        evaluation_report=gate_task.outputs["evaluation_report"], judged=evaluate_task.outputs["merged"],
+        response_sampling_dropped=response_sampling_task.outputs["dropped"],
+        reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
+        preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
+        evaluate_dropped=evaluate_task.outputs["dropped"])
+    if recipe.rounds > 1:
+        previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped,
+                    "previous_pairs": previous_pairs,
+                    "previous_evaluation": previous_gate.outputs["evaluation"]} if policy_model is not None else {}
+        report_task = tasks["round_report"] = round_report(
+            round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
+            preference_pairs=outputs["preference_pairs"],
+            **{key: outputs[key] for key in ("response_sampling_dropped", "reward_scoring_dropped",
+                                              "preference_pairs_dropped", "evaluate_dropped")}, **previous)
+        outputs.update(rounds=report_task.outputs["rounds"], rounds_dropped=report_task.outputs["dropped"],
+                       all_pairs=report_task.outputs["pairs"])
+    return outputs
+
+
+def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
+    """Round `index` as a sub-pipeline: one group in the UI. Round 1 starts from engines.policy; a later
+    round takes the previous round's model and report. `tasks` receives the round's tasks by key."""
+
+    def body(inputs: dict) -> RoundOutputs:  # inputs: the sub-pipeline's locals(), its parameters and `body`
+        outputs = train_round(recipe, target, tasks, index, **{k: v for k, v in inputs.items() if k != "body"})
+        apply_platform(recipe.cluster, tasks, target, recipe.engines)
+        return RoundOutputs(**outputs)
+
+    if index == 1:
+        @dsl.pipeline(name=f"round-{index}")
+        def first_round(training_questions: Input[Dataset], evaluation_questions: Input[Dataset],
+                        documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
+                        reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
+                        evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str) -> RoundOutputs:
+            return body(locals())
+        return first_round
+
+    @dsl.pipeline(name=f"round-{index}")
+    def later_round(training_questions: Input[Dataset], evaluation_questions: Input[Dataset],
+                    documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
+                    reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
+                    evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str,
+                    policy_model: Input[Model], previous_rounds: Input[Artifact], previous_dropped: Input[Dataset],
+                    previous_pairs: Input[Dataset]) -> RoundOutputs:
+        return body(locals())
+    return later_round
 
 
 def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True,
@@ -60,9 +170,12 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
 
     With `import_input` the UGC enters through `dsl.importer`, so the UI's lineage starts at the data; the
     local runner cannot import, so local runs pass the path straight to ingest. `task_names`, when given,
-    receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it).
+    receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it); a
+    round's tasks as {`round_2.dpo_training`: `round-2/dpo-training`}.
     """
     sections = recipe.pipeline_sections()
+    round_tasks: dict[int, dict] = {index: {} for index in range(1, recipe.rounds + 1)} if recipe.rounds > 1 else {}
+    round_pipelines = [round_pipeline(recipe, target, index, round_tasks[index]) for index in round_tasks]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"PUGC preference data and DPO ({recipe.name} recipe)",
                   pipeline_root=pipeline_root or recipe.cluster.pipeline_root)
@@ -109,30 +222,31 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         held_out_split_task = tasks["held_out_split"] = held_out_split(
             relevant_instructions=relevance_filter_task.outputs["merged"], config=evaluation_config,
             recipe_digest=recipe_digest)
-        response_sampling_task = fan_out(
-            recipe, target, "response_sampling", response_sampling,
-            {"relevant_instructions": held_out_split_task.outputs["training_questions"]}, "responses", tasks,
-            config=response_sampling_config, **llm)
-        reward_scoring_task = fan_out(
-            recipe, target, "reward_scoring", reward_scoring,
-            {"responses": response_sampling_task.outputs["merged"], "documents": documents, "instructions": questions},
-            "scored_responses", tasks, config=reward_scoring_config, **llm)
-        preference_pairs_task = tasks["preference_pairs"] = preference_pairs(
-            scored_responses=reward_scoring_task.outputs["merged"], instructions=questions, config=preference_pairs_config,
-            recipe_digest=recipe_digest)
-        dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
-            preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
-            engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
-        evaluate_task = fan_out(
-            recipe, target, "evaluate", evaluate,
-            {"evaluation_questions": held_out_split_task.outputs["evaluation_questions"],
-             "ugc": ingest_ugc_task.outputs["ugc"], "dpo_model": dpo_training_task.outputs["dpo_model"]},
-            "judged", tasks, config=evaluation_config, **llm)
-        gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
-                                                               config=evaluation_config)
-        with dsl.If(gate_task.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(dpo_model=dpo_training_task.outputs["dpo_model"],
-                                                 evaluation=gate_task.outputs["evaluation"],
+        data = dict(training_questions=held_out_split_task.outputs["training_questions"],
+                    evaluation_questions=held_out_split_task.outputs["evaluation_questions"], documents=documents,
+                    questions=questions)
+        configs = dict(response_sampling_config=response_sampling_config, reward_scoring_config=reward_scoring_config,
+                       preference_pairs_config=preference_pairs_config, dpo_training_config=dpo_training_config,
+                       evaluation_config=evaluation_config, engines=engines, runtime=runtime,
+                       recipe_digest=recipe_digest)
+        if recipe.rounds == 1:
+            last = train_round(recipe, target, tasks, 1, **data, **configs)
+            gate, report = tasks["evaluation_gate"], {}
+        else:
+            last = previous = {}
+            for index, round_component in enumerate(round_pipelines, start=1):
+                round_task = tasks[f"round_{index}"] = round_component(**data, **configs, **previous)
+                round_task.set_display_name(f"round-{index}")
+                last = round_task.outputs
+                previous = dict(policy_model=last["dpo_model"], previous_rounds=last["rounds"],
+                                previous_dropped=last["rounds_dropped"], previous_pairs=last["all_pairs"])
+            # The gate on the last round's model, here rather than inside its group: the condition below then
+            # reads a task's output, which the local runner resolves (a sub-pipeline's output it does not).
+            gate = tasks["evaluation_gate"] = evaluation_gate(judged=last["judged"], config=evaluation_config)
+            report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
+            last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
+        with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
+            tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=gate.outputs["evaluation"],
                                                  config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
@@ -140,26 +254,22 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             instruction_gen_dropped=instruction_gen_task.outputs["dropped"],
             relevance_filter_dropped=relevance_filter_task.outputs["dropped"],
             held_out_split_dropped=held_out_split_task.outputs["dropped"],
-            response_sampling_dropped=response_sampling_task.outputs["dropped"],
-            reward_scoring_dropped=reward_scoring_task.outputs["dropped"],
-            preference_pairs_dropped=preference_pairs_task.outputs["dropped"],
-            dpo_model=dpo_training_task.outputs["dpo_model"], evaluate_dropped=evaluate_task.outputs["dropped"],
-            evaluation=gate_task.outputs["evaluation"], recipe_digest=recipe_digest)
+            response_sampling_dropped=last["response_sampling_dropped"],
+            reward_scoring_dropped=last["reward_scoring_dropped"],
+            preference_pairs_dropped=last["preference_pairs_dropped"],
+            dpo_model=last["dpo_model"], evaluate_dropped=last["evaluate_dropped"],
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report)
 
-        apply_platform(recipe.cluster, tasks, target, recipe.engines)
+        apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
+                       recipe.engines)
         if task_names is not None:
-            task_names.update({key: task.name for key, task in tasks.items()})
-        return Outputs(
-            summary=run_summary_task.outputs["summary"],
-            preference_pairs=preference_pairs_task.outputs["preference_pairs"],
-            dpo_model=dpo_training_task.outputs["dpo_model"],
-            rejected=run_summary_task.outputs["rejected"],
-            pairs_report=preference_pairs_task.outputs["pairs_report"],
-            loss_curve=dpo_training_task.outputs["loss_curve"],
-            summary_report=run_summary_task.outputs["summary_report"],
-            evaluation=gate_task.outputs["evaluation"],
-            evaluation_report=gate_task.outputs["evaluation_report"],
-            judged=evaluate_task.outputs["merged"],
-        )
+            for key, task in tasks.items():  # a round's tasks by `round_<r>.<key>`, named `<round task>/<task>`
+                inner = round_tasks.get(int(key.removeprefix("round_"))) if key.startswith("round_") else None
+                task_names.update({f"{key}.{k}": f"{task.name}/{t.name}" for k, t in inner.items()} if inner
+                                  else {key: task.name})
+        return Outputs(summary=run_summary_task.outputs["summary"], rejected=run_summary_task.outputs["rejected"],
+                       summary_report=run_summary_task.outputs["summary_report"],
+                       evaluation=gate.outputs["evaluation"], evaluation_report=gate.outputs["evaluation_report"],
+                       **{name: last[name] for name in ROUND_OUTPUTS})
 
     return pugc_pipeline

@@ -90,7 +90,8 @@ def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
     plan = task_plan(recipe)
     print(f"# task plan: {len(plan)} stages")
     for index, (stage, tasks) in enumerate(plan, start=1):
-        shards = f" ({recipe.cluster.shards_for(stage)} shard(s), then merged)" if stage in LLM_STAGES else ""
+        name = stage.rpartition(".")[2]  # a round's stage: `round_2.response_sampling`
+        shards = f" ({recipe.cluster.shards_for(name)} shard(s), then merged)" if name in LLM_STAGES else ""
         print(f"#   {index}/{len(plan)} {stage}{shards}: {', '.join(tasks)}")
     print("# dry run: nothing was started")
     return 0

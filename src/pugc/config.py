@@ -414,6 +414,7 @@ class ClusterConfig:
 class Recipe:
     name: str = "unnamed"
     description: str = ""
+    rounds: int = 1  # online iterative training: the training questions in this many parts, one per round
     input: InputConfig = field(default_factory=InputConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     ugc_filter: UGCFilterConfig = field(default_factory=UGCFilterConfig)
@@ -590,13 +591,16 @@ def _check_resource_keys(data: dict) -> None:
 
 
 # ----------------------------------------------------------------------------------- loading, overrides
+TOP_LEVEL_SETTINGS = ("name", "description", "rounds")  # recipe keys that are values, not sections
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'reward_scoring.n=4' -> (['reward_scoring', 'n'], 4); the value is read as YAML."""
+    """'reward_scoring.n=4' -> (['reward_scoring', 'n'], 4), 'rounds=3' -> (['rounds'], 3); the value is YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
-    if len(parts) < 2:
+    if not parts or (len(parts) == 1 and parts[0] not in TOP_LEVEL_SETTINGS):
         raise ConfigError(f"override {text!r} must name a section and a key, e.g. reward_scoring.n=4")
     return parts, yaml.safe_load(raw) if raw.strip() else ""
 
@@ -617,6 +621,11 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
 def recipe_from_dict(data: dict) -> Recipe:
     _check_resource_keys(data)
     recipe = build(Recipe, data, "")
+    if recipe.rounds < 1:
+        raise ConfigError(f"rounds: must be at least 1, got {recipe.rounds}")
+    lora = recipe.dpo_training.lora
+    if recipe.rounds > 1 and lora is not None and not lora.merge:  # the next round loads it as its policy
+        raise ConfigError("rounds > 1 needs a full model from each round: set dpo_training.lora.merge: true")
     check_training_world(recipe)
     return recipe
 

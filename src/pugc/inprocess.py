@@ -16,7 +16,10 @@ LLM_STAGES = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sam
 
 
 def run_in_process(recipe: Recipe, input_uri: str, work_dir: str | Path) -> dict:
-    """Run every stage in order; returns each stage's report and the wall time."""
+    """Run every stage in order, one training round; returns each stage's report and the wall time."""
+    if recipe.rounds != 1:
+        raise ValueError(f"rounds: {recipe.rounds}: the in-process run trains one round; several rounds run "
+                         "through the pipeline (`pugc run`)")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     sections = recipe.to_dict()

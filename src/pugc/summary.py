@@ -64,14 +64,26 @@ def markdown_report(summary: dict) -> str:
 
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str, html_path: str | None = None,
-                      evaluation_path: str | None = None) -> dict:
+                      evaluation_path: str | None = None, rounds_path: str | None = None,
+                      rounds_dropped_path: str | None = None) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`).
-    `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block."""
+    `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block.
+    `rounds_path`/`rounds_dropped_path`: every training round's figures and drops (pugc.rounds); the round
+    stages' counts are then their sums over the rounds."""
     (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a) for a in [quarantine, *stage_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
     if evaluation_path:
         summary["evaluation"] = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
-    dropped_paths = [path for path, m in stages if m.get("stage") != "dpo_training"]
+    skipped = {"dpo_training"}
+    if rounds_path:
+        from pugc.rounds import ROUND_STAGES, add_rounds
+
+        summary["rounds"] = json.loads(Path(rounds_path).read_text(encoding="utf-8"))
+        summary["stages"] = add_rounds(summary["stages"], summary["rounds"])
+        summary["preference_pairs"] = summary["stages"]["preference_pairs"]["out"]
+        skipped |= set(ROUND_STAGES)
+    dropped_paths = [path for path, m in stages if m.get("stage") not in skipped]
+    dropped_paths += [rounds_dropped_path] if rounds_dropped_path else []
     rejected = write_jsonl(rejected_path, rejected_rows(quarantine_path, dropped_paths))
     write_json(summary_path, summary)
     Path(report_path).write_text(markdown_report(summary), encoding="utf-8")

@@ -164,3 +164,30 @@ def test_if_else_runs_only_the_branch_whose_condition_holds(tmp_path, verdict, r
     assert (tmp_path / "gcs" / acted.outputs["out"][0].uri[len("gs://"):]).read_text() == ran
     (not_run,) = result.skipped  # the other branch's condition was false: nothing of it ran
     assert not_run.startswith("condition-branches-1/condition-") and not_run != acted.path.rsplit("/", 1)[0]
+
+
+@pytest.mark.e2e
+def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previous_model(
+        tmp_path, sample_slice, gcs_emulator, base_env, vllm_env, pugc_site):
+    """rounds: 2 on the backend: each round a sub-DAG; round 2's tasks get round 1's Model artifact as their
+    policy through the pipeline root's mount, and the summary holds both rounds."""
+    recipe = load_recipe("tiny", ["rounds=2", f"cluster.model_cache_path={tmp_path / 'cache'}"])
+    pipeline = compile_pipeline(recipe, tmp_path / "pipeline.yaml", "kfp", PIPELINE_ROOT)
+    bucket = gcs_emulator.create_bucket("pugc-backend-rounds")
+    bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
+    run = BackendRun(pipeline, tmp_path, PIPELINE_ROOT,
+                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
+                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
+    result = run.run({"input_uri": "gs://pugc-backend-rounds/ugc/slice.jsonl"})
+    assert all(t.returncode == 0 for t in result.tasks) and not result.skipped
+    assert {"round-1/dpo-training", "round-2/dpo-training", "round-2/round-report"} <= {t.path for t in result.tasks}
+    summary = json.loads(run.local_path(result.artifact("run-summary", "summary").uri).read_text())
+    first, second = summary["rounds"]
+    round_one_model = result.artifact("round-1/dpo-training", "dpo_model")
+    assert first["sampled_with"] == first["base_model"] == "pugc-tiny/policy"
+    assert second["sampled_with"] == second["base_model"] == str(run.local_path(round_one_model.uri))
+    assert summary["training"]["base_model"] == second["base_model"]
+    assert sum(r["questions"] for r in summary["rounds"]) == summary["stages"]["held_out_split"]["out"]
+    rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
+    stages = summary["stages"]
+    assert len(rejected) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())

@@ -321,3 +321,54 @@ def test_vertex_checkpoints_go_through_cloud_storage_fuse(tmp_path):
 def test_vertex_gpu_count_without_a_known_machine_names_the_setting(tmp_path):
     with pytest.raises(ValueError, match="cluster.resources.reward_scoring: .*set vertex_machine_type"):
         compiled(tmp_path, "paper", ["cluster.resources.reward_scoring.accelerator_count=3"], target="vertex")
+
+
+def round_tasks(spec, index):
+    return spec["components"][spec["root"]["dag"]["tasks"][f"round-{index}"]["componentRef"]["name"]]["dag"]["tasks"]
+
+
+def test_each_training_round_is_its_own_group_trained_from_the_previous_round(tmp_path):
+    """rounds: 3 unrolls into three sub-pipelines in sequence; round r > 1 samples and trains from round r-1's
+    model; the gate and the export act on the last round's model."""
+    spec, executors, _ = compiled(tmp_path, "paper", ["rounds=3"])
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {f"round-{r}" for r in (1, 2, 3)} <= set(tasks)
+    assert not {"preference-pairs", "dpo-training"} & set(tasks)  # only inside the rounds
+    for r in (1, 2, 3):
+        inner = round_tasks(spec, r)
+        assert {"round-split", "preference-pairs", "dpo-training", "evaluation-gate", "round-report"} <= set(inner)
+        split = inner["round-split"]["inputs"]["parameters"]
+        assert (split["round_index"]["runtimeValue"]["constant"], split["round_count"]["runtimeValue"]["constant"]) \
+            == (r, 3)
+        training = inner["dpo-training"]["inputs"]["artifacts"]
+        loop = next(t for t in inner.values() if t["taskInfo"]["name"] == "response_sampling-shards")
+        sampling_loop = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+        sampling = next(iter(sampling_loop.values()))["inputs"]["artifacts"]
+        if r == 1:  # the base policy: no model handed in
+            assert "policy_model" not in training and "policy_model" not in sampling
+        else:
+            assert training["policy_model"] == {"componentInputArtifact": "policy_model"}
+            assert "policy_model" in sampling
+            handed = tasks[f"round-{r}"]["inputs"]["artifacts"]["policy_model"]["taskOutputArtifact"]
+            assert handed == {"outputArtifactKey": "dpo_model", "producerTask": f"round-{r - 1}"}
+            assert f"round-{r - 1}" in tasks[f"round-{r}"]["dependentTasks"]
+        training_exec = spec["components"][inner["dpo-training"]["componentRef"]["name"]]["executorLabel"]
+        assert spec["deploymentSpec"]["executors"][training_exec]["container"]["resources"]["accelerator"]
+        assert executors[training_exec]["tolerations"]  # the cluster settings reach tasks inside a round
+    gate = tasks["evaluation-gate"]["inputs"]["artifacts"]["judged"]["taskOutputArtifact"]
+    assert gate == {"outputArtifactKey": "judged", "producerTask": "round-3"}
+    condition = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
+    export = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["export-model"]
+    assert export["inputs"]["artifacts"]["dpo_model"]["componentInputArtifact"].endswith("round-3-dpo_model")
+    summary = tasks["run-summary"]["inputs"]["artifacts"]
+    assert summary["rounds"]["taskOutputArtifact"]["producerTask"] == "round-3"
+
+
+def test_one_round_keeps_the_flat_dag():
+    from pugc.pipelines.pugc_pipeline import build_pipeline
+
+    names: dict = {}
+    build_pipeline(load_recipe("tiny"), import_input=False, task_names=names)
+    assert not any(key.startswith("round_") for key in names)
+    assert ["response_sampling", "dpo_training", "evaluation_gate"] == [
+        key for key in names if key in ("response_sampling", "dpo_training", "evaluation_gate")]

@@ -48,3 +48,35 @@ def test_one_line_per_finished_stage_and_no_colour_in_a_pipe():
 
 def test_colour_on_a_terminal():
     assert "\x1b[32m[2/3] ugc_filter" in filtered(Terminal())
+
+
+ROUND_OUTPUT = """\
+04:40:01 INFO pugc.runner.training: dpo_training: 8 pairs, 4 steps on 1 processes, final loss 0.5
+04:40:02.100 - INFO - Task \x1b[96m'dpo-training-2'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
+04:40:03 INFO pugc.evaluation: evaluate: in 9, out 9, dropped none
+04:40:04.100 - INFO - Task \x1b[96m'merge-shards-3-4'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
+"""
+
+
+def test_a_rounds_stages_are_named_by_round_and_matched_by_the_name_the_runner_logs():
+    plan = stage_plan({"round_2.dpo_training": "dpo-training-2", "round_2.evaluate_previous": "evaluate-2",
+                       "round_2.evaluate_previous_merge": "merge-shards-3-4"})
+    assert plan[1] == ("round_2.evaluate_previous", ["evaluate-2", "merge-shards-3-4"])
+    console = io.StringIO()
+    ConsoleFilter(io.StringIO(), console, plan).write(ROUND_OUTPUT)
+    lines = [line.split() for line in console.getvalue().splitlines()]
+    assert lines[0][:6] == ["[1/2]", "dpo_training", "(round", "2)", "8", "pairs,"]
+    assert lines[1][:6] == ["[2/2]", "evaluate_previous", "(round", "2)", "in", "9,"]  # evaluate's own line
+
+
+def test_round_tasks_map_to_the_component_names_the_local_runner_logs():
+    from pugc.config import load_recipe
+    from pugc.pipelines.local import local_task_names
+    from pugc.pipelines.pugc_pipeline import build_pipeline
+
+    names: dict = {}
+    pipeline = build_pipeline(load_recipe("tiny", ["rounds=2"]), import_input=False, task_names=names)
+    logged_as = local_task_names(pipeline.pipeline_spec)
+    assert names["round_1.dpo_training"] == "round-1/dpo-training" and logged_as["round-1/dpo-training"] == "dpo-training"
+    assert logged_as["round-2/dpo-training"] == "dpo-training-2"  # the same task name, another component
+    assert len({logged_as[name] for name in names.values()}) == len(names)  # one logged name per task

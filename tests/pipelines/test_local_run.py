@@ -236,3 +236,60 @@ def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
         assert b["score_chosen"] == pytest.approx(a["score_chosen"], abs=1e-3)
         assert b["score_rejected"] == pytest.approx(a["score_rejected"], abs=1e-3)
     assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 6  # 5 stages + evaluate
+
+
+@pytest.fixture(scope="module")
+def two_rounds(tmp_path_factory, sample_slice):
+    """`rounds: 2`: the training questions in two parts, round 2 sampling and training from round 1's model."""
+    root = tmp_path_factory.mktemp("rounds")
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(sample_slice), "--output", str(root), "--run-id", "rounds2",
+                     "--set", "rounds=2"])
+    assert code == 0, console.getvalue()
+    return root / "rounds2", json.loads((root / "rounds2" / "summary.json").read_text()), console.getvalue()
+
+
+def test_round_two_trains_from_round_one_and_round_one_from_the_base_policy(two_rounds):
+    run_dir, summary, _ = two_rounds
+    first, second = summary["rounds"]
+    assert (first["round"], second["round"]) == (1, 2)
+    assert first["base_model"] == "pugc-tiny/policy"
+    round_one_model = Path(second["base_model"])  # round 1's Model artifact, handed to round 2 as its policy
+    assert round_one_model.parent.name == "dpo-training" and round_one_model.parent.parent.parent.name == "artifacts"
+    assert json.loads((round_one_model / "training_report.json").read_text())["base_model"] == "pugc-tiny/policy"
+    final = json.loads((run_dir / "model" / "training_report.json").read_text())
+    assert final["base_model"] == second["base_model"] == summary["training"]["base_model"]
+    weights = [AutoModelForCausalLM.from_pretrained(path).state_dict() for path in
+               (resolve_model("pugc-tiny/policy"), round_one_model, run_dir / "model")]
+    name = next(k for k in weights[0] if k.endswith("q_proj.weight"))
+    assert not torch.equal(weights[0][name], weights[1][name]) and not torch.equal(weights[1][name], weights[2][name])
+    # each round's responses came from the policy it trains: round 2 sampled with round 1's model
+    assert (first["sampled_with"], second["sampled_with"]) == ("pugc-tiny/policy", str(round_one_model))
+
+
+def test_each_round_has_its_figures_and_together_they_account_for_every_question(two_rounds):
+    run_dir, summary, console = two_rounds
+    stages, rounds = summary["stages"], summary["rounds"]
+    assert sum(r["questions"] for r in rounds) == stages["held_out_split"]["out"] == stages["response_sampling"]["in"]
+    assert all(r["questions"] > 0 for r in rounds)
+    for entry in rounds:
+        assert entry["pairs"] == entry["stages"]["preference_pairs"]["out"] > 0
+        assert entry["final_loss"] > 0 and entry["steps"] == load_recipe("tiny").dpo_training.trainer["max_steps"]
+        assert 0.0 <= entry["win_rate"] <= 1.0 and entry["mean_length"]["trained"]["tokens"] > 0
+        assert entry["stages"]["evaluate"]["in"] == stages["held_out_split"]["dropped"]["held_out"]
+    assert summary["preference_pairs"] == sum(r["pairs"] for r in rounds) == len(rows(run_dir / "preference_pairs.jsonl"))
+    assert summary["evaluation"]["win_rate"] == rounds[-1]["win_rate"]  # the gate judged the last round's model
+    first, second = rounds
+    assert first["vs_previous"] is None and 0.0 <= second["vs_previous"]["win_rate"] <= 1.0
+    # against the previous round the baseline is round 1's model: its greedy answers are round 1's own
+    assert second["vs_previous"]["mean_length"]["baseline"] == first["mean_length"]["trained"]
+    total_dropped = sum(sum(s["dropped"].values()) for s in stages.values())
+    assert len(rows(run_dir / "rejected.jsonl")) == summary["quarantined"] + total_dropped
+    assert list(run_dir.glob("artifacts/*/export-model/exported"))
+    stage_lines = [line for line in console.splitlines() if line.startswith("[")]
+    assert any(line.split()[1:4] == ["dpo_training", "(round", "2)"] for line in stage_lines)
+    n = len(stage_lines)  # every planned stage printed once (export and summary may finish in either order)
+    assert sorted(line.split()[0] for line in stage_lines) == sorted(f"[{i}/{n}]" for i in range(1, n + 1))
+    assert {line.split()[1] for line in stage_lines} >= {"round_split", "round_report", "evaluate_previous",
+                                                         "export_model", "run_summary"}
