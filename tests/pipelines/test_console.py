@@ -51,7 +51,7 @@ def test_colour_on_a_terminal():
 
 
 ROUND_OUTPUT = """\
-04:40:01 INFO pugc.runner.training: dpo_training: 8 pairs, 4 steps on 1 processes, final loss 0.5
+04:40:01 INFO pugc.runner.training: dpo_training: 8 pairs, 4 steps on 1 process, final loss 0.5
 04:40:02.100 - INFO - Task \x1b[96m'dpo-training-2'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
 04:40:03 INFO pugc.evaluation: evaluate: in 9, out 9, dropped none
 04:40:04.100 - INFO - Task \x1b[96m'merge-shards-3-4'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m

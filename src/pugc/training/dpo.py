@@ -184,8 +184,9 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     if trainer.accelerator.is_main_process:
         Path(output_dir, "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
         shutil.rmtree(work_dir, ignore_errors=True)
-    log.info("dpo_training: %d pairs, %d steps on %d processes, final loss %s, reward accuracy %.3f, margin %.4f",
-             len(pairs), report["steps"], report["world_size"], report["final_loss"], report["reward_accuracy"],
+    log.info("dpo_training: %d pairs, %d steps on %d process%s, final loss %s, reward accuracy %.3f, margin %.4f",
+             len(pairs), report["steps"], report["world_size"], "" if report["world_size"] == 1 else "es",
+             report["final_loss"], report["reward_accuracy"],
              report["reward_margin"])
     return report
 
