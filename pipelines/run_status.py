@@ -53,8 +53,12 @@ def run_status(client, run_id: str, pipeline_root: str | None) -> RunStatus:
         if not root:
             status.note = "no pipeline root: pass --pipeline-root or set cluster.pipeline_root"
         else:
-            status.summary = find_summary(root, run_id)
-            status.note = "" if status.summary else f"no {SUMMARY_TASK} summary for run {run_id} under {root}"
+            try:
+                status.summary = find_summary(root, run_id)
+            except ValueError as error:  # e.g. a minio:// root on open-source KFP
+                status.note = str(error)
+            else:
+                status.note = "" if status.summary else f"no {SUMMARY_TASK} summary for run {run_id} under {root}"
     return status
 
 
@@ -83,8 +87,10 @@ def _run_pipeline_root(run) -> str | None:
 
 def find_summary(pipeline_root: str, run_id: str) -> dict | None:
     """The run's summary.json: the `summary` output of its run-summary task, found under the pipeline root."""
-    from pugc.gcs import client, split
+    from pugc.gcs import client, is_gcs, split
 
+    if not is_gcs(pipeline_root):
+        raise ValueError(f"pipeline root {pipeline_root}: only gs:// roots are read (pass --pipeline-root gs://...)")
     bucket, prefix = split(pipeline_root.rstrip("/") + "/")
     for blob in client().list_blobs(bucket, prefix=prefix):
         parts = blob.name[len(prefix):].split("/")

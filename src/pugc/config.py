@@ -626,6 +626,11 @@ def recipe_from_dict(data: dict) -> Recipe:
     lora = recipe.dpo_training.lora
     if recipe.rounds > 1 and lora is not None and not lora.merge:  # the next round loads it as its policy
         raise ConfigError("rounds > 1 needs a full model from each round: set dpo_training.lora.merge: true")
+    training = recipe.cluster.resources.get("dpo_training")
+    if recipe.rounds > 1 and training is not None and training.nodes > 1:
+        # A TrainJob's pods read the pipeline root, not the previous round's model mounted in the launcher pod.
+        raise ConfigError("rounds > 1 trains on one node: cluster.resources.dpo_training.nodes > 1 (a TrainJob) "
+                          "cannot yet start from the previous round's model")
     check_training_world(recipe)
     return recipe
 

@@ -85,7 +85,9 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
     roles = {
         "trained": dataclasses.replace(policy, model=model_dir),
-        "baseline": dataclasses.replace(policy, model=local_model(config.baseline or policy.model)),
+        # Another model as baseline: the policy's pinned revision belongs to the policy's repository, not to it.
+        "baseline": dataclasses.replace(policy, model=local_model(config.baseline), revision=None)
+        if config.baseline else policy,
         "judge": build(EngineConfig, engines.get("judge", {}), "engines.judge"),
     }
     started = time.monotonic()

@@ -1,7 +1,8 @@
 """The whole pipeline in one Python process, stage after stage, without KFP.
 
 The same stage runner the components call, on files in a work folder: for debugging a stage with a
-debugger, and for measuring what the local KFP runner adds (bench/bench.py).
+debugger, and for measuring what the local KFP runner adds (bench/cpu_bench.py). It runs one round, up to
+DPO (no evaluation).
 """
 from __future__ import annotations
 

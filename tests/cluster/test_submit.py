@@ -234,3 +234,5 @@ def test_status_looks_once_without_waiting(capsys, bucket, tmp_path):
         assert main(status) == 4 and f"run {run_id}: RUNNING" in capsys.readouterr().out
         assert main(status) == 3  # it ended; the summary says the gate failed
         assert "gate FAILED" in capsys.readouterr().out
+        code = main(status[:-1] + ["minio://mlpipeline/v2/artifacts"])  # open-source KFP's default root
+        assert code != 3 and "only gs:// roots are read" in capsys.readouterr().out

@@ -70,3 +70,5 @@ def test_rounds_is_a_top_level_recipe_setting():
         load_recipe("tiny", ["rounds=2", "dpo_training.lora={merge: false}"])
     with pytest.raises(ConfigError, match="must name a section and a key"):
         load_recipe("tiny", ["reward_scoring=3"])
+    with pytest.raises(ConfigError, match="rounds > 1 trains on one node"):  # a TrainJob cannot see the last model
+        load_recipe("paper", ["rounds=2", "cluster.resources.dpo_training.nodes=2"])
