@@ -173,16 +173,20 @@ def test_a_failing_task_marks_the_run_failed(tmp_path):
 
 def test_ctrl_c_prints_one_line_and_marks_the_run_failed(tmp_path, sample_slice):
     """Ctrl-C reaches the whole foreground process group (the CLI and the running task), as here."""
-    process = subprocess.Popen([sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output",
-                                str(tmp_path / "runs"), "--run-id", "stopped"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    console, errors = tmp_path / "console.txt", tmp_path / "errors.txt"
+    with open(console, "w") as stdout, open(errors, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output",
+                                    str(tmp_path / "runs"), "--run-id", "stopped"], stdout=stdout, stderr=stderr,
+                                   text=True, start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     run_dir = tmp_path / "runs" / "stopped"
-    deadline = time.monotonic() + 90
-    while not list(run_dir.glob("artifacts/*/ingest-ugc")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # a task is running
+    deadline = time.monotonic() + 180
+    # The console's first stage line: the run is under way, and the later stages take far longer than this wait.
+    while "ingest_ugc" not in console.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, f"the run ended before Ctrl-C could be sent: {console.read_text()[-500:]}"
     os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=60)  # a run that ignored Ctrl-C would hang here and fail the test
+    process.wait(timeout=60)  # a run that ignored Ctrl-C would hang here and fail the test
+    out, err = console.read_text(), errors.read_text()
     assert process.returncode == 130
     assert "Traceback" not in err + out
     assert err.strip().splitlines() == [f"pugc: interrupted: {tmp_path / 'runs' / 'stopped'} is marked FAILED"]
