@@ -141,8 +141,7 @@ class ConsoleFilter(io.TextIOBase):
         index = next(i for i, (name, _) in enumerate(self.plan, start=1) if name == stage)
         now = time.monotonic()
         detail = _readable(self.details.get(settings_of(stage.rpartition(".")[2]), ""))
-        total = len(self.plan)
-        self._say(f"[{index:>{len(str(total))}}/{total}] {stage_label(stage):<{self.width}} {detail:<52} "
+        self._say(f"[{index}/{len(self.plan)}] {stage_label(stage):<{self.width}} {detail:<52} "
                   f"{now - self.since:6.1f}s", "32")
         self.since = now
 

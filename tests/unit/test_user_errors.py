@@ -177,7 +177,10 @@ def test_ctrl_c_prints_one_line_and_marks_the_run_failed(tmp_path, sample_slice)
     with open(console, "w") as stdout, open(errors, "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output",
                                     str(tmp_path / "runs"), "--run-id", "stopped"], stdout=stdout, stderr=stderr,
-                                   text=True, start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                   text=True, start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                                   # as a terminal delivers it, even where this test runs as a background job
+                                   # (a non-interactive shell starts those with SIGINT ignored)
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = tmp_path / "runs" / "stopped"
     deadline = time.monotonic() + 180
     # The console's first stage line: the run is under way, and the later stages take far longer than this wait.
