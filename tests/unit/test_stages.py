@@ -282,3 +282,12 @@ def test_documents_over_the_token_budget_are_cut_and_counted():
     result = ugc_filter.run(docs(long_doc, "short doc"), UGCFilterConfig(threshold=1.0, max_document_tokens=10), engine)
     assert result.metrics["documents_truncated"] == 1.0
     assert "w9" in seen[0] and "w10" not in seen[0]
+
+
+def test_expected_mode_drops_a_partial_character_where_the_feedback_was_cut():
+    """transformers decodes a cut multi-byte character as U+FFFD; vLLM holds it back: both continue alike."""
+    engine = FakeEngine(reply=lambda text, i: "Solid answer. \ufffd",
+                        probs=lambda text: {"4": 1.0} if text.endswith("Solid answer. [RESULT] ") else {})
+    result = reward_scoring.run(responses("r"), RewardScoringConfig(mode="expected", feedback_max_tokens=32), engine,
+                                **TABLES)
+    assert result.kept[0].score == 4.0 and result.side[0].outputs == ["Solid answer."]

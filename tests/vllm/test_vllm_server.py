@@ -132,15 +132,18 @@ def test_a_prompt_vllm_refuses_is_that_records_engine_error_and_the_rest_are_sco
     from pugc.io import read_records, write_jsonl
     from pugc.records import Dropped, ScoredResponse
     from pugc.stage_runner import run_stage
-    from tests.vllm.test_vllm_stage import RESPONSES
+    from tests.vllm.test_vllm_stage import DOCUMENTS, QUESTIONS, RESPONSES
 
     too_long = replace(RESPONSES[1], response="tyre " * (MAX_MODEL_LEN * 2))
     write_jsonl(tmp_path / "responses.jsonl", [RESPONSES[0], too_long, *RESPONSES[2:]])
+    write_jsonl(tmp_path / "documents.jsonl", DOCUMENTS)
+    write_jsonl(tmp_path / "questions.jsonl", QUESTIONS)
+    tables = {"documents": str(tmp_path / "documents.jsonl"), "instructions": str(tmp_path / "questions.jsonl")}
     engines = {"judge": {"backend": "openai", "model": MODEL,
                          "options": {"base_url": vllm_server, "verdict_top_logprobs": VOCAB, "max_retries": 1}}}
     section = {"mode": "expected", "feedback_max_tokens": 4, "max_engine_error_fraction": 0.5}
     report = run_stage("reward_scoring", str(tmp_path / "responses.jsonl"), str(tmp_path / "scored.jsonl"),
-                       str(tmp_path / "dropped.jsonl"), section, engines)
+                       str(tmp_path / "dropped.jsonl"), section, engines, tables=tables)
     assert report["counts"] == {"in": len(RESPONSES), "out": len(RESPONSES) - 1, "dropped": {"engine_error": 1}}
     (dropped,) = read_records(tmp_path / "dropped.jsonl", Dropped)
     assert dropped.record_id == too_long.id and "answered 400" in dropped.detail

@@ -153,7 +153,9 @@ def _judge_expected(engine, prompts, scale, rationale_tokens, verdict_prefix, ra
             cut = text.lower().find(rationale_stop.lower()) if rationale_stop else -1
             if cut >= 0:  # the judge's own verdict (its marker in any case) is read from probs instead
                 text = text[:cut]
-            rationales[i] = text.rstrip()
+            # A rationale cut by max_tokens inside a character ends in U+FFFD on transformers, while vLLM's
+            # detokenizer holds the partial character back: drop it, so both engines continue the same text.
+            rationales[i] = text.rstrip().rstrip("\ufffd").rstrip()
             generated[i] = completion.num_tokens
     scoring = [i for i, error in enumerate(errors) if not error]  # no verdict without its rationale
     scoring_prompts = [
