@@ -42,13 +42,8 @@ def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, vllm_env
     are the trainer image's (torch aside). pugc reaches each as the images install it (a built wheel)."""
     work = tmp_path_factory.mktemp("backend")
     recipe = load_recipe("tiny", ["cluster.shards=2", f"cluster.model_cache_path={work / 'cache'}"])
-    pipeline = compile_pipeline(recipe, work / "pipeline.yaml", "kfp", PIPELINE_ROOT)
-    bucket = gcs_emulator.create_bucket("pugc-backend-input")
-    bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
-    run = BackendRun(pipeline, work, PIPELINE_ROOT,
-                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
-                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
-    result = run.run({"input_uri": "gs://pugc-backend-input/ugc/slice.jsonl"})
+    run, result = run_on_backend(recipe, work, gcs_emulator, "pugc-backend-input", sample_slice, base_env, vllm_env,
+                                 pugc_site)
     return run, result, recipe, work
 
 
@@ -172,13 +167,8 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     """rounds: 2 on the backend: each round a sub-DAG; round 2's tasks get round 1's Model artifact as their
     policy through the pipeline root's mount, and the summary holds both rounds."""
     recipe = load_recipe("tiny", ["rounds=2", f"cluster.model_cache_path={tmp_path / 'cache'}"])
-    pipeline = compile_pipeline(recipe, tmp_path / "pipeline.yaml", "kfp", PIPELINE_ROOT)
-    bucket = gcs_emulator.create_bucket("pugc-backend-rounds")
-    bucket.blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
-    run = BackendRun(pipeline, tmp_path, PIPELINE_ROOT,
-                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
-                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
-    result = run.run({"input_uri": "gs://pugc-backend-rounds/ugc/slice.jsonl"})
+    run, result = run_on_backend(recipe, tmp_path, gcs_emulator, "pugc-backend-rounds", sample_slice, base_env,
+                                 vllm_env, pugc_site)
     assert all(t.returncode == 0 for t in result.tasks) and not result.skipped
     assert {"round-1/dpo-training", "round-2/dpo-training", "round-2/round-report"} <= {t.path for t in result.tasks}
     summary = json.loads(run.local_path(result.artifact("run-summary", "summary").uri).read_text())
@@ -191,3 +181,14 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
     stages = summary["stages"]
     assert len(rejected) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
+
+
+def run_on_backend(recipe, folder, gcs_emulator, bucket_name: str, sample_slice, base_env, vllm_env, pugc_site):
+    """The recipe compiled for kfp and run as the backend does, its input uploaded to the GCS emulator; CPU
+    tasks in the base image's environment, LLM stages in the vllm image's."""
+    pipeline = compile_pipeline(recipe, folder / "pipeline.yaml", "kfp", PIPELINE_ROOT)
+    gcs_emulator.create_bucket(bucket_name).blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
+    run = BackendRun(pipeline, folder, PIPELINE_ROOT,
+                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
+                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
+    return run, run.run({"input_uri": f"gs://{bucket_name}/ugc/slice.jsonl"})
