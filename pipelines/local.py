@@ -158,14 +158,22 @@ class PipelineFailed(RuntimeError):
     """A task of the local run failed; the message names the task, its error and the full log."""
 
 
-_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
+# An exception line of the log, "module.Error: message". Matched on a line's first characters only: a log line
+# can hold any text (an error quoting its input), and the dotted prefix would backtrack over a long one.
+_ERROR_HEAD = re.compile(r"\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): ")
+_ERROR_HEAD_CHARS = 200
+
+
+def _error_line(line: str) -> tuple[str, str] | None:
+    match = _ERROR_HEAD.match(line[:_ERROR_HEAD_CHARS])
+    return (match.group(1), line[match.end():]) if match else None
 
 
 def _failure_message(runner_message: str, log_path: Path) -> str:
     task = re.search(r"Inner task failed: \S*'([\w-]+)'", _ANSI.sub("", runner_message))
-    errors = [m for m in map(_ERROR_LINE.match, _ANSI.sub("", log_path.read_text(encoding="utf-8")).splitlines())
-              if m and m.group(1) != "RuntimeError"]
-    cause = f"{errors[-1].group(1)}: {errors[-1].group(2)}" if errors else _ANSI.sub("", runner_message)
+    errors = [e for e in map(_error_line, _ANSI.sub("", log_path.read_text(encoding="utf-8")).splitlines())
+              if e and e[0] != "RuntimeError"]
+    cause = f"{errors[-1][0]}: {errors[-1][1]}" if errors else _ANSI.sub("", runner_message)
     return f"task {task.group(1) if task else '?'} failed: {cause} (full log: {log_path})"
 
 

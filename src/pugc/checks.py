@@ -6,8 +6,10 @@ second, each with one line that names the file or key and what to do.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
+import itertools
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,13 +37,31 @@ class InputSummary:
     size_bytes: int = 0
     sampled: int = 0  # JSON records read for the check
     fields: list[str] = field(default_factory=list)
+    lines_checked: int = 0  # JSONL lines put through ingest's own rules
+    quarantined: Counter = field(default_factory=Counter)  # of those, what ingest will quarantine, by reason
+    repaired: Counter = field(default_factory=Counter)  # and what it will repair, by rule (pugc.text)
 
     def describe(self) -> str:
         if not self.files:
             return f"{self.uri} (remote: read by the ingest task)"
         where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files under {self.uri}"
-        return (f"{where}, {self.size_bytes / 1e6:.2f} MB; fields in the first {self.sampled} records: "
+        text = (f"{where}, {self.size_bytes / 1e6:.2f} MB; fields in the first {self.sampled} records: "
                 f"{', '.join(self.fields)}")
+        return text + self.describe_problems()
+
+    def describe_problems(self) -> str:
+        if not (self.quarantined or self.repaired):
+            return ""
+        parts = []
+        if self.quarantined:
+            parts.append(f"{sum(self.quarantined.values())} to quarantine ({_by_key(self.quarantined)})")
+        if self.repaired:
+            parts.append(f"repairs: {_by_key(self.repaired)}")
+        return f"; in the first {self.lines_checked} lines: {', '.join(parts)}"
+
+
+def _by_key(counts: Counter) -> str:
+    return ", ".join(f"{key} {count}" for key, count in sorted(counts.items()))
 
 
 def resolve_input(cli_input: str | None, recipe_uri: str | None, recipe_path: Path | None) -> str:
@@ -71,7 +91,7 @@ def check_input(uri: str, config: InputConfig) -> InputSummary:
         raise UserError(f"input {uri}: the file is empty: give a JSONL file with one JSON object per line")
     rows = []
     for source in files:
-        rows += _sample_parquet(source) if source.endswith(".parquet") else _sample_jsonl(source)
+        rows += _sample_parquet(source) if source.endswith(".parquet") else _sample_jsonl(source, config, summary)
         if len(rows) >= SAMPLE_LINES:
             break
     summary.sampled = len(rows)
@@ -104,24 +124,23 @@ def _refuse_tabular(path: Path, first_line: str = "") -> None:
         raise UserError(f"input {path}: looks like {kind}, which is not supported: convert it to JSONL, e.g. {convert}")
 
 
-def _sample_jsonl(source: str) -> list[dict]:
-    rows, first_bad = [], None
-    with open(source, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number > SAMPLE_LINES:
-                break
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                first_bad = first_bad or line
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
+def _sample_jsonl(source: str, config: InputConfig, summary: InputSummary) -> list[dict]:
+    """The first lines' JSON objects; each line also goes through ingest's own rules, so the check reports
+    what ingest will quarantine or repair (summary.quarantined, summary.repaired)."""
+    from pugc.io import iter_input_rows
+    from pugc.stages import ingest
+
+    lines = list(itertools.islice(iter_input_rows(source, "jsonl", config.max_line_bytes), SAMPLE_LINES))
+    counts = ingest.IngestCounts()
+    for _ in ingest.stream(lines, dataclasses.replace(config, near_duplicates=False), counts):
+        pass
+    summary.lines_checked += counts.input_lines
+    summary.quarantined.update(counts.quarantined)
+    summary.repaired.update(counts.repaired)
+    rows = [row for _, _, row, error in lines if error is None and isinstance(row, dict)]
+    first_bad = next((row for _, _, row, error in lines if error is not None and error.reason != "blank_line"), None)
     if not rows and first_bad is not None:
-        _refuse_tabular(Path(source), first_bad)
+        _refuse_tabular(Path(source), first_bad.strip())
         raise UserError(f"input {source}: none of the first lines is a JSON object (line 1: {first_bad[:60]!r}); "
                         "input is JSONL, one JSON object per line")
     return rows

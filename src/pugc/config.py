@@ -80,6 +80,7 @@ class InputConfig:
     id_field: str = "id"
     format: Literal["auto", "jsonl", "parquet"] = "auto"
     max_chars: int = 50_000  # longer documents are quarantined (too_long)
+    max_line_bytes: int = 8 << 20  # longer input lines are quarantined (too_long) without being read whole
     near_duplicates: bool = True  # drop near-duplicates (MinHash Jaccard over word 3-grams) as `duplicate`
     near_duplicate_threshold: float = 0.8
     max_malformed_fraction: float = 0.5  # above this share of quarantined lines the run stops before any model

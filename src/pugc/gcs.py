@@ -16,7 +16,6 @@ import os
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,9 @@ def versions(uris: list[str]) -> list[list]:
     return found
 
 
-def iter_lines(uri: str) -> Iterator[bytes]:
-    with blob(uri).open("rb") as handle:
-        yield from handle
+def open_binary(uri: str):
+    """A streaming binary reader of the object (readline with a size limit works on it)."""
+    return blob(uri).open("rb")
 
 
 def read_bytes(uri: str) -> bytes:

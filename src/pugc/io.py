@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -55,14 +56,78 @@ def _local_version(path: str) -> list:
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
-def _raw_lines(uri: str) -> Iterator[bytes]:
+MAX_LINE_BYTES = 8 << 20  # input.max_line_bytes: a longer line is quarantined unread (memory stays bounded)
+BOM = "\ufeff"
+
+
+def _raw_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[bytes, bool]]:
     from pugc import gcs
 
     if gcs.is_gcs(uri):
-        yield from gcs.iter_lines(uri)
+        with gcs.open_binary(uri) as handle:
+            yield from bounded_lines(handle, max_line_bytes)
     else:
         with open(uri, "rb") as handle:
-            yield from handle
+            yield from bounded_lines(handle, max_line_bytes)
+
+
+def bounded_lines(handle, limit: int) -> Iterator[tuple[bytes, bool]]:
+    """(line, whole) for each line of a binary file, never holding more than `limit` bytes of one line: a
+    longer line yields its first `limit` bytes with whole=False, and the rest of it is skipped."""
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line, True
+            continue
+        rest = line
+        while rest and not rest.endswith(b"\n"):
+            rest = handle.readline(1 << 20)
+        yield line[:limit], False
+
+
+class LineError(str):
+    """Why an input line did not become a row: the message, and its reason code as `.reason`."""
+
+    reason: str
+
+    def __new__(cls, reason: str, message: str) -> "LineError":
+        error = super().__new__(cls, message)
+        error.reason = reason
+        return error
+
+
+def parse_line(raw: bytes) -> tuple[Any, LineError | None]:
+    """One input line: (parsed JSON, None), or (the raw text, why it is no row). A byte-order mark at the start
+    of a line is removed first (Windows tools write one; concatenated files carry one per part)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", errors="replace"), LineError(
+            "not_utf8", f"not valid UTF-8: {exc.reason} at byte {exc.start}")
+    line = line.removeprefix(BOM)
+    if not line.strip():
+        return line, LineError("blank_line", "blank line")
+    try:
+        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float), None
+    except json.JSONDecodeError as exc:
+        return line.rstrip("\r\n"), LineError("not_json", f"not JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return line.rstrip("\r\n"), LineError("too_deep", "JSON nested too deeply to read")
+    except ValueError as exc:  # valid JSON Python will not convert, e.g. an integer of over 4,300 digits
+        return line.rstrip("\r\n"), LineError("not_json", f"not JSON: {exc}")
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")  # Python reads NaN and Infinity; JSON and other readers do not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def _parquet_rows(uri: str) -> list:
@@ -77,31 +142,27 @@ def _parquet_rows(uri: str) -> list:
     return pq.read_table(uri).to_pylist()
 
 
-def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto") -> Iterator[tuple[str, int, Any, str | None]]:
+def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto", max_line_bytes: int = MAX_LINE_BYTES,
+                    ) -> Iterator[tuple[str, int, Any, LineError | None]]:
     """Yield (file, line_number, parsed_row, None) for every line (or Parquet row) that parses, and
-    (file, line_number, raw_text, error) for one that does not.
+    (file, line_number, raw_text, error) for one that does not (`LineError`: its `.reason` is a code).
 
-    Lines that are not JSON (or not UTF-8) are reported, not raised: the caller quarantines them, raw text
-    kept, and the run goes on. A prefix or folder of shards is read file by file, in name order.
+    Lines that are not JSON (or not UTF-8, or too long, or nested too deeply) are reported, not raised: the
+    caller quarantines them, raw text kept, and the run goes on. A prefix or folder of shards is read file by
+    file, in name order.
     """
     for source in input_files(uri):
         if fmt == "parquet" or (fmt == "auto" and source.endswith(".parquet")):
             for number, row in enumerate(_parquet_rows(source), start=1):
                 yield source, number, row, None
             continue
-        for number, raw in enumerate(_raw_lines(source), start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield source, number, raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+        for number, (raw, whole) in enumerate(_raw_lines(source, max_line_bytes), start=1):
+            if not whole:
+                yield source, number, raw[:1000].decode("utf-8", errors="replace"), LineError(
+                    "too_long", f"line over {max_line_bytes} bytes (input.max_line_bytes)")
                 continue
-            if not line.strip():
-                yield source, number, line, "blank line"
-                continue
-            try:
-                yield source, number, json.loads(line), None
-            except json.JSONDecodeError as exc:
-                yield source, number, line.rstrip("\r\n"), f"not JSON: {exc.msg} (column {exc.colno})"
+            row, error = parse_line(raw)
+            yield source, number, row, error
 
 
 def iter_records(uri: str | os.PathLike, cls: type[T], start: int = 0, end: int | None = None) -> Iterator[T]:
@@ -145,7 +206,9 @@ class JsonlWriter:
     def __enter__(self) -> "JsonlWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+        # backslashreplace: a lone surrogate that reached a record anyway is written as its JSON escape
+        # ("\\ud83d"), which reads back as the same string, instead of failing the task (UTF-8 cannot encode it).
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
         return self
 
     def write(self, row: Any) -> None:
@@ -185,7 +248,8 @@ def write_json(uri: str | os.PathLike, data: Any) -> None:
     path = _local(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8",
+                   errors="backslashreplace")  # as JsonlWriter: a lone surrogate is written as its JSON escape
     os.replace(tmp, path)
 
 

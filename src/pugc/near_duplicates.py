@@ -88,11 +88,12 @@ def word_hashes(text: str) -> np.ndarray:
 
 
 def shingle_hashes(text: str) -> np.ndarray:
-    """32-bit hashes of the text's lower-cased word 3-grams (one shingle of all words when there are fewer)."""
+    """32-bit hashes of the text's lower-cased word 3-grams (one shingle of all words when there are fewer;
+    none for a text without words)."""
     hashes = word_hashes(text.lower())
     width = min(SHINGLE_WORDS, len(hashes))
     if width == 0:
-        return np.zeros(1, dtype=np.uint64)
+        return np.zeros(0, dtype=np.uint64)
     count = len(hashes) - width + 1
     combined = np.zeros(count, dtype=np.uint64)
     for offset in range(width):
@@ -100,9 +101,13 @@ def shingle_hashes(text: str) -> np.ndarray:
     return combined & LOW_32
 
 
-def signature(text: str) -> np.ndarray:
-    """The MinHash signature: for each of the 64 permutations, the least permuted shingle hash (uint32)."""
-    permuted = (A * shingle_hashes(text)[None, :] + B) >> np.uint64(32)
+def signature(text: str) -> np.ndarray | None:
+    """The MinHash signature: for each of the 64 permutations, the least permuted shingle hash (uint32).
+    None for a text without words: it has no shingles to be similar by."""
+    shingles = shingle_hashes(text)
+    if not len(shingles):
+        return None
+    permuted = (A * shingles[None, :] + B) >> np.uint64(32)
     return permuted.min(axis=1).astype(np.uint32)
 
 
@@ -227,8 +232,12 @@ class NearDuplicateIndex:
 
     def match(self, doc_id: str, text: str) -> tuple[str, float] | None:
         """(earlier document id, estimated Jaccard) of the most similar kept document at or above the
-        threshold (ties: the smallest id), or None, in which case this document joins the index."""
+        threshold (ties: the smallest id), or None, in which case this document joins the index. A document
+        without words is never a near-duplicate (only the exact-text check can match it) and is not indexed:
+        else every such document would share one empty shingle set."""
         sig = signature(text)
+        if sig is None:
+            return None
         keys = self._band_keys(sig)
         candidates = sorted(self.table.lookup(keys), key=self.ids.__getitem__)
         best = None

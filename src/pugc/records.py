@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 def content_id(*parts: str, length: int = 16) -> str:
     """A stable id from content: the same text always gets the same id, on any machine."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: any str has an id (a lone surrogate from a served model's reply included); valid text
+    # encodes exactly as UTF-8, so ids do not change.
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:length]
 
 

@@ -1,5 +1,7 @@
-"""The whole pipeline over a corpus written to break it (tests/data/adversarial_ugc.jsonl): it finishes, every
-line is accounted for with a reason, and no secret from the environment lands in any output or log."""
+"""The whole pipeline over a corpus written to break it (tests/data/adversarial_ugc.jsonl, behind a byte-order
+mark and followed by hostile lines made here: a lone surrogate, NULs, a 10 MB line, deep nesting, a number
+Python will not convert, an object as id): it finishes, every line is accounted for with a reason, and no
+secret from the environment lands in any output or log."""
 import json
 from pathlib import Path
 
@@ -15,7 +17,23 @@ PLANTED = {"HF_TOKEN": "hf_PLANTED-fake-secret-token", "OPENAI_API_KEY": "sk-PLA
            "KFP_TOKEN": "PLANTED-kfp-bearer"}
 EXPECTED_QUARANTINE = {2: "not_json", 4: "missing_text", 5: "not_string", 6: "not_string", 7: "not_string",
                        8: "empty", 9: "empty", 10: "blank_line", 11: "not_utf8", 12: "not_object", 13: "not_json",
-                       14: "too_long"}
+                       14: "too_long", 27: "empty", 28: "too_long", 29: "too_deep", 30: "not_json", 31: "bad_id"}
+HOSTILE_LINES = [  # lines 26-31, after the 25 of the corpus file
+    r'{"id": "half-emoji", "text": "Pack the tent dry \ud83d or it mildews within a week; air it out at home first."}',
+    r'{"id": "only-nul", "text": "\u0000\u0007 \u0001"}',
+    '{"id": "ten-megabytes", "text": "' + "a" * 10_000_000 + '"}',
+    '{"id": "deep", "text": "Nested metadata", "meta": ' + "[" * 100 + "]" * 100 + "}",
+    '{"id": "digits", "text": "A number too long to convert", "n": ' + "7" * 5000 + "}",
+    '{"id": {"an": "object"}, "text": "Wax the chain after every wet ride."}',
+]
+
+
+def hostile_input(folder: Path) -> Path:
+    """The corpus behind a UTF-8 byte-order mark, then the hostile lines."""
+    path = folder / "hostile.jsonl"
+    corpus = (DATA / "adversarial_ugc.jsonl").read_bytes()
+    path.write_bytes("\ufeff".encode() + corpus + "\n".join(HOSTILE_LINES).encode() + b"\n")
+    return path
 EXPECTED_DUPLICATES = {16: "duplicate", 17: "duplicate", 18: "duplicate_id"}
 
 
@@ -28,7 +46,7 @@ def run(tmp_path_factory):
     recipe = load_recipe("tiny", ["input.max_chars=2000", "input.max_malformed_fraction=0.6",
                                   "ugc_filter.threshold=1.0", "ugc_filter.max_document_tokens=64",
                                   "reward_scoring.max_document_tokens=64"])
-    summary = run_local(recipe, str(DATA / "adversarial_ugc.jsonl"), root, run_id="adv")
+    summary = run_local(recipe, str(hostile_input(root)), root, run_id="adv")
     mp.undo()
     return root / "adv", summary
 
@@ -39,8 +57,8 @@ def rows(path):
 
 def test_every_line_lands_in_exactly_one_place_with_its_reason(run):
     run_dir, summary = run
-    lines = len((DATA / "adversarial_ugc.jsonl").read_bytes().splitlines())
-    assert summary["input_lines"] == lines == 25
+    lines = len((run_dir.parent / "hostile.jsonl").read_bytes().splitlines())
+    assert summary["input_lines"] == lines == 31
     rejected = rows(run_dir / "rejected.jsonl")
     quarantined = {r["ids"]["line"]: r["reason"].split(":", 1)[1] for r in rejected if r["reason"].startswith("malformed:")}
     assert quarantined == EXPECTED_QUARANTINE
@@ -54,6 +72,17 @@ def test_every_line_lands_in_exactly_one_place_with_its_reason(run):
     stages = summary["stages"]
     for stage in ("ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"):
         assert stages[stage]["in"] == stages[stage]["out"] + sum(stages[stage]["dropped"].values()), stage
+
+
+def test_repaired_lines_are_kept_clean_and_counted(run):
+    run_dir, summary = run
+    (ingested,) = run_dir.glob("artifacts/*/ingest-ugc/ugc")
+    documents = {doc["id"]: doc for doc in rows(ingested)}
+    assert documents["half-emoji"]["text"] == "Pack the tent dry \ufffd or it mildews within a week; air it out at home first."
+    assert "\x00" not in documents["control-chars"]["text"] and "\x07" not in documents["control-chars"]["text"]
+    assert documents["good-1"]["meta"]["source_line"] == 1  # the byte-order mark cost no record
+    assert summary["stages"]["ingest_ugc"]["metrics"] == {"repaired_control_characters": 1.0,
+                                                          "repaired_lone_surrogates": 1.0}
 
 
 def test_long_documents_are_cut_to_the_token_budget_and_counted(run):

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from pugc.config import EngineConfig
+from pugc.text import without_lone_surrogates
 from pugc.engines.base import (Completion, EngineError, EngineStats, Prompt, SamplingParams, failed_completions,
                                generate_n, prompt_seed)
 
@@ -81,7 +82,8 @@ def to_completions(response: dict) -> list[Completion]:
     choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
     completions = []
     for choice in choices:
-        text = choice["message"].get("content") or ""
+        # A server's JSON may carry a lone surrogate escape (a sample cut inside an emoji): U+FFFD, as at ingest.
+        text = without_lone_surrogates(choice["message"].get("content") or "")
         tokens = _choice_tokens(choice, response, len(choices))
         completions.append(Completion(text, tokens, "length" if choice.get("finish_reason") == "length" else "stop"))
     return completions

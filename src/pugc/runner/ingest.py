@@ -24,18 +24,21 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     counts = ingest.IngestCounts()
     with JsonlWriter(ugc_path) as ugc, JsonlWriter(quarantine_path) as quarantine, \
             JsonlWriter(dropped_path) as dropped:
-        for item in ingest.stream(iter_input_rows(input_uri, config.format), config, counts):
+        for item in ingest.stream(iter_input_rows(input_uri, config.format, config.max_line_bytes), config, counts):
             (ugc if isinstance(item, Document) else quarantine if isinstance(item, ingest.Quarantined)
              else dropped).write(item)
         ingest.check_usable(counts, config)  # before the outputs appear: an unusable input leaves none
     quarantined = sum(counts.quarantined.values())
     if quarantined:
         log.warning("%s", quarantine_summary(counts))
+    if counts.repaired:
+        log.warning("%s", repair_summary(counts))
     duplicates = sum(counts.dropped.values())
     report = {
         "stage": ingest.STAGE,
         "counts": {"in": counts.input_lines - quarantined, "out": counts.documents, "dropped": dict(sorted(counts.dropped.items()))},
-        "input_lines": counts.input_lines, "quarantined": quarantined, "metrics": {}, "model": None,
+        "input_lines": counts.input_lines, "quarantined": quarantined, "model": None,
+        "metrics": {f"repaired_{rule}": float(lines) for rule, lines in sorted(counts.repaired.items())},
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
     if counts.documents + duplicates + quarantined != counts.input_lines:
@@ -57,3 +60,12 @@ def quarantine_summary(counts) -> str:
     more = f"; {total - QUARANTINE_EXAMPLES} more" if total > QUARANTINE_EXAMPLES else ""
     return (f"quarantined {total} of {counts.input_lines} lines ({reasons}): {examples}{more} "
             "(all in rejected.jsonl)")
+
+
+REPAIRS = {"lone_surrogates": "lone surrogates replaced by U+FFFD", "control_characters": "control characters removed"}
+
+
+def repair_summary(counts) -> str:
+    """One line for the lines kept after a stated repair (pugc.text), by rule."""
+    rules = ", ".join(f"{REPAIRS[rule]} in {n}" for rule, n in sorted(counts.repaired.items()))
+    return f"repaired input lines of {counts.input_lines} ({rules}); those documents are kept"

@@ -4,6 +4,10 @@ Every input line ends up in exactly one place: a Document, the quarantine (file,
 error), or a `duplicate` drop (exact, or near-duplicate by MinHash). input_lines = documents + quarantined
 + duplicates. An input with no valid record, or with more malformed lines than `max_malformed_fraction`,
 stops the run here with `InputError`, before any model loads.
+
+Hostile input never stops the run on its own (pugc.text states the rules): a line that is too long, not UTF-8,
+not JSON or nested too deeply is quarantined with its reason; lone surrogates anywhere in a record become
+U+FFFD and control characters leave the text, each repair counted (`IngestCounts.repaired`).
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import Any, Iterable, Iterator
 
 from pugc.config import InputConfig
 from pugc.records import Document, Dropped, StageResult, content_id
+from pugc.text import (MAX_NESTING, REPLACEMENT, has_control_characters, nesting_exceeds, repair_surrogates,
+                       without_control_characters, without_lone_surrogates)
 
 STAGE = "ingest_ugc"
 RAW_EXCERPT_CHARS = 500
@@ -27,7 +33,7 @@ class InputError(ValueError):
 class Quarantined:
     source: str
     line: int
-    reason: str  # not_utf8, not_json, blank_line, not_object, missing_text, not_string, empty, too_long
+    reason: str  # not_utf8, not_json, too_deep, blank_line, not_object, missing_text, not_string, empty, too_long, bad_id
     error: str
     raw: str = ""
 
@@ -39,26 +45,53 @@ class IngestResult:
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
-def _problem(row: Any, config: InputConfig) -> tuple[str, str] | None:
-    """(reason code, message) if a parsed row cannot become a Document, else None."""
-    name = config.text_field
+MAX_ID_CHARS = 256
+
+
+def _shape_problem(row: Any) -> tuple[str, str] | None:
+    """(reason code, message) if a parsed row is no object to read a document from (before any repair)."""
     if not isinstance(row, dict):
         return "not_object", f"expected a JSON object, got {type(row).__name__}"
+    if nesting_exceeds(row):
+        return "too_deep", f"objects and arrays nested over {MAX_NESTING} levels deep"
+    return None
+
+
+def _problem(row: dict, config: InputConfig) -> tuple[str, str] | None:
+    """(reason code, message) if a repaired row cannot become a Document, else None."""
+    name = config.text_field
     if name not in row:
         return "missing_text", f"missing text field '{name}'"
     text = row[name]
     if not isinstance(text, str):
         return "not_string", f"text field '{name}' is {type(text).__name__}, not a string"
-    if not text.strip():
+    if not text.replace(REPLACEMENT, "").strip():  # nothing left but whitespace and replaced surrogates
         return "empty", f"text field '{name}' is empty"
     if len(text) > config.max_chars:
         return "too_long", f"text field '{name}' has {len(text)} characters, over input.max_chars={config.max_chars}"
+    given_id = row.get(config.id_field)
+    if given_id is not None and (isinstance(given_id, bool) or not isinstance(given_id, (str, int))):
+        return "bad_id", f"id field '{config.id_field}' is {type(given_id).__name__}, not a string or integer"
+    if isinstance(given_id, str) and len(given_id) > MAX_ID_CHARS:
+        return "bad_id", f"id field '{config.id_field}' has {len(given_id)} characters, over {MAX_ID_CHARS}"
     return None
 
 
+def _repaired(row: dict, config: InputConfig) -> tuple[dict, list[str]]:
+    """The row with pugc.text's repairs applied (lone surrogates anywhere, control characters in the text), and
+    the rules that changed it."""
+    row, surrogates = repair_surrogates(row)
+    rules = ["lone_surrogates"] if surrogates else []
+    text = row.get(config.text_field)
+    if isinstance(text, str) and has_control_characters(text):
+        row[config.text_field] = without_control_characters(text)
+        rules.append("control_characters")
+    return row, rules
+
+
 def _parse_problem(error: str) -> tuple[str, str]:
-    reason = "not_utf8" if error.startswith("not valid UTF-8") else "blank_line" if error == "blank line" else "not_json"
-    return reason, error
+    reason = getattr(error, "reason", None) or ("blank_line" if error == "blank line" else "not_json")
+    return reason, str(error)
 
 
 def _near_duplicate_index(config: InputConfig):
@@ -76,6 +109,7 @@ class IngestCounts:
         self.input_lines = self.documents = 0
         self.dropped: Counter = Counter()  # duplicates by reason
         self.quarantined: Counter = Counter()
+        self.repaired: Counter = Counter()  # lines repaired, by rule (pugc.text): lone_surrogates, control_characters
         self.sources: set[str] = set()
         self.examples: list[Quarantined] = []  # the first few malformed lines, for the one-line warning
 
@@ -94,9 +128,13 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
     near = _near_duplicate_index(config)
     for source, number, row, error in rows:
         counts.input_lines += 1
-        problem = _parse_problem(error) if error else _problem(row, config)
+        repairs: list[str] = []
+        problem = _parse_problem(error) if error else _shape_problem(row)
+        if not problem:
+            row, repairs = _repaired(row, config)
+            problem = _problem(row, config)
         if problem:
-            excerpt = "" if row is None else (row if error else json.dumps(row, ensure_ascii=False))[:RAW_EXCERPT_CHARS]
+            excerpt = "" if row is None else _excerpt(row if error else _bounded_dump(row))
             quarantined = Quarantined(source, number, problem[0], problem[1], excerpt)
             counts.quarantined[problem[0]] += 1
             counts.sources.add(source)
@@ -104,6 +142,7 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
                 counts.examples.append(quarantined)
             yield quarantined
             continue
+        counts.repaired.update(repairs)
         text = row[config.text_field].strip()
         digest = content_id(text)
         given_id = row.get(config.id_field)
@@ -127,6 +166,17 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
         meta.update(source_file=source, source_line=number)
         counts.documents += 1
         yield Document(id=doc_id, text=text, meta=meta)
+
+
+def _bounded_dump(row: Any) -> str:
+    """The start of a quarantined row as JSON; a row too deep to write is described instead."""
+    if nesting_exceeds(row):
+        return f"(a JSON {type(row).__name__} nested over 32 levels deep)"
+    return json.dumps(repair_surrogates(row)[0], ensure_ascii=False)
+
+
+def _excerpt(text: str) -> str:
+    return without_lone_surrogates(text[:RAW_EXCERPT_CHARS])
 
 
 def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -> IngestResult:

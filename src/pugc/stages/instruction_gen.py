@@ -11,11 +11,12 @@ from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed
 
 STAGE = "instruction_gen"
 
-# Labels and preambles that instruct models put before the question itself.
+# Labels and preambles that instruct models put before the question itself. Possessive quantifiers: each run
+# of spaces, digits or stars is taken whole, so a long line that fails late is scanned once, not once per split.
 _PREAMBLE = re.compile(
-    r"^\s*(?:(?:sure|okay|ok|certainly)[,!.]?\s*)?"
-    r"(?:here(?:'s| is)\s+(?:a|the|one)\s+(?:possible\s+)?question[^:\n]*:\s*)?"
-    r"(?:\**\s*(?:question|q|instruction|user)\s*\d*\s*\**\s*[:.)-]\s*)?",
+    r"^\s*+(?:(?:sure|okay|ok|certainly)[,!.]?\s*+)?"
+    r"(?:here(?:'s| is)\s++(?:a|the|one)\s++(?:possible\s++)?question[^:\n]*+:\s*+)?"
+    r"(?:\**+\s*+(?:question|q|instruction|user)\s*+\d*+\s*+\**+\s*+[:.)-]\s*+)?",
     re.IGNORECASE,
 )
 _QUOTES = "\"'“”‘’`*"
