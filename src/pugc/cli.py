@@ -335,6 +335,18 @@ def cmd_recipe(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    from pugc.schema import schema_text
+
+    text = schema_text()
+    if args.output == "-":
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"recipe schema written to {args.output}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from pugc.models import resolve_model
     from pugc.models.tiny import TINY_MODELS
@@ -475,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recipe", help="validate a recipe and print it resolved, with its digest")
     _recipe_args(rec)
     rec.set_defaults(func=cmd_recipe)
+
+    schema = sub.add_parser("schema", help="write the recipe format as a JSON Schema (for editors; the shipped "
+                            "recipes name recipes/recipe.schema.json)")
+    schema.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+    schema.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    schema.set_defaults(func=cmd_schema)
 
     serve = sub.add_parser("serve", help="serve a model over an OpenAI-compatible API (for the openai engine)")
     serve.add_argument("--model", default="pugc-tiny/judge")
