@@ -11,15 +11,14 @@ def evaluate(evaluation_questions: Input[Dataset], ugc: Input[Dataset], dpo_mode
              judged: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
              policy_model: Input[Model] = None):
     """Trained model vs baseline on shard `shard_index` of the evaluation prompts: both answer, then the judge
-    compares them in both orders (Prometheus 2 relative grading, the UGC document as reference).
-    With `policy_model` (the previous round's model) that model is the baseline, whatever evaluation.baseline says."""
+    compares them in both orders (Prometheus 2 relative grading, the UGC document as reference); three passes of
+    the shared runner, checkpointed under runtime's checkpoint_root. With `policy_model` (the previous round's
+    model) that model is the baseline, whatever evaluation.baseline says."""
     from pugc.evaluation import run_evaluate
-    from pugc.rounds import with_policy_model
     from pugc.stage_runner import publish
 
     if policy_model:
-        engines = with_policy_model(engines, policy_model.path)
-        config = {key: value for key, value in config.items() if key != "baseline"}  # the baseline: policy_model
+        config = {**config, "baseline": policy_model.path}
     report = run_evaluate(evaluation_questions.path, ugc.path, dpo_model.path, config, engines, shard_index,
-                          shard_count, judged.path, dropped.path)
+                          shard_count, judged.path, dropped.path, runtime=runtime, run_id=run_id, task_name=task_name)
     publish(report, [judged, dropped], metrics, recipe_digest)

@@ -10,7 +10,8 @@ On a cluster the root is a shared volume (the model-cache PVC) or a GCS FUSE pat
 gcsfuse renames a folder only object by object (and not at all without --rename-dir-limit), so a chunk is
 written in place and made whole by its marker, `result.json`, written last; a file rename is all it needs.
 
-`PUGC_FAIL_AFTER_CHUNKS=N` makes a task exit abruptly after saving N chunks (fault-injection tests).
+`PUGC_FAIL_AFTER_CHUNKS=N` makes a task exit abruptly after saving N chunks, counted over every stage the
+process runs (a task of several passes, such as evaluate, can be killed in any of them: fault-injection tests).
 """
 from __future__ import annotations
 
@@ -47,11 +48,22 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "_"
 
 
+_saved_in_process = 0
+
+
+def _fault_injection() -> None:
+    global _saved_in_process
+    _saved_in_process += 1
+    limit = os.environ.get(FAULT_ENV)
+    if limit and _saved_in_process >= int(limit):
+        log.warning("fault injection: exiting after %d saved chunks", _saved_in_process)
+        os._exit(FAULT_EXIT_CODE)
+
+
 class ChunkCheckpoints:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.saved_this_run = 0
 
     def _chunk(self, index: int) -> Path:
         return self.folder / f"chunk-{index:06d}"
@@ -71,11 +83,7 @@ class ChunkCheckpoints:
         write_json(chunk / "result.json", {
             "start": start, "end": start + result.n_in if end is None else end, "n_in": result.n_in,
             "n_out": len(result.kept), "dropped": result.counts["dropped"], "metrics": result.metrics})
-        self.saved_this_run += 1
-        limit = os.environ.get(FAULT_ENV)
-        if limit and self.saved_this_run >= int(limit):
-            log.warning("fault injection: exiting after %d saved chunks", self.saved_this_run)
-            os._exit(FAULT_EXIT_CODE)
+        _fault_injection()
 
     def finished(self) -> list[dict]:
         """The done chunks that follow on from the start without a gap, in order, each with its `folder`."""

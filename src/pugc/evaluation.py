@@ -1,115 +1,125 @@
 """Run the evaluation tasks from files: held-out split, evaluate (one shard), the gate's figures, the export.
 
 The bodies of the evaluation components (components/held_out_split.py, evaluate.py, evaluation_gate.py,
-export_model.py); like pugc.stage_runner it imports no kfp. Pure logic lives in pugc.stages.evaluate.
+export_model.py); like pugc.stage_runner it imports no kfp. Pure logic lives in pugc.stages.evaluate. The
+held-out split and the three passes of evaluate are stages of the shared runner (pugc.runner.stage).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 from pugc import __version__
 from pugc.config import EngineConfig, EvaluationConfig, build
-from pugc.io import iter_input_rows, read_records, write_json, write_jsonl
+from pugc.io import JsonlWriter, iter_input_rows, iter_records, read_records, write_json
 from pugc.logs import setup_logging
-from pugc.records import Instruction, StageResult
-from pugc.secrets import load_hf_token
-from pugc.runner.sharding import shard_bounds
-from pugc.runner.tally import check_accounting, format_dropped
+from pugc.records import Instruction
+from pugc.runner.merge import concatenate
+from pugc.runner.stage import run_stage
+from pugc.runner.tally import format_dropped
+from pugc.scratch import scratch_folder
 from pugc.stages import evaluate
 
 log = logging.getLogger(__name__)
-
-
-def _report(result: StageResult, started: float, **extra) -> dict:
-    return {"stage": result.stage, "counts": result.counts, "metrics": result.metrics,
-            "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__, **extra}
-
-
-def document_texts(documents_path: str, doc_ids: set) -> dict[str, str]:
-    """{doc_id: text} of the held-out questions' documents, streamed from the document table (ingest's `ugc`)."""
-    from pugc.tables import DOCUMENT_TEXT, lookup
-
-    return lookup(documents_path, DOCUMENT_TEXT, doc_ids)
+LOCAL_BACKEND = "hf"  # what answers for a served (openai) policy's checkpoints: a server cannot load them
 
 
 # ------------------------------------------------------------------------------------- held-out split
 def run_held_out_split(questions_path: str, section: dict, training_path: str, evaluation_path: str,
                        dropped_path: str) -> dict:
     """Relevant questions -> training questions (on to sampling) and the evaluation set (never trained on)."""
-    setup_logging()
-    config = build(EvaluationConfig, section, "evaluation")
-    started = time.monotonic()
-    result, held_out = evaluate.split_held_out(read_records(questions_path, Instruction), config.held_out_fraction)
-    check_accounting(result)
-    write_jsonl(training_path, result.kept)
-    write_jsonl(evaluation_path, held_out)
-    write_jsonl(dropped_path, result.dropped)
-    log.info("held_out_split: in %d, out %d, dropped %s", result.n_in, len(result.kept),
-             format_dropped(result.counts["dropped"]))
-    return _report(result, started, model=None)
+    return run_stage(evaluate.SPLIT_STAGE, questions_path, training_path, dropped_path, section,
+                     side_path=evaluation_path)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
-def evaluation_prompts(held_out_path: str, documents_path: str, prompt_sets: list[str]) -> list[evaluate.EvalPrompt]:
-    """The held-out questions (each with its UGC document), then every prompt set's rows, in file order."""
-    questions = read_records(held_out_path, Instruction)
-    prompts = evaluate.held_out_prompts(questions, document_texts(documents_path, {q.doc_id for q in questions}))
-    for uri in prompt_sets:
-        prompts += evaluate.prompts_from_rows(_prompt_rows(uri), Path(uri).name)
-    return prompts
+def write_evaluation_prompts(held_out_path: str, prompt_sets: list[str], target: str) -> int:
+    """The held-out questions, then every prompt set's rows, in file order, as EvalPrompt rows (streamed)."""
+    with JsonlWriter(target) as prompts:
+        for question in iter_records(held_out_path, Instruction):
+            prompts.write(evaluate.held_out_prompt(question))
+        for uri in prompt_sets:
+            for source, line, row, error in iter_input_rows(uri, "jsonl"):
+                if error and error.reason != "blank_line":
+                    raise ValueError(f"evaluation.prompt_sets: {source} line {line}: {error}")
+                if not error:
+                    prompts.write(evaluate.prompt_from_row(row, Path(uri).name, line))
+    return prompts.count
 
 
-def _prompt_rows(uri: str) -> list[dict]:
-    rows = []
-    for source, line, row, error in iter_input_rows(uri, "jsonl"):
-        if error and error != "blank line":
-            raise ValueError(f"evaluation.prompt_sets: {source} line {line}: {error}")
-        if not error:
-            rows.append(row)
-    return rows
+def evaluation_engines(config: EvaluationConfig, engines: dict, model_dir: str) -> dict:
+    """Who answers and who judges: the trained checkpoint, the baseline (evaluation.baseline, else the starting
+    policy) and the judge, as the passes' engine roles. A checkpoint folder has no hub revision, and a server
+    (backend openai) cannot load one: checkpoints answer on the local backend."""
+    policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
+    local = policy if policy.backend != "openai" else dataclasses.replace(policy, backend=LOCAL_BACKEND, options={})
+    if local is not policy:
+        log.info("evaluate: the policy is served (openai); trained checkpoints answer on the %s backend", LOCAL_BACKEND)
+    baseline = dataclasses.replace(local, model=local_model(config.baseline), revision=None) if config.baseline \
+        else policy
+    trained = dataclasses.replace(local, model=model_dir, revision=None)
+    return {"trained": dataclasses.asdict(trained), "baseline": dataclasses.asdict(baseline),
+            "judge": engines.get("judge", {})}
 
 
 def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, section: dict, engines: dict,
-                 shard_index: int, shard_count: int, judged_path: str, dropped_path: str) -> dict:
-    """One shard of the evaluation prompts: answers from the trained model, then the baseline, then the judge,
-    each loaded only while it works (one machine holds one model at a time)."""
-    from pugc.engines import make_engine
-
+                 shard_index: int, shard_count: int, judged_path: str, dropped_path: str,
+                 runtime: dict | None = None, run_id: str = "", task_name: str = "") -> dict:
+    """One shard of the evaluation prompts through three runner passes, each with its model loaded once:
+    the trained model answers, the baseline answers, the judge compares. Each pass is chunked and checkpointed
+    (a retried task resumes where it stopped, the finished passes included), stops on its engine-error budget
+    (`evaluation.max_engine_error_fraction`; the judge's, `evaluation.judge.max_engine_error_fraction`), and
+    accounts for every prompt: judged, or dropped with its reason by the pass that failed it."""
     setup_logging()
-    load_hf_token()
     config = build(EvaluationConfig, section, "evaluation")
-    policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
-    roles = {
-        "trained": dataclasses.replace(policy, model=model_dir),
-        # Another model as baseline: the policy's pinned revision belongs to the policy's repository, not to it.
-        "baseline": dataclasses.replace(policy, model=local_model(config.baseline), revision=None)
-        if config.baseline else policy,
-        "judge": build(EngineConfig, engines.get("judge", {}), "engines.judge"),
-    }
+    roles = evaluation_engines(config, engines, model_dir)
     started = time.monotonic()
-    prompts = evaluation_prompts(held_out_path, documents_path, config.prompt_sets)
-    start, end = shard_bounds(list(range(len(prompts))), int(shard_index), int(shard_count))
-    prompts = prompts[start:end]
-    log.info("evaluate: %d prompts (shard %d/%d)", len(prompts), int(shard_index) + 1, int(shard_count))
-    answers = {}
-    result = StageResult(evaluate.STAGE, 0, [], metrics=evaluate.figures([]))
-    if prompts:
-        for role in ("trained", "baseline"):
-            with _loaded(make_engine, roles[role]) as engine:
-                answers[role] = evaluate.answer(engine, prompts, config)
-        with _loaded(make_engine, roles["judge"]) as engine:
-            result = evaluate.judge_pairs(engine, prompts, answers["trained"], answers["baseline"], config.judge)
-    check_accounting(result)
-    write_jsonl(judged_path, result.kept)
-    write_jsonl(dropped_path, result.dropped)
-    log.info("evaluate: in %d, out %d, dropped %s", result.n_in, len(result.kept),
-             format_dropped(result.counts["dropped"]))
-    return _report(result, started, model=roles["judge"].model, shard_index=int(shard_index),
-                   shard_count=int(shard_count))
+    common = dict(engines=roles, runtime=runtime, run_id=run_id, task_name=task_name)
+    with scratch_folder("evaluate") as work:
+        prompts = str(work / "prompts.jsonl")
+        count = write_evaluation_prompts(held_out_path, config.prompt_sets, prompts)
+        log.info("evaluate: %d evaluation prompts (%d held out, the rest from evaluation.prompt_sets)", count,
+                 sum(1 for _ in iter_records(held_out_path, Instruction)))
+        trained = run_stage(f"{evaluate.STAGE}_trained", prompts, str(work / "trained.jsonl"),
+                            str(work / "trained.dropped.jsonl"), section, shard_index=shard_index,
+                            shard_count=shard_count, keep_checkpoints=True, **common)
+        baseline = run_stage(f"{evaluate.STAGE}_baseline", str(work / "trained.jsonl"), str(work / "answered.jsonl"),
+                             str(work / "baseline.dropped.jsonl"), section, keep_checkpoints=True, **common)
+        judged = run_stage(evaluate.STAGE, str(work / "answered.jsonl"), judged_path, str(work / "judge.dropped.jsonl"),
+                           judge_section(section), tables={"documents": documents_path}, **common)
+        concatenate([str(work / f"{name}.dropped.jsonl") for name in ("trained", "baseline", "judge")], dropped_path)
+    for finished in (trained, baseline):  # the whole shard is judged: the answer passes' progress is spent
+        if finished["checkpoints"]:
+            shutil.rmtree(finished["checkpoints"], ignore_errors=True)
+    report = combined_report([trained, baseline, judged], started)
+    log.info("evaluate: in %d, out %d, dropped %s", report["counts"]["in"], report["counts"]["out"],
+             format_dropped(report["counts"]["dropped"]))
+    return report
+
+
+def judge_section(section: dict) -> dict:
+    """The judge pass's section: the evaluation's, with the judge's own engine-error budget."""
+    judge = section.get("judge") or {}
+    budget = judge.get("max_engine_error_fraction")
+    return section if budget is None else {**section, "max_engine_error_fraction": budget}
+
+
+def combined_report(passes: list[dict], started: float) -> dict:
+    """The task's report: prompts in (the first pass's), judged out, every pass's drops; the judge's figures."""
+    dropped: dict[str, int] = {}
+    for report in passes:
+        for reason, count in report["counts"]["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    first, judged = passes[0], passes[-1]
+    return {**judged, "counts": {"in": first["counts"]["in"], "out": judged["counts"]["out"],
+                                 "dropped": dict(sorted(dropped.items()))},
+            "seconds": round(time.monotonic() - started, 3), "shard_index": first["shard_index"],
+            "shard_count": first["shard_count"], "checkpoints": None,
+            "resumed_chunks": sum(report["resumed_chunks"] for report in passes),
+            "answer_models": {report["stage"]: report["model"] for report in passes[:-1]}}
 
 
 def local_model(model: str) -> str:
@@ -121,20 +131,6 @@ def local_model(model: str) -> str:
     if not is_gcs(model):
         return model
     return str(download_model(model, tempfile.mkdtemp(prefix="pugc-baseline-")))
-
-
-class _loaded:
-    """`with _loaded(make_engine, config) as engine`: the engine is closed (its memory freed) on leaving."""
-
-    def __init__(self, make, config):
-        self.make, self.config, self.engine = make, config, None
-
-    def __enter__(self):
-        self.engine = self.make(self.config)
-        return self.engine
-
-    def __exit__(self, *exc):
-        self.engine.close()
 
 
 # ------------------------------------------------------------------------------------------- the gate

@@ -9,13 +9,16 @@ table rather than one pass per chunk.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 
 from pugc.io import iter_rows
+from pugc.scratch import folder_bytes, new_scratch_folder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,12 @@ def check_tables(stage: str, joins: tuple[Join, ...], paths: dict[str, str]) -> 
 
 def join_chunk(joins: tuple[Join, ...], paths: dict[str, str], chunk: list) -> dict[str, dict]:
     """The lookups one chunk needs, by table name (one streaming pass per table: for a single chunk)."""
-    lookups = {}
-    for join in joins:
-        lookups[join.table] = lookup(paths[join.table], join, {getattr(record, join.key) for record in chunk})
-    return lookups
+    return {join.table: lookup(paths[join.table], join, wanted_keys(join, chunk)) for join in joins}
+
+
+def wanted_keys(join: Join, chunk: list) -> set:
+    """The rows a chunk names; a record whose key is None (an evaluation prompt without a document) names none."""
+    return {getattr(record, join.key) for record in chunk} - {None}
 
 
 def missing_error(path, join: Join, missing: set) -> JoinError:
@@ -73,13 +78,14 @@ def missing_error(path, join: Join, missing: set) -> JoinError:
 
 class TableIndex:
     """One table's column by id on disk: built in one streaming pass, then read per chunk. Memory stays at
-    SQLite's page cache whatever the table's size; the file lives in a temporary folder removed on close."""
+    SQLite's page cache whatever the table's size; the file lives in the task's scratch folder (pugc.scratch),
+    removed on close, and its size is logged (a 100k-document table takes about 200 MB)."""
 
     QUERY_IDS = 500  # ids per query, well under SQLite's bound on parameters
 
     def __init__(self, path: str | os.PathLike, join: Join):
         self.path, self.join = path, join
-        self.folder = tempfile.mkdtemp(prefix=f"pugc-{join.table}-")
+        self.folder = str(new_scratch_folder(join.table))
         self.db = sqlite3.connect(os.path.join(self.folder, "index.sqlite"))
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
@@ -88,6 +94,9 @@ class TableIndex:
                 for number, row in iter_rows(path))
         self.db.executemany("INSERT OR REPLACE INTO row VALUES (?, ?, ?)", rows)  # a later row wins, as in lookup
         self.db.commit()
+        self.bytes = folder_bytes(self.folder)
+        log.info("%s table indexed for joins by %s: %.1f MB in %s", join.table, join.key, self.bytes / 1e6,
+                 self.folder)
 
     def get(self, wanted: set) -> dict:
         found, ids = {}, sorted(wanted)
@@ -124,8 +133,13 @@ class TableJoiner:
         for join in self.joins:
             if join.table not in self.indexes:
                 self.indexes[join.table] = TableIndex(self.paths[join.table], join)
-            lookups[join.table] = self.indexes[join.table].get({getattr(record, join.key) for record in chunk})
+            lookups[join.table] = self.indexes[join.table].get(wanted_keys(join, chunk))
         return lookups
+
+    @property
+    def index_bytes(self) -> int:
+        """Scratch space the on-disk indexes took (0 for a one-chunk run, which streams its tables)."""
+        return sum(index.bytes for index in self.indexes.values())
 
     def close(self) -> None:
         for index in self.indexes.values():

@@ -165,11 +165,11 @@ def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sa
     console = io.StringIO()
     with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
         code = main(["run", "--input", str(sample_slice), "--output", str(tmp_path), "--run-id", "gated",
-                     "--set", "evaluation.gate.min_win_rate=1.01"])
+                     "--set", "evaluation.gate.min_win_rate=1.0"])
     assert code == 3, console.getvalue()
     summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
     gate = summary["evaluation"]["gate"]
-    assert gate["passed"] is False and gate["reason"].startswith("win_rate ") and gate["reason"].endswith("< 1.01")
+    assert gate["passed"] is False and gate["reason"].startswith("win_rate ") and gate["reason"].endswith("< 1.0")
     assert not list((tmp_path / "gated").glob("artifacts/*/export-model"))  # skipped under the gate
     assert (tmp_path / "gated" / "model" / "config.json").is_file()  # trained, kept locally, just not exported
     assert "gate FAILED (win_rate" in console.getvalue().splitlines()[-1]

@@ -1,4 +1,5 @@
 """Evaluation logic: held-out split, both-order judging, win rates, the length-controlled fit, the gate."""
+import dataclasses
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from pugc.config import EvaluationConfig, PairwiseJudgeConfig
 from pugc.records import Instruction
 from pugc.stages import evaluate
-from pugc.stages.evaluate import Answer, EvalPrompt, PairwiseResult
+from pugc.stages.evaluate import EvalPrompt, PairwiseResult
 from pugc.stages.verdicts import parse_result_choice
 from tests.fakes import FakeEngine
 
@@ -27,18 +28,21 @@ def test_the_held_out_split_is_deterministic_by_id_and_accounts_for_every_questi
         evaluate.split_held_out(questions, 1.0)
 
 
-def test_held_out_prompts_take_their_reference_from_the_document_table_not_the_question():
-    prompts = evaluate.held_out_prompts([question(1)], {"d1": "the UGC text"})
-    assert prompts[0].reference == "the UGC text" and prompts[0].source == "held_out"
-    with pytest.raises(ValueError, match="q2"):
-        evaluate.held_out_prompts([question(2)], {"d1": "x"})
+def test_the_judge_reads_a_held_out_prompts_reference_from_the_document_table_and_none_for_prompt_sets():
+    engine = judge_that_prefers("good")
+    held_out = evaluate.held_out_prompt(question(1))
+    from_set = evaluate.prompt_from_row({"instruction": "Say hi."}, "set.jsonl", 1)
+    answered = [dataclasses.replace(p, trained="good", baseline="bad") for p in (held_out, from_set)]
+    evaluate.judge_pairs(engine, answered, {"d1": "the UGC text"}, PairwiseJudgeConfig(n=1, max_resamples=0))
+    texts = [p.messages[-1]["content"] for p in engine.generate_calls[0][0]]
+    assert "###Reference Answer:\nthe UGC text" in texts[0] and "###Reference Answer:" not in texts[2]
 
 
 def test_prompt_sets_read_alpacaeval_and_mt_bench_rows_and_name_a_bad_line():
     rows = [{"instruction": "Say hi."}, {"question_id": 81, "turns": ["Write a poem.", "Shorter."]}]
     prompts = evaluate.prompts_from_rows(rows, "set.jsonl")
     assert [p.instruction for p in prompts] == ["Say hi.", "Write a poem."]
-    assert all(p.reference is None for p in prompts)
+    assert all(p.doc_id is None for p in prompts)  # no document: judged without a reference
     with pytest.raises(ValueError, match="set.jsonl line 2"):
         evaluate.prompts_from_rows([{"instruction": "ok"}, {"prompt": "no"}], "set.jsonl")
 
@@ -73,11 +77,11 @@ def judge_that_prefers(word: str, position_bias: str | None = None):
 
 
 def run_judging(engine, trained_texts, baseline_texts, mode="sampled"):
-    prompts = [EvalPrompt(id=f"p{i}", source="held_out", instruction=f"Q{i}?", reference="doc")
-               for i in range(len(trained_texts))]
+    prompts = [EvalPrompt(id=f"p{i}", source="held_out", instruction=f"Q{i}?", doc_id="d", trained=t,
+                          trained_tokens=len(t), baseline=b, baseline_tokens=len(b))
+               for i, (t, b) in enumerate(zip(trained_texts, baseline_texts))]
     config = PairwiseJudgeConfig(mode=mode, n=1, max_resamples=0)
-    return evaluate.judge_pairs(engine, prompts, [Answer(t, len(t)) for t in trained_texts],
-                                [Answer(b, len(b)) for b in baseline_texts], config)
+    return evaluate.judge_pairs(engine, prompts, {"d": "doc"}, config)
 
 
 def test_each_pair_is_judged_in_both_orders_and_a_consistent_preference_wins():
@@ -163,25 +167,26 @@ def test_the_gate_fails_a_threshold_when_nothing_was_judged():
 def test_answers_use_the_evaluation_sampling_for_both_models():
     engine = FakeEngine(reply=lambda text, i: " an answer ")
     config = EvaluationConfig(max_tokens=7, temperature=0.0)
-    answers = evaluate.answer(engine, [EvalPrompt("p", "s", "Q?")], config)
-    assert answers[0].text == "an answer"
+    result = evaluate.answer(engine, [EvalPrompt("p", "s", "Q?")], config, "baseline")
+    assert (result.kept[0].baseline, result.kept[0].trained) == ("an answer", None)
     params = engine.generate_calls[0][1]
     assert (params.max_tokens, params.temperature, params.n) == (7, 0.0, 1)
 
 
-def test_evaluation_prompts_join_the_document_table_and_read_prompt_sets(tmp_path):
-    from pugc.evaluation import evaluation_prompts
-    from pugc.io import write_jsonl
-    from pugc.records import Document
+def test_evaluation_prompts_are_the_held_out_questions_then_the_prompt_sets_streamed(tmp_path):
+    from pugc.evaluation import write_evaluation_prompts
+    from pugc.io import iter_rows, write_jsonl
 
     write_jsonl(tmp_path / "held_out.jsonl", [question(1)])
-    write_jsonl(tmp_path / "ugc.jsonl", [Document(id="d1", text="the UGC text"), Document(id="d9", text="other")])
-    (tmp_path / "mt_bench.jsonl").write_text('{"question_id": 81, "turns": ["Plan a trip.", "Shorter."]}\n\n')
-    prompts = evaluation_prompts(str(tmp_path / "held_out.jsonl"), str(tmp_path / "ugc.jsonl"),
-                                 [str(tmp_path / "mt_bench.jsonl")])
-    assert [(p.instruction, p.reference, p.source) for p in prompts] == [
-        ("Question 1?", "the UGC text", "held_out"), ("Plan a trip.", None, "mt_bench.jsonl")]
+    (tmp_path / "mt_bench.jsonl").write_text('{"question_id": 81, "turns": ["Plan a trip.", "Shorter."]}\n\n'
+                                            '{"instruction": "Half an emoji \\ud83d"}\n')
+    count = write_evaluation_prompts(str(tmp_path / "held_out.jsonl"), [str(tmp_path / "mt_bench.jsonl")],
+                                     str(tmp_path / "prompts.jsonl"))
+    rows = [row for _, row in iter_rows(tmp_path / "prompts.jsonl")]
+    assert count == 3 and [(r["instruction"], r["doc_id"], r["source"]) for r in rows] == [
+        ("Question 1?", "d1", "held_out"), ("Plan a trip.", None, "mt_bench.jsonl"),
+        ("Half an emoji \ufffd", None, "mt_bench.jsonl")]
     (tmp_path / "broken.jsonl").write_text('{"instruction": "ok"}\nnot json\n')
     with pytest.raises(ValueError, match="broken.jsonl line 2: not JSON"):
-        evaluation_prompts(str(tmp_path / "held_out.jsonl"), str(tmp_path / "ugc.jsonl"),
-                           [str(tmp_path / "broken.jsonl")])
+        write_evaluation_prompts(str(tmp_path / "held_out.jsonl"), [str(tmp_path / "broken.jsonl")],
+                                 str(tmp_path / "prompts.jsonl"))

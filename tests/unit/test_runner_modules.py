@@ -6,6 +6,7 @@ import pytest
 
 from pugc.checkpoint import ChunkCheckpoints
 from pugc.io import JsonlWriter, iter_records, write_jsonl
+from pugc.metrics import MEAN, RECOMPUTED, SUM, MetricRules
 from pugc.records import Dropped, Instruction, StageResult
 from pugc.runner.artifacts import publish, read_lineage
 from pugc.runner.chunks import BatchPacer, Outputs, resume, run_in_chunks
@@ -82,7 +83,7 @@ def test_a_resumed_run_continues_after_chunks_of_any_size(tmp_path):
     rows = instructions(12)
     checkpoints.save(0, echo()(rows[0:3]), 0, 3)
     checkpoints.save(1, echo()(rows[3:8]), 3, 8)
-    tally, calls = Tally(), []
+    tally, calls = Tally(MetricRules()), []
     with JsonlWriter(tmp_path / "kept") as kept, JsonlWriter(tmp_path / "dropped") as dropped:
         outputs = Outputs(kept, dropped)
         progress = resume(checkpoints, outputs, tally)
@@ -111,12 +112,34 @@ def test_accounting_counts_one_to_k_stages_by_their_key():
     check_accounting(result, "doc_id")  # both outputs came from input "a"
 
 
-def test_tally_weights_means_by_records_in_and_sums_the_rest():
-    tally = Tally()
-    tally.add(1, 1, {"x": 1}, {"pass_rate": 1.0, "documents_truncated": 2.0})
-    tally.add(3, 0, {"x": 2, "y": 1}, {"pass_rate": 0.0, "documents_truncated": 1.0})
+def test_tally_combines_each_figure_by_its_declared_rule():
+    recomputed = MetricRules({"pass_rate": MEAN, "documents_truncated": SUM, "longest": RECOMPUTED},
+                             lambda records: {"longest": float(max(records))})
+    tally = Tally(recomputed)
+    tally.add(1, 1, {"x": 1}, {"pass_rate": 1.0, "documents_truncated": 2.0, "longest": 3.0})
+    tally.add(3, 0, {"x": 2, "y": 1}, {"pass_rate": 0.0, "documents_truncated": 1.0, "longest": 9.0})
     assert tally.counts == {"in": 4, "out": 1, "dropped": {"x": 3, "y": 1}}
-    assert tally.metrics == {"pass_rate": 0.25, "documents_truncated": 3.0}
+    assert tally.metrics == {"pass_rate": 0.25, "documents_truncated": 3.0}  # the recomputed one waits for the output
+    assert tally.final_metrics(lambda: iter([4, 7, 5])) == {"pass_rate": 0.25, "documents_truncated": 3.0,
+                                                            "longest": 7.0}
+
+
+def test_a_figure_without_a_rule_is_an_error_not_a_guess():
+    tally = Tally(MetricRules({"pass_rate": MEAN}))
+    tally.add(1, 1, {}, {"trained_mean_tokens": 4.0})
+    with pytest.raises(ValueError, match="figure 'trained_mean_tokens' has no merge rule"):
+        tally.metrics
+
+
+def test_every_stage_declares_every_figure_it_reports():
+    from pugc.stages import STAGE_SPECS
+    from pugc.stages.evaluate import EVALUATION_SPECS
+
+    declared = {name: set(spec.metrics.rules) for name, spec in {**STAGE_SPECS, **EVALUATION_SPECS}.items()}
+    assert declared["reward_scoring"] == {"score_mean", "score_stdev", "parse_rate", "judge_generated_tokens",
+                                          "documents_truncated"}
+    assert declared["evaluate"] >= {"win_rate", "lc_win_rate", "trained_mean_tokens", "trained_mean_chars"}
+    assert {name for name, rule in EVALUATION_SPECS["evaluate"].metrics.rules.items() if rule != RECOMPUTED} == set()
 
 
 class Artifact:

@@ -5,7 +5,7 @@ import logging
 import shutil
 
 from pugc import __version__
-from pugc.io import JsonlWriter
+from pugc.io import JsonlWriter, iter_records
 from pugc.runner.tally import Tally, format_dropped
 
 log = logging.getLogger(__name__)
@@ -13,17 +13,22 @@ log = logging.getLogger(__name__)
 
 def merge_shards(parts: list[tuple[str, dict]], dropped_parts: list[tuple[str, dict]], merged_path: str,
                  dropped_path: str) -> dict:
-    """`parts`/`dropped_parts`: (path, lineage) of each shard's outputs, in any order."""
+    """`parts`/`dropped_parts`: (path, lineage) of each shard's outputs, in any order. Figures combine by the
+    stage's declared rules; the recomputed ones are computed again over the merged records."""
+    from pugc.stages import spec_for
+
     by_shard = lambda part: int(part[1]["shard_index"])  # noqa: E731
     parts, dropped_parts = sorted(parts, key=by_shard), sorted(dropped_parts, key=by_shard)
     concatenate([path for path, _ in parts], merged_path)
     concatenate([path for path, _ in dropped_parts], dropped_path)
-    tally = Tally()
-    for _, lineage in parts:
-        tally.add(lineage["rows_in"], lineage["rows_out"], lineage["dropped"], lineage["metrics"])
     lineages = [lineage for _, lineage in parts]
+    spec = spec_for(lineages[0]["stage"])
+    tally = Tally(spec.metrics)
+    for lineage in lineages:
+        tally.add(lineage["rows_in"], lineage["rows_out"], lineage["dropped"], lineage["metrics"])
     report = {
-        "stage": lineages[0]["stage"], "counts": tally.counts, "metrics": tally.metrics,
+        "stage": spec.name, "counts": tally.counts,
+        "metrics": tally.final_metrics(lambda: iter_records(merged_path, spec.output_type)),
         "model": next((m["model"] for m in lineages if m.get("model")), None),
         "model_revision": next((m["model_revision"] for m in lineages if m.get("model_revision")), None),
         "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,

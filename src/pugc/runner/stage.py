@@ -27,16 +27,18 @@ log = logging.getLogger(__name__)
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
               engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
               runtime: dict | None = None, run_id: str = "", task_name: str = "", tables: dict | None = None,
-              side_path: str | None = None) -> dict[str, Any]:
+              side_path: str | None = None, keep_checkpoints: bool = False) -> dict[str, Any]:
     """Run a stage on its shard of the input. `tables` are the paths of the tables the stage joins, by name
     (`StageSpec.joins`); `side_path` receives its side artifact (default: next to the output). With
     `runtime.checkpoint_root` every engine batch is saved when done, so a retried try of the same task of the
-    same run (`run_id`, `task_name`) resumes (pugc.checkpoint)."""
-    from pugc.stages import STAGE_SPECS
+    same run (`run_id`, `task_name`) resumes (pugc.checkpoint); they are cleared once the output is whole,
+    unless `keep_checkpoints` (a pass of a task that runs several: the report's `checkpoints` names the folder,
+    for the task to clear when it is done)."""
+    from pugc.stages import spec_for
 
     setup_logging()
-    spec = STAGE_SPECS[stage]
-    config = build(STAGE_CONFIGS[stage], section, stage)
+    spec = spec_for(stage)
+    config = build(spec.config or STAGE_CONFIGS[stage], section, spec.section or stage)
     runtime, tables = runtime or {}, tables or {}
     check_tables(stage, spec.joins, tables)
     started = time.monotonic()
@@ -47,7 +49,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name,
                                (input_path, *joined)) if end > start else None
     pacer = _pacer(spec, runtime, checkpointed=checkpoints is not None)
-    tally, lazy, joiner = Tally(), LazyEngine(spec, config, engines), TableJoiner(spec.joins, tables)
+    tally, lazy, joiner = Tally(spec.metrics), LazyEngine(spec, config, engines), TableJoiner(spec.joins, tables)
     if spec.side_output and not side_path:
         side_path = f"{Path(output_path).with_suffix('')}.{spec.side_output}.jsonl"
 
@@ -72,16 +74,19 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     finally:
         lazy.close()
         joiner.close()
-    if checkpoints:
+    if checkpoints and not keep_checkpoints:
         checkpoints.clear()  # the outputs are whole now; a rerun would be a new task with its own outputs
     engine = lazy.engine
     report = {
-        "stage": stage, "counts": tally.counts, "metrics": tally.metrics,
+        "stage": stage, "counts": tally.counts,
+        "metrics": tally.final_metrics(lambda: iter_records(output_path, spec.output_type)),
         "model": engine.model_id if engine else None, "model_revision": getattr(engine, "revision", None),
         "engine_stats": asdict(engine.stats) if engine else None,
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
         "shard_index": int(shard_index), "shard_count": int(shard_count),
         "resumed_chunks": progress.chunks_resumed if checkpoints else 0,
+        "checkpoints": str(checkpoints.folder) if checkpoints and keep_checkpoints else None,
+        "join_index_bytes": joiner.index_bytes,
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, tally.n_in, tally.n_out,
              format_dropped(tally.counts["dropped"]), report["seconds"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from pugc.metrics import MetricRules
 from pugc.records import Document, Instruction, PreferencePair, Response, ScoredResponse
 from pugc.tables import DOCUMENT_TEXT, QUESTION, Join
 from pugc.stages import (
@@ -38,21 +39,40 @@ class StageSpec:
     joins: tuple[Join, ...] = ()
     # The name of a side artifact the stage writes (`StageResult.side`), e.g. the judge's raw outputs.
     side_output: str | None = None
+    # How the stage's figures combine over chunks and shards (declared in the stage's module).
+    metrics: MetricRules = MetricRules()
+    # The config class the stage's recipe section builds, and that section's name (None: the stage's own,
+    # pugc.config.STAGE_CONFIGS[name]); stages that share a section (the evaluation passes) name it.
+    config: type | None = None
+    section: str | None = None
 
 
 STAGE_SPECS = {
     spec.name: spec
     for spec in (
-        StageSpec("ugc_filter", Document, Document, "generator", ugc_filter.run, lambda c: c.threshold is not None),
-        StageSpec("instruction_gen", Document, Instruction, "generator", instruction_gen.run),
+        StageSpec("ugc_filter", Document, Document, "generator", ugc_filter.run, lambda c: c.threshold is not None,
+                  metrics=ugc_filter.METRICS),
+        StageSpec("instruction_gen", Document, Instruction, "generator", instruction_gen.run,
+                  metrics=instruction_gen.METRICS),
         StageSpec("relevance_filter", Instruction, Instruction, "generator", relevance_filter.run,
-                  joins=(DOCUMENT_TEXT,)),
+                  joins=(DOCUMENT_TEXT,), metrics=relevance_filter.METRICS),
         StageSpec("response_sampling", Instruction, Response, "policy", response_sampling.run,
-                  accounting_key="instruction_id"),
+                  accounting_key="instruction_id", metrics=response_sampling.METRICS),
         StageSpec("reward_scoring", Response, ScoredResponse, "judge", reward_scoring.run, shard_group="instruction_id",
-                  joins=(DOCUMENT_TEXT, QUESTION), side_output="judge_outputs"),
+                  joins=(DOCUMENT_TEXT, QUESTION), side_output="judge_outputs", metrics=reward_scoring.METRICS),
         StageSpec("preference_pairs", ScoredResponse, PreferencePair, None,
                   lambda rows, config, engine, **tables: preference_pairs.run(rows, config, **tables),
-                  shard_group="instruction_id", joins=(QUESTION,)),
+                  shard_group="instruction_id", joins=(QUESTION,), metrics=preference_pairs.METRICS),
     )
 }
+
+
+def spec_for(stage: str) -> StageSpec:
+    """The spec of any stage the runner serves: the PUGC stages and the evaluation passes (pugc.evaluation)."""
+    if stage in STAGE_SPECS:
+        return STAGE_SPECS[stage]
+    from pugc.stages.evaluate import EVALUATION_SPECS
+
+    if stage in EVALUATION_SPECS:
+        return EVALUATION_SPECS[stage]
+    raise KeyError(f"no stage named {stage!r}")

@@ -1,24 +1,31 @@
 """Evaluation: held-out questions, head-to-head judging of the trained model against a baseline, win rates.
 
-Pure logic, engines injected (the runner, pugc.evaluation, loads trained model, baseline and judge one after
-another). The judge compares the two answers with Prometheus 2 relative grading, in both orders to cancel
-position bias: the trained model wins a prompt only if it is preferred in both orders, loses only if the
-baseline is, and anything else (the orders disagree, or a verdict sits exactly at even) is a tie.
+Pure logic, engines injected. An evaluation is three record-to-record passes over the prompts, each a stage
+of the shared runner (`EVALUATION_SPECS`: chunks, checkpoints, engine-error budget, accounting), each with its
+own model loaded once (pugc.evaluation chains them): the trained model answers (`evaluate_trained`), the
+baseline answers (`evaluate_baseline`), and the judge compares the two (`evaluate`) with Prometheus 2 relative
+grading, in both orders to cancel position bias: the trained model wins a prompt only if it is preferred in
+both orders, loses only if the baseline is, and anything else (the orders disagree, or a verdict sits exactly
+at even) is a tie. A prompt whose answer or verdict fails is dropped with its reason in the pass that failed.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
 
 from pugc.config import EvaluationConfig, PairwiseJudgeConfig
 from pugc.engines.base import Engine, Prompt
+from pugc.metrics import MEAN, RECOMPUTED, MetricRules
 from pugc.prompts import load_template
-from pugc.records import Dropped, Instruction, StageResult, content_id, to_row
-from pugc.stages.llm import fit_documents, generate_parsed, judge
+from pugc.records import Dropped, Instruction, StageResult, content_id, ids_of
+from pugc.stages import StageSpec
+from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed, judge
 from pugc.stages.response_sampling import policy_prompt
 from pugc.stages.verdicts import RESULT_A_OR_B
+from pugc.tables import DOCUMENT_TEXT
+from pugc.text import without_lone_surrogates
 
 STAGE = "evaluate"
 SPLIT_STAGE = "held_out_split"
@@ -42,24 +49,34 @@ def split_held_out(questions: list[Instruction], fraction: float) -> tuple[Stage
     for question in questions:
         if is_held_out(question.id, fraction):
             held_out.append(question)
-            dropped.append(Dropped(SPLIT_STAGE, HELD_OUT, question.id, "evaluation set", to_row(question)))
+            dropped.append(Dropped(SPLIT_STAGE, HELD_OUT, question.id, "evaluation set", ids_of(question)))
         else:
             kept.append(question)
     result = StageResult(SPLIT_STAGE, len(questions), kept, dropped,
-                         metrics={"held_out_fraction": len(held_out) / len(questions) if questions else 0.0})
+                         metrics={"held_out_fraction": len(held_out) / len(questions) if questions else 0.0},
+                         side=held_out)
     return result, held_out
+
+
+def split_chunk(questions: list[Instruction], config: EvaluationConfig, engine=None) -> StageResult:
+    """held_out_split as a runner stage: training questions out, the evaluation set as its side output."""
+    return split_held_out(questions, config.held_out_fraction)[0]
 
 
 # ----------------------------------------------------------------------------------------- records
 @dataclass
 class EvalPrompt:
-    """One evaluation prompt: a held-out question (its UGC document as reference) or a prompt-set row (none)."""
+    """One evaluation prompt: a held-out question (its UGC document, joined by doc_id, is the judge's reference)
+    or a prompt-set row (none). The answer passes fill in the two models' answers."""
 
     id: str
     source: str  # "held_out" or the prompt set's file name
     instruction: str
     doc_id: str | None = None
-    reference: str | None = None
+    trained: str | None = None
+    trained_tokens: int = 0
+    baseline: str | None = None
+    baseline_tokens: int = 0
 
 
 @dataclass
@@ -84,42 +101,47 @@ class PairwiseResult:
         return OUTCOME_SCORE[self.outcome]
 
 
-def prompts_from_rows(rows: list[dict], source: str) -> list[EvalPrompt]:
-    """AlpacaEval rows (`instruction`) or MT-Bench questions (`turns`, the first turn); bad rows name the line."""
-    prompts = []
-    for line, row in enumerate(rows, start=1):
-        if isinstance(row, dict) and isinstance(row.get("instruction"), str) and row["instruction"].strip():
-            text = row["instruction"]
-        elif isinstance(row, dict) and isinstance(row.get("turns"), list) and row["turns"] \
-                and isinstance(row["turns"][0], str):
-            text = row["turns"][0]
-        else:
-            raise ValueError(f"{source} line {line}: expected an `instruction` string or a `turns` list")
-        prompts.append(EvalPrompt(id=content_id(source, text), source=source, instruction=text.strip()))
-    return prompts
+def prompt_from_row(row: object, source: str, line: int) -> EvalPrompt:
+    """An AlpacaEval row (`instruction`) or an MT-Bench question (`turns`, the first turn); a bad row names the
+    file and line. Lone surrogates become U+FFFD, as at ingest (pugc.text)."""
+    if isinstance(row, dict) and isinstance(row.get("instruction"), str) and row["instruction"].strip():
+        text = row["instruction"]
+    elif isinstance(row, dict) and isinstance(row.get("turns"), list) and row["turns"] \
+            and isinstance(row["turns"][0], str) and row["turns"][0].strip():
+        text = row["turns"][0]
+    else:
+        raise ValueError(f"{source} line {line}: expected an `instruction` string or a `turns` list")
+    text = without_lone_surrogates(text)
+    return EvalPrompt(id=content_id(source, text), source=source, instruction=text.strip())
 
 
-def held_out_prompts(questions: list[Instruction], documents: dict[str, str]) -> list[EvalPrompt]:
-    """Held-out questions with their UGC document (joined by doc_id) as the judge's reference."""
-    missing = [q.id for q in questions if q.doc_id not in documents]
-    if missing:
-        raise ValueError(f"held-out question(s) {', '.join(missing[:3])} name a doc_id missing from the document table")
-    return [EvalPrompt(id=q.id, source=HELD_OUT, instruction=q.instruction, doc_id=q.doc_id,
-                       reference=documents[q.doc_id]) for q in questions]
+def prompts_from_rows(rows: Iterable[dict], source: str) -> list[EvalPrompt]:
+    return [prompt_from_row(row, source, line) for line, row in enumerate(rows, start=1)]
+
+
+def held_out_prompt(question: Instruction) -> EvalPrompt:
+    """A held-out question; its document (by doc_id) is joined as the judge's reference."""
+    return EvalPrompt(id=question.id, source=HELD_OUT, instruction=question.instruction, doc_id=question.doc_id)
 
 
 # ------------------------------------------------------------------------------------ generation
-@dataclass
-class Answer:
-    text: str
-    num_tokens: int
+ANSWER_ROLES = ("trained", "baseline")
 
 
-def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig) -> list[Answer]:
-    """One answer per prompt, as the policy sees a question in training (the question alone)."""
+def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig, role: str) -> StageResult:
+    """`role`'s answer to every prompt, as the policy sees a question in training (the question alone), with
+    the evaluation's sampling for both models. A failed request drops its prompt (`engine_error`)."""
+    if role not in ANSWER_ROLES:
+        raise ValueError(f"answers come from one of {ANSWER_ROLES}, not {role!r}")
     outputs = generate_parsed(engine, [policy_prompt(p.instruction) for p in prompts], config.sampling_params(),
                               str.strip)
-    return [Answer(samples[0].value or "", samples[0].completion.num_tokens) for samples in outputs]
+    kept, dropped = [], []
+    for prompt, (sample,) in zip(prompts, outputs):
+        if sample.error:
+            dropped.append(engine_error_drop(STAGE, prompt, f"the {role} model's answer: {sample.error}"))
+            continue
+        kept.append(replace(prompt, **{role: sample.value or "", f"{role}_tokens": sample.completion.num_tokens}))
+    return StageResult(STAGE, len(prompts), kept, dropped)
 
 
 # --------------------------------------------------------------------------------------- judging
@@ -144,37 +166,43 @@ def outcome(trained_first: float, baseline_first: float) -> str:
     return "tie"
 
 
-def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], trained: Sequence[Answer],
-                baseline: Sequence[Answer], config: PairwiseJudgeConfig) -> StageResult:
-    """Judge every prompt in both orders; a prompt whose verdict does not parse in either order is dropped."""
-    references = _references(engine, prompts, config)
+def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[str, str],
+                config: PairwiseJudgeConfig) -> StageResult:
+    """Judge every answered prompt in both orders (`documents`: doc_id -> text, the references, joined from the
+    document table). A prompt whose verdict fails in either order is dropped: `engine_error` when the judge's
+    request failed, else `unparsable_judgement`."""
+    references = _references(engine, prompts, documents, config)
     judge_prompts = []
-    for p, t, b, reference in zip(prompts, trained, baseline, references):
-        judge_prompts += [pairwise_prompt(p.instruction, t.text, b.text, reference),
-                          pairwise_prompt(p.instruction, b.text, t.text, reference)]
+    for p, reference in zip(prompts, references):
+        judge_prompts += [pairwise_prompt(p.instruction, p.trained, p.baseline, reference),
+                          pairwise_prompt(p.instruction, p.baseline, p.trained, reference)]
     verdicts = judge(engine, judge_prompts, RESULT_A_OR_B, config.mode, config.sampling_params(),
                      rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ",
                      rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples)
     kept, dropped = [], []
-    for i, (p, t, b) in enumerate(zip(prompts, trained, baseline)):
+    for i, p in enumerate(prompts):
         first, second = verdicts[2 * i], verdicts[2 * i + 1]
+        if first.error or second.error:
+            dropped.append(engine_error_drop(STAGE, p, f"the judge: {first.error or second.error}"))
+            continue
         if first.score is None or second.score is None:
-            dropped.append(Dropped(STAGE, "unparsable_judgement", p.id, repr((first.raw + second.raw)[:2]),
-                                   to_row(p)))
+            dropped.append(Dropped(STAGE, "unparsable_judgement", p.id, repr((first.raw + second.raw)[:2]), ids_of(p)))
             continue
         trained_first, baseline_first = first.score, 1.0 - second.score
         kept.append(PairwiseResult(
-            id=p.id, source=p.source, instruction=p.instruction, trained=t.text, baseline=b.text,
-            trained_tokens=t.num_tokens, baseline_tokens=b.num_tokens,
+            id=p.id, source=p.source, instruction=p.instruction, trained=p.trained, baseline=p.baseline,
+            trained_tokens=p.trained_tokens, baseline_tokens=p.baseline_tokens,
             outcome=outcome(trained_first, baseline_first), trained_first=round(trained_first, 4),
             baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw))
     return StageResult(STAGE, len(prompts), kept, dropped, metrics=figures(kept))
 
 
-def _references(engine: Engine, prompts: Sequence[EvalPrompt], config: PairwiseJudgeConfig) -> list[str | None]:
+def _references(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[str, str],
+                config: PairwiseJudgeConfig) -> list[str | None]:
     """The documents cut to the judge's budget; None where a prompt has no reference or references are off."""
-    with_reference = [i for i, p in enumerate(prompts) if config.reference and p.reference is not None]
-    fitted, _ = fit_documents(engine, [prompts[i].reference for i in with_reference], config.max_document_tokens)
+    with_reference = [i for i, p in enumerate(prompts) if config.reference and p.doc_id is not None]
+    fitted, _ = fit_documents(engine, [documents[prompts[i].doc_id] for i in with_reference],
+                              config.max_document_tokens)
     references: list[str | None] = [None] * len(prompts)
     for i, text in zip(with_reference, fitted):
         references[i] = text
@@ -182,21 +210,28 @@ def _references(engine: Engine, prompts: Sequence[EvalPrompt], config: PairwiseJ
 
 
 # ------------------------------------------------------------------------------------- win rates
-def figures(results: Sequence[PairwiseResult]) -> dict[str, float]:
-    """win / tie / lose counts, win rate (wins + half the ties), length-controlled win rate, mean lengths."""
-    n = len(results)
-    counts = {name: sum(r.outcome == name for r in results) for name in ("win", "tie", "lose")}
-    win_rate = (counts["win"] + 0.5 * counts["tie"]) / n if n else 0.0
+def figures(results: Iterable[PairwiseResult]) -> dict[str, float]:
+    """win / tie / lose counts, win rate (wins + half the ties), length-controlled win rate, mean lengths.
+    One pass over `results` (a stream: only five numbers per prompt are kept, for the length fit)."""
+    scores, differences, trained_tokens, baseline_tokens, trained_chars, baseline_chars = [], [], [], [], [], []
+    for r in results:
+        scores.append(r.score)
+        differences.append(r.trained_tokens - r.baseline_tokens)
+        trained_tokens.append(r.trained_tokens)
+        baseline_tokens.append(r.baseline_tokens)
+        trained_chars.append(len(r.trained))
+        baseline_chars.append(len(r.baseline))
+    n = len(scores)
+    counts = {name: sum(score == OUTCOME_SCORE[name] for score in scores) for name in ("win", "tie", "lose")}
     return {
         **{name: float(count) for name, count in counts.items()},
         "prompts": float(n),
-        "win_rate": win_rate,
-        "lc_win_rate": length_controlled_win_rate([r.score for r in results],
-                                                  [r.trained_tokens - r.baseline_tokens for r in results]),
-        "trained_mean_tokens": _mean([r.trained_tokens for r in results]),
-        "baseline_mean_tokens": _mean([r.baseline_tokens for r in results]),
-        "trained_mean_chars": _mean([len(r.trained) for r in results]),
-        "baseline_mean_chars": _mean([len(r.baseline) for r in results]),
+        "win_rate": sum(scores) / n if n else 0.0,
+        "lc_win_rate": length_controlled_win_rate(scores, differences),
+        "trained_mean_tokens": _mean(trained_tokens),
+        "baseline_mean_tokens": _mean(baseline_tokens),
+        "trained_mean_chars": _mean(trained_chars),
+        "baseline_mean_chars": _mean(baseline_chars),
     }
 
 
@@ -274,3 +309,33 @@ def decide_gate(figures: dict, min_win_rate: float | None, min_lc_win_rate: floa
     if failed:
         return GateDecision(False, "; ".join(failed))
     return GateDecision(True, "; ".join(f"{name} {figures[name]:.3f} >= {floor}" for name, floor in checks))
+
+
+# ------------------------------------------------------------------------------- the runner's passes
+# Every figure of the judged prompts is recomputed from all of them: a win rate of shards of different sizes is
+# no average of theirs, and a length-controlled rate is a fit over every prompt.
+FIGURES = ("win", "tie", "lose", "prompts", "win_rate", "lc_win_rate", "trained_mean_tokens",
+           "baseline_mean_tokens", "trained_mean_chars", "baseline_mean_chars")
+EVALUATE_METRICS = MetricRules({name: RECOMPUTED for name in FIGURES}, figures)
+
+
+def _answer_pass(role: str):
+    return lambda prompts, config, engine: answer(engine, prompts, config, role)
+
+
+def _judge_pass(prompts: list[EvalPrompt], config: EvaluationConfig, engine: Engine,
+                documents: dict[str, str]) -> StageResult:
+    return judge_pairs(engine, prompts, documents, config.judge)
+
+
+EVALUATION_SPECS = {
+    spec.name: spec
+    for spec in (
+        StageSpec(SPLIT_STAGE, Instruction, Instruction, None, split_chunk, side_output="evaluation_questions",
+                  metrics=MetricRules({"held_out_fraction": MEAN}), config=EvaluationConfig, section="evaluation"),
+        *(StageSpec(f"{STAGE}_{role}", EvalPrompt, EvalPrompt, role, _answer_pass(role), config=EvaluationConfig, section="evaluation")
+          for role in ANSWER_ROLES),
+        StageSpec(STAGE, EvalPrompt, PairwiseResult, "judge", _judge_pass, joins=(DOCUMENT_TEXT,),
+                  metrics=EVALUATE_METRICS, config=EvaluationConfig, section="evaluation"),
+    )
+}

@@ -5,11 +5,13 @@ import re
 
 from pugc.config import InstructionGenConfig
 from pugc.engines.base import Engine
+from pugc.metrics import SUM, MetricRules
 from pugc.prompts import load_template
 from pugc.records import Document, Dropped, Instruction, StageResult, content_id, ids_of
 from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed
 
 STAGE = "instruction_gen"
+METRICS = MetricRules({"documents_truncated": SUM})
 
 # Labels and preambles that instruct models put before the question itself. Possessive quantifiers: each run
 # of spaces, digits or stars is taken whole, so a long line that fails late is scanned once, not once per split.

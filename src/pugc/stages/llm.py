@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Generic, Sequence, TypeVar
 
 from pugc.engines.base import Completion, Engine, EngineError, Prompt, SamplingParams
+from pugc.metrics import MEAN, SUM, MetricRules
 from pugc.records import Dropped, StageResult, ids_of
 from pugc.stages.verdicts import VerdictScale
 
@@ -183,6 +184,11 @@ def drop_unscored(stage: str, record, verdict: Judgement) -> Dropped:
     if verdict.error:
         return engine_error_drop(stage, record, verdict.error)
     return Dropped(stage, "unparsable_judgement", record.id, repr(verdict.raw[:2]), ids_of(record))
+
+
+def verdict_filter_metrics(score_field: str) -> MetricRules:
+    """The figures of a stage that filters by a verdict (`filter_by_verdict`) and cuts documents to a budget."""
+    return MetricRules({f"{score_field}_mean": MEAN, "pass_rate": MEAN, "documents_truncated": SUM})
 
 
 def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,

@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Iterable
 
 from pugc.config import PreferencePairsConfig
+from pugc.metrics import RECOMPUTED, SUM, MetricRules
 from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult
 from pugc.safety import neutralize_special_tokens
 from pugc.stages.response_sampling import policy_prompt
 
 STAGE = "preference_pairs"
+
+
+def margin_mean(pairs: Iterable[PreferencePair]) -> dict[str, float]:
+    count, total = 0, 0.0
+    for pair in pairs:
+        count, total = count + 1, total + pair.margin
+    return {"margin_mean": total / count if count else 0.0}
+
+
+METRICS = MetricRules({"margin_mean": RECOMPUTED, "responses": SUM}, margin_mean)
 # Scores are means of verdicts, so differences carry float noise (4.1 - 4.0 = 0.0999...): margins are
 # compared at this many decimals, far finer than any meaningful score difference.
 MARGIN_DECIMALS = 9
@@ -52,8 +64,4 @@ def run(scored: list[ScoredResponse], config: PreferencePairsConfig, instruction
                 instruction_id=instruction_id, doc_id=first.doc_id, chosen_id=chosen.id, rejected_id=rejected.id,
             )
         )
-    margins = [p.margin for p in pairs]
-    return StageResult(
-        STAGE, len(groups), pairs, dropped,
-        metrics={"margin_mean": sum(margins) / len(margins) if margins else 0.0, "responses": float(len(scored))},
-    )
+    return StageResult(STAGE, len(groups), pairs, dropped, metrics={**margin_mean(pairs), "responses": float(len(scored))})

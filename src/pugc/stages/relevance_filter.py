@@ -5,10 +5,11 @@ from pugc.config import RelevanceFilterConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Instruction, StageResult
-from pugc.stages.llm import filter_by_verdict, fit_documents
+from pugc.stages.llm import filter_by_verdict, fit_documents, verdict_filter_metrics
 from pugc.stages.verdicts import YES_NO
 
 STAGE = "relevance_filter"
+METRICS = verdict_filter_metrics("relevance")
 
 
 def run(instructions: list[Instruction], config: RelevanceFilterConfig, engine: Engine,

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from pugc.config import ResponseSamplingConfig
+from typing import Iterable
+
 from pugc.engines.base import Engine, Prompt
+from pugc.metrics import MEAN, RECOMPUTED, MetricRules
 from pugc.records import Dropped, Instruction, Response, StageResult, ids_of
 from pugc.stages.llm import engine_error_drop, first_error, generate_parsed
 
@@ -13,6 +16,18 @@ def policy_prompt(instruction: str) -> Prompt:
 
 
 STAGE = "response_sampling"
+
+
+def truncated_fraction(responses: Iterable[Response]) -> dict[str, float]:
+    """The share of responses cut by max_tokens, over the whole output (chunks differ in size)."""
+    total = truncated = 0
+    for response in responses:
+        total += 1
+        truncated += response.finish_reason == "length"
+    return {"truncated_fraction": truncated / total if total else 0.0}
+
+
+METRICS = MetricRules({"responses_per_instruction": MEAN, "truncated_fraction": RECOMPUTED}, truncated_fraction)
 
 
 def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine: Engine) -> StageResult:
@@ -33,9 +48,8 @@ def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine:
             dropped.append(engine_error_drop(STAGE, item, error) if error else
                            Dropped(STAGE, "empty_responses", item.id, f"all {config.k} samples empty", ids_of(item)))
         kept.extend(responses)
-    truncated = sum(r.finish_reason == "length" for r in kept)
     return StageResult(
         STAGE, len(instructions), kept, dropped,
         metrics={"responses_per_instruction": len(kept) / len(instructions) if instructions else 0.0,
-                 "truncated_fraction": truncated / len(kept) if kept else 0.0},
+                 **truncated_fraction(kept)},
     )

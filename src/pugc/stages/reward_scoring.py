@@ -1,10 +1,12 @@
 """Stage 5: score every response 1-5 with a Prometheus-style judge, the UGC document as reference answer."""
 from __future__ import annotations
 
-import statistics
+import math
+from typing import Iterable
 
 from pugc.config import RewardScoringConfig
 from pugc.engines.base import Engine, Prompt
+from pugc.metrics import MEAN, RECOMPUTED, SUM, MetricRules
 from pugc.prompts import load_template
 from pugc.records import JudgeOutputs, Response, ScoredResponse, StageResult, to_row
 from pugc.stages.llm import Judgement, drop_unscored, fit_documents, judge
@@ -12,6 +14,20 @@ from pugc.stages.verdicts import RESULT_1_TO_5
 
 STAGE = "reward_scoring"
 RESULT_MARKER = "[RESULT]"
+
+
+def score_figures(scored: Iterable[ScoredResponse]) -> dict[str, float]:
+    """Mean and standard deviation of the scores over the whole output, in one streaming pass."""
+    count, total, squares = 0, 0.0, 0.0
+    for response in scored:
+        count, total, squares = count + 1, total + response.score, squares + response.score ** 2
+    mean = total / count if count else 0.0
+    return {"score_mean": mean, "score_stdev": math.sqrt(max(squares / count - mean ** 2, 0.0)) if count else 0.0}
+
+
+# parse_rate is per judge sample: weighting it by responses in is exact when every response has N samples.
+METRICS = MetricRules({"score_mean": RECOMPUTED, "score_stdev": RECOMPUTED, "parse_rate": MEAN,
+                       "judge_generated_tokens": SUM, "documents_truncated": SUM}, score_figures)
 
 
 def judge_prompt(instruction: str, response: str, reference: str | None) -> Prompt:
@@ -62,13 +78,11 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine, 
             dropped.append(drop_unscored(STAGE, response, verdict))
             continue
         kept.append(ScoredResponse(**to_row(response), score=round(verdict.score, 4), judge_scores=verdict.votes))
-    scores = [r.score for r in kept]
     votes = [v for j in judgements for v in j.votes]
     return StageResult(
         STAGE, len(responses), kept, dropped,
         metrics={
-            "score_mean": statistics.fmean(scores) if scores else 0.0,
-            "score_stdev": statistics.pstdev(scores) if scores else 0.0,
+            **score_figures(kept),
             "parse_rate": sum(v is not None for v in votes) / len(votes) if votes else 0.0,
             "judge_generated_tokens": float(sum(j.generated_tokens for j in judgements)),
             "documents_truncated": float(truncated),

@@ -5,10 +5,12 @@ from pugc.config import UGCFilterConfig
 from pugc.engines.base import Engine
 from pugc.prompts import load_template
 from pugc.records import Document, StageResult
-from pugc.stages.llm import filter_by_verdict, fit_documents
+from pugc.metrics import MEAN, MetricRules
+from pugc.stages.llm import filter_by_verdict, fit_documents, verdict_filter_metrics
 from pugc.stages.verdicts import RATING_1_TO_5
 
 STAGE = "ugc_filter"
+METRICS = MetricRules({**verdict_filter_metrics("quality").rules, "threshold_disabled": MEAN})
 
 
 def run(docs: list[Document], config: UGCFilterConfig, engine: Engine | None) -> StageResult:
