@@ -8,7 +8,7 @@ from pugc.config import load_recipe
 from pugc.io import write_jsonl
 from pugc.records import PreferencePair
 from pugc.stage_runner import run_training
-from pugc.training.launch import ENTRY_MODULE, World, entry_args, launch_command, needs_launcher
+from pugc.training.launch import ENTRY_MODULE, World, entry_args, launch_command, mixed_precision, needs_launcher
 
 
 def write_pairs(path, count=8):
@@ -98,3 +98,38 @@ def test_compiled_paper_task_launches_eight_zero3_processes(tmp_path):
     world = World(1, int(runtime["dpo_processes_per_node"]), config.strategy, config.cpu_offload)
     args = accelerate_view(launch_command(world, entry_args("p", "o", section, {}), on_gpu=True))
     assert (args.num_processes, args.use_deepspeed, args.zero_stage) == (8, True, 3)
+
+
+@pytest.mark.parametrize("overrides, expected", [([], "bf16"), (["dpo_training.bf16=false"], "no"),
+                                                 (["dpo_training.bf16=false", "dpo_training.fp16=true"], "fp16")])
+def test_the_launcher_passes_the_recipes_precision_over_the_config_files_bf16(overrides, expected):
+    recipe = load_recipe("paper", overrides)
+    world = World(1, 8, "ddp")
+    section = recipe.to_dict()["dpo_training"]
+    command = launch_command(world, entry_args("p", "/tmp/m", section, {}), on_gpu=True,
+                             precision=mixed_precision(section))
+    assert accelerate_view(command).mixed_precision == expected
+
+
+@pytest.mark.parametrize("bf16, compute", [(False, "float32"), (True, "bfloat16")])
+def test_the_report_states_the_precision_training_ran_in_whatever_the_launcher_exported(tmp_path, monkeypatch,
+                                                                                        bf16, compute):
+    """`accelerate launch` exports the config file's bf16; a recipe with bf16: false still trains in float32."""
+    from pugc.config import DPOTrainingConfig, EngineConfig, build
+    from pugc.training.dpo import train
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    config = build(DPOTrainingConfig, {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": bf16}, "dpo_training")
+    report = train(str(write_pairs(tmp_path / "pairs.jsonl", 4)), str(tmp_path / "model"), config,
+                   EngineConfig(model="pugc-tiny/policy"))
+    assert (report["master_dtype"], report["compute_dtype"]) == ("float32", compute)
+
+
+def test_resumable_training_keeps_the_last_two_checkpoints_unless_the_recipe_says_otherwise(tmp_path):
+    from pugc.config import DPOTrainingConfig, build
+    from pugc.training.dpo import _trainer_args
+
+    default = _trainer_args(build(DPOTrainingConfig, {}, "dpo_training"), str(tmp_path), False, save_steps=5)
+    chosen = _trainer_args(build(DPOTrainingConfig, {"save_total_limit": 5}, "dpo_training"), str(tmp_path), False, 5)
+    unsaved = _trainer_args(build(DPOTrainingConfig, {}, "dpo_training"), str(tmp_path), False)
+    assert (default.save_total_limit, chosen.save_total_limit, unsaved.save_total_limit) == (2, 5, None)

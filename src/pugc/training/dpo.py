@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 # Local-run friendly defaults; any of them can be set in the recipe's dpo_training section.
 DEFAULT_TRAINER_ARGS = {"report_to": "none", "logging_steps": 1, "save_strategy": "no"}
+# Resumable checkpoints kept on the durable volume (a 7B full checkpoint with optimizer state is tens of GB);
+# the recipe's `save_total_limit` (a TRL key) overrides it.
+KEPT_CHECKPOINTS = 2
+COMPUTE_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "no": "float32"}
 
 
 def _trainer_args(config: DPOTrainingConfig, output_dir: str, on_gpu: bool, save_steps: int | None = None):
@@ -25,6 +29,7 @@ def _trainer_args(config: DPOTrainingConfig, output_dir: str, on_gpu: bool, save
     args = {**DEFAULT_TRAINER_ARGS, **config.trainer}
     if save_steps:  # resumable: checkpoints (weights, optimizer, scheduler, RNG states) every save_steps
         args.update(save_strategy="steps", save_steps=save_steps)
+        args.setdefault("save_total_limit", KEPT_CHECKPOINTS)
     if args.get("gradient_checkpointing"):  # re-entrant checkpointing breaks DDP's gradient hooks
         args.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     if config.method == "simpo":
@@ -35,13 +40,23 @@ def _trainer_args(config: DPOTrainingConfig, output_dir: str, on_gpu: bool, save
         if args.get("fp16"):
             log.warning("no GPU: fp16 from the recipe ignored (training in fp32 on the CPU)")
         args.update(use_cpu=True, bf16=bool(config.trainer.get("bf16", False)), fp16=False)
+    # A Trainer told neither bf16 nor fp16 takes the mixed precision a launcher exported (the accelerate
+    # configs say bf16): the recipe's precision is set here as well, so every process trains as it says.
+    explicit = "fp16" if args.get("fp16") else "bf16" if args.get("bf16", True) else "no"
+    os.environ["ACCELERATE_MIXED_PRECISION"] = explicit
     return trainer_config_class(config.method)(output_dir=output_dir, **args)
 
 
 def precision(config: DPOTrainingConfig, args) -> tuple[str, str]:
-    """(master dtype, compute dtype): the weights AdamW updates, and what the forward pass runs in."""
-    compute = "bfloat16" if args.bf16 else "float16" if args.fp16 else "float32"
-    return config.master_dtype, compute
+    """(master dtype, compute dtype) as configured: the weights AdamW updates, and what the forward pass runs
+    in (the Trainer's resolved mixed precision). The report reads both back from the trainer (`used_precision`)."""
+    return config.master_dtype, COMPUTE_DTYPES[args.mixed_precision]
+
+
+def used_precision(trainer) -> tuple[str, str]:
+    """What training actually ran in: the trained weights' dtype and the accelerator's mixed precision."""
+    master = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
+    return master, COMPUTE_DTYPES.get(str(trainer.accelerator.mixed_precision), str(trainer.accelerator.mixed_precision))
 
 
 def _torch_dtype(name: str):
@@ -165,6 +180,7 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     reward_set = dataset.select(range(min(len(dataset), REWARD_PAIRS)))
     trainer = _make_trainer(config, model, ref_model, args, dataset, reward_set, tokenizer)
     result = trainer.train(resume_from_checkpoint=resume_from)
+    master, compute = used_precision(trainer)
     rewards = _final_rewards(trainer)
     _save(trainer, config, tokenizer, output_dir)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -67,10 +67,21 @@ def entry_args(pairs: str, output: str, section: dict, policy: dict, checkpoint_
     return args
 
 
-def accelerate_launch_args(world: World, rendezvous: dict[str, str] | None = None) -> list[str]:
-    """`accelerate launch` options: the strategy's config file, the world's shape, offload, multi-node rendezvous."""
+def mixed_precision(section: dict) -> str:
+    """The recipe's mixed precision as `accelerate launch` names it, with TRL's default (bf16 unless fp16): the
+    launcher passes it explicitly, since the strategy's config file says bf16 and a Trainer told neither bf16 nor
+    fp16 falls back to what the launcher exported."""
+    if section.get("fp16"):
+        return "fp16"
+    return "no" if section.get("bf16") is False else "bf16"
+
+
+def accelerate_launch_args(world: World, rendezvous: dict[str, str] | None = None,
+                           precision: str = "bf16") -> list[str]:
+    """`accelerate launch` options: the strategy's config file, the world's shape, the recipe's mixed precision,
+    offload, multi-node rendezvous."""
     args = ["--config_file", str(accelerate_config(world.strategy)), "--num_processes", str(world.size),
-            "--num_machines", str(world.nodes)]
+            "--num_machines", str(world.nodes), "--mixed_precision", precision]
     if world.cpu_offload:
         if world.strategy == "deepspeed_zero3":
             args += ["--offload_param_device", "cpu", "--offload_optimizer_device", "cpu"]
@@ -82,8 +93,9 @@ def accelerate_launch_args(world: World, rendezvous: dict[str, str] | None = Non
 
 
 def launch_command(world: World, entry: list[str], on_gpu: bool, rendezvous: dict[str, str] | None = None,
-                   python: str | None = None) -> list[str]:
-    """The command that starts `world` running the entry point. Without GPUs: torchrun with gloo (DDP only)."""
+                   python: str | None = None, precision: str = "bf16") -> list[str]:
+    """The command that starts `world` running the entry point (`precision`: `mixed_precision(section)`).
+    Without GPUs: torchrun with gloo (DDP only; the CPU trains in the recipe's precision, pugc.training.dpo)."""
     python = python or sys.executable
     if not on_gpu:
         if world.strategy in SHARDED:
@@ -92,7 +104,7 @@ def launch_command(world: World, entry: list[str], on_gpu: bool, rendezvous: dic
             raise ValueError("training on several nodes needs GPUs (cluster.resources.dpo_training.nodes)")
         return [python, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                 str(world.processes_per_node), "-m", ENTRY_MODULE, *entry]
-    return [python, "-m", "accelerate.commands.launch", *accelerate_launch_args(world, rendezvous),
+    return [python, "-m", "accelerate.commands.launch", *accelerate_launch_args(world, rendezvous, precision),
             "-m", ENTRY_MODULE, *entry]
 
 
@@ -105,7 +117,8 @@ def run_world(world: World, pairs: str, output: str, section: dict, policy: dict
     if on_gpu and torch.cuda.device_count() < world.processes_per_node:
         raise RuntimeError(f"cluster.resources.dpo_training.accelerator_count asks for {world.processes_per_node} "
                            f"GPUs, but this pod sees {torch.cuda.device_count()}")
-    command = launch_command(world, entry_args(pairs, output, section, policy, checkpoint_dir, save_steps), on_gpu)
+    command = launch_command(world, entry_args(pairs, output, section, policy, checkpoint_dir, save_steps), on_gpu,
+                             precision=mixed_precision(section))
     log.info("dpo_training: launching %d processes (%s): %s", world.size, world.strategy, " ".join(command[:12]))
     stream_process(command)
     return json.loads(Path(output, "training_report.json").read_text())

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 
-from pugc.training.launch import TRAINJOB_RENDEZVOUS, World, entry_args, launch_command
+from pugc.training.launch import TRAINJOB_RENDEZVOUS, World, entry_args, launch_command, mixed_precision
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ def build_trainjob(name: str, settings: dict, world: World, pairs_uri: str, outp
     (pipelines/platform.py): image, namespace, runtime, service account, HF token Secret, cache PVC, shm,
     node selector, tolerations, labels, user, resources per node."""
     entry = entry_args(pairs_uri, output_uri, section, policy, checkpoint_dir, save_steps, strategy_label="trainjob")
-    command = launch_command(world, entry, on_gpu=True, rendezvous=TRAINJOB_RENDEZVOUS, python="python")
+    command = launch_command(world, entry, on_gpu=True, rendezvous=TRAINJOB_RENDEZVOUS, python="python",
+                             precision=mixed_precision(section))
     trainer = {
         "image": settings["image"], "command": command, "numNodes": world.nodes,
         "numProcPerNode": world.processes_per_node, "env": _env(settings),
