@@ -20,5 +20,6 @@ def evaluate(evaluation_questions: Input[Dataset], ugc: Input[Dataset], dpo_mode
     if policy_model:
         config = {**config, "baseline": policy_model.path}
     report = run_evaluate(evaluation_questions.path, ugc.path, dpo_model.path, config, engines, shard_index,
-                          shard_count, judged.path, dropped.path, runtime=runtime, run_id=run_id, task_name=task_name)
+                          shard_count, judged.path, dropped.path, runtime=runtime, run_id=run_id, task_name=task_name,
+                          drop_stage="evaluate_previous" if policy_model else "evaluate")
     publish(report, [judged, dropped], metrics, recipe_digest)

@@ -124,7 +124,8 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
     if recipe.rounds > 1:
         previous = {"previous_rounds": previous_rounds, "previous_dropped": previous_dropped,
                     "previous_pairs": previous_pairs,
-                    "previous_evaluation": previous_gate.outputs["evaluation"]} if policy_model is not None else {}
+                    "previous_evaluation": previous_gate.outputs["evaluation"],
+                    "previous_evaluate_dropped": previous_task.outputs["dropped"]} if policy_model is not None else {}
         report_task = tasks["round_report"] = round_report(
             round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
             preference_pairs=outputs["preference_pairs"],

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pugc.config import EnginesConfig, InputConfig
+from pugc.config import EnginesConfig, EvaluationConfig, InputConfig
 
 SAMPLE_LINES = 200  # lines read to check the format and the fields; the whole file is ingest's job
 INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -167,8 +167,11 @@ def _check_fields(uri: str, rows: list[dict], fields: list[str], config: InputCo
 
 
 # ------------------------------------------------------------------------------------------------ models
-def check_models(engines: EnginesConfig) -> dict[str, str]:
-    """Every model a role names resolves here before any task starts: {role: where it comes from}."""
+def check_models(engines: EnginesConfig, evaluation: EvaluationConfig | None = None) -> dict[str, str]:
+    """Every model a role names resolves here before any task starts, for what its backend does with it:
+    {role: where it comes from}. A served policy (backend openai) is also trained, from its weights, so its
+    name must be a model training can load; so must the evaluation's baseline (trained checkpoints and a
+    baseline answer on a local backend: pugc.evaluation)."""
     found = {}
     for role in ("policy", "generator", "judge"):
         engine = getattr(engines, role)
@@ -183,6 +186,17 @@ def check_models(engines: EnginesConfig) -> dict[str, str]:
             continue
         where = check_model(engine.model, f"engines.{role}.model", engine.revision)
         found[role] = f"{engine.model}{'@' + engine.revision if engine.revision else ''} ({where})"
+    if engines.policy.backend == "openai":
+        try:
+            weights = check_model(engines.policy.model, "engines.policy.model", engines.policy.revision)
+        except UserError as exc:
+            raise UserError(f"{exc} (the policy is served over the OpenAI API, but dpo_training trains it from "
+                            "its weights: name the served model by its hub id or local folder)") from None
+        found["policy"] += f"; trained from its weights ({weights})"
+    baseline = evaluation.baseline if evaluation else None
+    if baseline:
+        where = "downloaded by the task" if baseline.startswith("gs://") else check_model(baseline, "evaluation.baseline")
+        found["baseline"] = f"{baseline} ({where})"
     return found
 
 

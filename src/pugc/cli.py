@@ -69,7 +69,8 @@ def cmd_run(args) -> int:
     input_config = load_section(recipe_path, "input", _overrides(args))
     input_uri = resolve_input(args.input, input_config.uri, recipe_path)
     input_summary = check_input(input_uri, input_config)
-    models = check_models(load_section(recipe_path, "engines", _overrides(args)))
+    models = check_models(load_section(recipe_path, "engines", _overrides(args)),
+                          load_section(recipe_path, "evaluation", _overrides(args)))
     if args.run_id and (Path(args.output) / args.run_id).exists():
         raise UserError(f"run folder {Path(args.output) / args.run_id} already exists: pick another --run-id or remove it")
     recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds

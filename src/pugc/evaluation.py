@@ -14,10 +14,9 @@ from pathlib import Path
 
 from pugc import __version__
 from pugc.config import EngineConfig, EvaluationConfig, build
-from pugc.io import JsonlWriter, iter_input_rows, iter_records, read_records, write_json
+from pugc.io import JsonlWriter, iter_input_rows, iter_records, iter_rows, read_records, write_json
 from pugc.logs import setup_logging
 from pugc.records import Instruction
-from pugc.runner.merge import concatenate
 from pugc.runner.stage import run_stage
 from pugc.runner.tally import format_dropped
 from pugc.scratch import scratch_folder
@@ -67,12 +66,15 @@ def evaluation_engines(config: EvaluationConfig, engines: dict, model_dir: str) 
 
 def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, section: dict, engines: dict,
                  shard_index: int, shard_count: int, judged_path: str, dropped_path: str,
-                 runtime: dict | None = None, run_id: str = "", task_name: str = "") -> dict:
+                 runtime: dict | None = None, run_id: str = "", task_name: str = "",
+                 drop_stage: str = evaluate.STAGE) -> dict:
     """One shard of the evaluation prompts through three runner passes, each with its model loaded once:
     the trained model answers, the baseline answers, the judge compares. Each pass is chunked and checkpointed
     (a retried task resumes where it stopped, the finished passes included), stops on its engine-error budget
     (`evaluation.max_engine_error_fraction`; the judge's, `evaluation.judge.max_engine_error_fraction`), and
-    accounts for every prompt: judged, or dropped with its reason by the pass that failed it."""
+    accounts for every prompt: judged, or dropped with its reason by the pass that failed it. `drop_stage` names
+    the comparison in the drops (`evaluate_previous`: a round against the previous round's model), so the
+    run's rejected records tell the two comparisons of one prompt apart."""
     setup_logging()
     config = build(EvaluationConfig, section, "evaluation")
     roles = evaluation_engines(config, engines, model_dir)
@@ -90,7 +92,9 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
                              str(work / "baseline.dropped.jsonl"), section, keep_checkpoints=True, **common)
         judged = run_stage(evaluate.STAGE, str(work / "answered.jsonl"), judged_path, str(work / "judge.dropped.jsonl"),
                            judge_section(section), tables={"documents": documents_path}, **common)
-        concatenate([str(work / f"{name}.dropped.jsonl") for name in ("trained", "baseline", "judge")], dropped_path)
+        with JsonlWriter(dropped_path) as dropped:
+            for name in ("trained", "baseline", "judge"):
+                dropped.write_all({**row, "stage": drop_stage} for _, row in iter_rows(work / f"{name}.dropped.jsonl"))
     for finished in (trained, baseline):  # the whole shard is judged: the answer passes' progress is spent
         if finished["checkpoints"]:
             shutil.rmtree(finished["checkpoints"], ignore_errors=True)

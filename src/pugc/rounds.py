@@ -7,15 +7,17 @@ of summary.json (`rounds`). Bodies of components/round_split.py and round_report
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import time
 from pathlib import Path
 
 from pugc import __version__
-from pugc.io import iter_rows, read_records, write_jsonl
+from pugc.io import JsonlWriter, iter_records, iter_rows, write_jsonl
 from pugc.logs import setup_logging
 from pugc.records import Instruction, StageResult
+from pugc.runner.sharding import group_chunks
 
 log = logging.getLogger(__name__)
 STAGE = "round_split"
@@ -51,13 +53,23 @@ def with_policy_model(engines: dict, model_path: str | None) -> dict:
 
 # ------------------------------------------------------------------------------------------ round split
 def run_round_split(questions_path: str, round_index: int, round_count: int, output_path: str) -> dict:
+    """This round's questions, streamed in chunks (memory holds one chunk, not the question table)."""
     setup_logging()
     started = time.monotonic()
-    result = split_round(read_records(questions_path, Instruction), int(round_index), int(round_count))
-    write_jsonl(output_path, result.kept)
-    log.info("round_split: in %d, out %d (round %d of %d)", result.n_in, len(result.kept), round_index, round_count)
-    return {"stage": STAGE, "counts": result.counts, "metrics": result.metrics,
+    n_in = n_out = 0
+    with JsonlWriter(output_path) as output:
+        for chunk in group_chunks(iter_records(questions_path, Instruction), None, itertools.repeat(SPLIT_CHUNK)):
+            result = split_round(chunk, int(round_index), int(round_count))
+            output.write_all(result.kept)
+            n_in, n_out = n_in + result.n_in, n_out + len(result.kept)
+    log.info("round_split: in %d, out %d (round %d of %d)", n_in, n_out, round_index, round_count)
+    return {"stage": STAGE, "counts": {"in": n_in, "out": n_out, "dropped": {}},
+            "metrics": {"round": float(round_index), "share": n_out / n_in if n_in else 0.0},
             "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__}
+
+
+
+SPLIT_CHUNK = 2048
 
 
 # ----------------------------------------------------------------------------------------- round report

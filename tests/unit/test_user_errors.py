@@ -208,3 +208,14 @@ def test_a_stage_that_joins_a_table_names_the_missing_table_or_id(tmp_path):
     assert "docs.jsonl: the documents table has no row for doc_id 'd1'" in err.strip().splitlines()[-1]
     code, _, err, _ = pugc(*common, "--table", "docs.jsonl")
     assert_one_line_error(code, err, "--table docs.jsonl", "NAME=PATH")
+
+
+def test_a_served_policy_must_name_weights_training_can_load(tmp_path):
+    code, _, err, _ = pugc("run", "--dry-run", "--set", "engines.policy.backend=openai",
+                           "--set", "engines.policy.model=my-served-policy")
+    assert_one_line_error(code, err, "engines.policy.model", "dpo_training trains it from its weights")
+
+
+def test_a_baseline_that_does_not_resolve_fails_before_launch(tmp_path):
+    code, _, err, _ = pugc("run", "--dry-run", "--set", f"evaluation.baseline={tmp_path / 'no-such-model'}")
+    assert_one_line_error(code, err, "evaluation.baseline", "does not exist")
