@@ -1,5 +1,7 @@
 """The openai engine against a real OpenAI-compatible HTTP server on loopback, serving a tiny model."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pugc.config import EngineConfig
 from pugc.engines.base import Prompt, SamplingParams
@@ -159,3 +161,49 @@ def test_a_recipe_switches_the_judge_to_openai_without_code_changes(server, tmp_
     assert report["counts"]["in"] == 3 == len(scored) + sum(report["counts"]["dropped"].values())
     assert all(1.0 <= r.score <= 5.0 for r in scored) and report["model"] == "pugc-tiny/judge"
     assert server.requests >= 3
+
+
+# ------------------------------------------------------------------------------- documents cut to a budget
+LONG_EN = "Patch the inner tube, then pump the tyre back up to the pressure on its sidewall. " * 40
+LONG_CJK = "自行车链条每个月上一次油，擦掉多余的油，以免沾灰。" * 60
+
+
+@pytest.fixture(scope="module")
+def tiny_judge():
+    from pugc.engines.hf import HFEngine
+
+    engine = HFEngine(EngineConfig(model="pugc-tiny/judge"))
+    yield engine
+    engine.close()
+
+
+@pytest.mark.parametrize("text", [LONG_EN, LONG_CJK, "short"])
+def test_documents_are_cut_by_the_servers_own_tokenizer(tiny_judge, text):
+    from pugc.engines.hf_server import ChatServer
+
+    with ChatServer(tiny_judge) as server:
+        served = OpenAIEngine(EngineConfig(backend="openai", model="pugc-tiny/judge", options={"base_url": server.url}))
+        assert served.truncate(text, 64) == tiny_judge.truncate(text, 64)
+
+
+@pytest.mark.parametrize("text", [LONG_EN, LONG_CJK])
+def test_without_a_tokenize_route_the_cut_is_conservative_for_latin_and_cjk_text(tiny_judge, text):
+    from pugc.engines.hf_server import ChatServer
+
+    with ChatServer(tiny_judge, tokenize=False) as server:
+        served = OpenAIEngine(EngineConfig(backend="openai", model="pugc-tiny/judge", options={"base_url": server.url}))
+        cut, was_cut = served.truncate(text, 64)
+    assert was_cut and text.startswith(cut)
+    assert len(tiny_judge.tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 64  # never over the budget
+    assert served._no_tokenizer  # asked once, then not again
+
+
+@given(text=st.text(max_size=400), budget=st.integers(1, 200))
+@settings(max_examples=200, deadline=None)
+def test_the_conservative_cut_is_a_prefix_within_budget_by_bytes_and_ascii_pairs(text, budget):
+    from pugc.engines.openai_engine import conservative_cut
+
+    cut, was_cut = conservative_cut(text, budget)
+    assert text.startswith(cut) and was_cut == (cut != text)
+    ascii_chars = sum(c < "\x80" for c in cut)
+    assert ascii_chars / 2 + len(cut.encode("utf-8", "surrogatepass")) - ascii_chars <= budget

@@ -149,3 +149,17 @@ def test_a_prompt_vllm_refuses_is_that_records_engine_error_and_the_rest_are_sco
     assert dropped.record_id == too_long.id and "answered 400" in dropped.detail
     assert f"maximum context length is {MAX_MODEL_LEN} tokens" in dropped.detail  # vLLM's own reason
     assert too_long.id not in {r.id for r in read_records(tmp_path / "scored.jsonl", ScoredResponse)}
+
+
+def test_documents_are_cut_by_the_servers_own_tokenizer(vllm_server):
+    """The openai engine cuts a long document with vLLM's /tokenize and /detokenize: exactly the model's tokens."""
+    from transformers import AutoTokenizer
+
+    from pugc.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL))
+    text = "Patch the inner tube, then pump the tyre back up to the pressure on its sidewall. " * 20
+    cut, was_cut = client(vllm_server).truncate(text, 32)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert was_cut and cut == tokenizer.decode(ids[:32], skip_special_tokens=True)
+    assert client(vllm_server).truncate("short", 32) == ("short", False)

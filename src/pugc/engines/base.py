@@ -123,7 +123,8 @@ class LocalTokenizer:
         ids = self._encode(text)
         if len(ids) <= max_tokens:
             return text, False
-        return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True), True
+        # A cut inside a character decodes to U+FFFD: dropped (the openai engine's /detokenize cut does the same).
+        return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True).rstrip("\ufffd"), True
 
     def verdict_position(self, text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
         return verdict_position(self._encode, text, candidates)

@@ -1,4 +1,5 @@
-"""A small OpenAI-compatible server (/v1/chat/completions, /v1/models) over the transformers engine.
+"""A small OpenAI-compatible server (/v1/chat/completions, /v1/models, and vLLM's /tokenize and /detokenize)
+over the transformers engine.
 
 It lets the `openai` engine be tried and tested end to end on one machine (`pugc serve`), with the tiny
 models or any local checkpoint. It serves one request at a time; for real serving use vLLM's server.
@@ -36,8 +37,9 @@ def parse_request(body: dict) -> tuple[Prompt, SamplingParams]:
 
 class ChatServer:
     def __init__(self, engine, host: str = "127.0.0.1", port: int = 0, faults: list[int] | None = None,
-                 fail_on: dict[str, int] | None = None):
+                 fail_on: dict[str, int] | None = None, tokenize: bool = True):
         self.engine = engine
+        self.tokenize = tokenize  # serve /tokenize and /detokenize, as vLLM does (False: as the OpenAI API)
         self.faults = list(faults or [])
         self.fail_on = dict(fail_on or {})
         self.requests = 0
@@ -89,6 +91,14 @@ class ChatServer:
                 "model": body.get("model", self.engine.model_id), "choices": choices,
                 "usage": {"prompt_tokens": 0, "completion_tokens": generated, "total_tokens": generated}}
 
+    def tokens(self, body: dict, route: str) -> dict:
+        """vLLM's /tokenize ({"tokens", "count"}) and /detokenize ({"prompt"}) replies, by the model's tokenizer."""
+        tokenizer = self.engine.tokenizer
+        if route == "/tokenize":
+            ids = tokenizer(body["prompt"], add_special_tokens=bool(body.get("add_special_tokens", True)))["input_ids"]
+            return {"tokens": ids, "count": len(ids)}
+        return {"prompt": tokenizer.decode(body["tokens"], skip_special_tokens=True)}
+
     def _handler(self):
         server = self
 
@@ -118,7 +128,11 @@ class ChatServer:
                     self._reply(status, {"error": {"message": f"injected fault {status}"}},
                                 {"Retry-After": "0", "retry-after-ms": "10"})
                     return
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                route = self.path.rstrip("/")
+                if route in ("/tokenize", "/detokenize") and server.tokenize:
+                    self._reply(200, server.tokens(json.loads(raw), route))
+                    return
+                if route != "/v1/chat/completions":
                     self._reply(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 try:

@@ -26,7 +26,7 @@ from pugc.engines.base import (Completion, EngineError, EngineStats, Prompt, Sam
 
 log = logging.getLogger(__name__)
 
-CHARS_PER_TOKEN = 4
+TOKENIZE_TIMEOUT_S = 60.0
 OPTION_DEFAULTS = {
     "base_url": None,  # e.g. http://pugc-judge.kubeflow.svc:8000/v1 (manifests/, run namespace); else $OPENAI_BASE_URL
     "api_key_env": "OPENAI_API_KEY",  # name of the environment variable holding the key
@@ -109,6 +109,20 @@ def read_verdict_probs(response: dict, candidates: Sequence[str]) -> dict[str, f
     return probs
 
 
+def conservative_cut(text: str, max_tokens: int) -> tuple[str, bool]:
+    """Without the server's tokenizer: a prefix that no common tokenizer makes longer than `max_tokens`.
+    Every character outside ASCII counts as many tokens as its UTF-8 bytes (byte-fallback SentencePiece, such
+    as Mistral's, spells a CJK character in three), and every two ASCII characters as one (English runs near
+    four per token; digits and code near two). Text from the adversarial corner (ASCII punctuation, one token
+    each) can still overflow: a served judge should be a server with /tokenize (vLLM)."""
+    budget = 2 * max_tokens  # in half tokens
+    for index, char in enumerate(text):
+        budget -= 1 if char < "\x80" else 2 * len(char.encode("utf-8", "surrogatepass"))
+        if budget < 0:
+            return text[:index], True
+    return text, False
+
+
 def check_options(options: dict, key: str = "engines.<role>.options") -> None:
     """Refuse option names the engine does not read (a misspelt `max_retries` would silently not apply)."""
     unknown = sorted(set(options) - set(OPTION_DEFAULTS))
@@ -130,6 +144,7 @@ class OpenAIEngine:
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
         self._key = os.environ.get(self.options["api_key_env"], "")
+        self._no_tokenizer = False  # the server has no /tokenize (found out on first use)
         self.retries = 0  # request tries beyond the first, over the engine's life
         self.failed_requests = 0  # requests that still failed after their retries
         # The server decides which weights it serves; pin them where it starts (e.g. `vllm serve --revision`).
@@ -226,10 +241,53 @@ class OpenAIEngine:
         self.stats.scored_prompts += len(prompts)
         return probs
 
+    # ------------------------------------------------------------------------------------- truncation
     def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
-        """No tokenizer over HTTP: cut at ~4 characters per token (conservative for English)."""
-        limit = max_tokens * CHARS_PER_TOKEN
-        return (text, False) if len(text) <= limit else (text[:limit], True)
+        """`text` cut to `max_tokens` of the served model's tokens, by the server's own tokenizer where it has
+        one (vLLM's /tokenize and /detokenize), else by `conservative_cut`. A text of no more UTF-8 bytes than
+        `max_tokens` needs no request: byte-level and byte-fallback tokenizers never make more tokens than bytes."""
+        if len(text.encode("utf-8", "surrogatepass")) <= max_tokens:
+            return text, False
+        tokens = self._server_tokens(text)
+        if tokens is None:
+            return conservative_cut(text, max_tokens)
+        if len(tokens) <= max_tokens:
+            return text, False
+        cut = self._server_text(tokens[:max_tokens])
+        return (cut, True) if cut is not None else conservative_cut(text, max_tokens)
+
+    def _server_tokens(self, text: str) -> list[int] | None:
+        reply = self._post_root("tokenize", {"model": self.model_id, "prompt": text, "add_special_tokens": False})
+        return reply.get("tokens") if reply else None
+
+    def _server_text(self, tokens: list[int]) -> str | None:
+        reply = self._post_root("detokenize", {"model": self.model_id, "tokens": tokens})
+        # A cut inside a character decodes to U+FFFD: dropped, as the hf engine's judge shape does.
+        return reply["prompt"].rstrip("\ufffd") if reply and isinstance(reply.get("prompt"), str) else None
+
+    def _post_root(self, route: str, body: dict) -> dict | None:
+        """POST to the server's root (vLLM serves /tokenize beside /v1); None when it has no such route (then
+        never asked again) or the request failed (logged; the conservative rule applies to that text)."""
+        if self._no_tokenizer:
+            return None
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        try:
+            reply = httpx.post(f"{root}/{route}", json=body, headers=headers, timeout=TOKENIZE_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            log.warning("%s: /%s failed (%s): cut by the conservative rule", self.model_id, route, exc)
+            return None
+        if reply.status_code in (404, 405):
+            self._no_tokenizer = True
+            log.info("%s: the server has no /%s: documents are cut by the conservative rule (pugc.engines."
+                     "openai_engine.conservative_cut)", self.model_id, route)
+            return None
+        if reply.status_code != 200:
+            log.warning("%s: /%s answered %d: cut by the conservative rule", self.model_id, route, reply.status_code)
+            return None
+        return reply.json()
 
     def close(self) -> None:
         pass
