@@ -344,9 +344,14 @@ def test_each_training_round_is_its_own_group_trained_from_the_previous_round(tm
         loop = next(t for t in inner.values() if t["taskInfo"]["name"] == "response_sampling-shards")
         sampling_loop = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
         sampling = next(iter(sampling_loop.values()))["inputs"]["artifacts"]
-        if r == 1:  # the base policy: no model handed in
+        report = inner["round-report"]["inputs"]["artifacts"]
+        if r == 1:  # the base policy: no model handed in, no comparison with a previous round
             assert "policy_model" not in training and "policy_model" not in sampling
-        else:
+            assert "previous_evaluate_dropped" not in report
+        else:  # the drops of the comparison with the previous round reach the run's rejected records
+            merge = report["previous_evaluate_dropped"]["taskOutputArtifact"]
+            assert merge["outputArtifactKey"] == "dropped" and merge["producerTask"].startswith("merge-shards")
+        if r > 1:
             assert training["policy_model"] == {"componentInputArtifact": "policy_model"}
             assert "policy_model" in sampling
             handed = tasks[f"round-{r}"]["inputs"]["artifacts"]["policy_model"]["taskOutputArtifact"]
