@@ -49,9 +49,11 @@ def run_status(client, run_id: str, pipeline_root: str | None) -> RunStatus:
     tasks = {t.display_name: str(t.state) for t in (getattr(details, "task_details", None) or []) if t.display_name}
     status = RunStatus(run_id, str(run.state or "PENDING"), tasks)
     if status.state == SUCCEEDED:
-        root = pipeline_root or _run_pipeline_root(run)
+        root = _run_pipeline_root(run) or pipeline_root
         if not root:
-            status.note = "no pipeline root: pass --pipeline-root or set cluster.pipeline_root"
+            status.note = ("the run has no pipeline root of its own, so its artifacts went to the kfp-launcher "
+                           f"ConfigMap's default ({LAUNCHER_DEFAULT_ROOT} unless changed): pass --pipeline-root "
+                           "with that root if it is gs://")
         else:
             try:
                 status.summary = find_summary(root, run_id)
@@ -77,12 +79,16 @@ def wait_for_run(client, run_id: str, pipeline_root: str | None, poll_seconds: f
         time.sleep(poll_seconds)
 
 
+# The launcher's fallback when a run carries no root and the kfp-launcher ConfigMap names none
+# (backend/src/v2/component/launcher_v2.go, `defaultPipelineRoot`).
+LAUNCHER_DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"
+
+
 def _run_pipeline_root(run) -> str | None:
+    """The root the backend used: the run's runtime config. The compiled spec's `defaultPipelineRoot` is not it:
+    the API server never reads that field."""
     config = getattr(run, "runtime_config", None)
-    if getattr(config, "pipeline_root", None):
-        return config.pipeline_root
-    spec = getattr(run, "pipeline_spec", None) or {}
-    return (spec.get("pipeline_spec") or spec).get("defaultPipelineRoot") if isinstance(spec, dict) else None
+    return getattr(config, "pipeline_root", None) or None
 
 
 def find_summary(pipeline_root: str, run_id: str) -> dict | None:

@@ -64,8 +64,13 @@ def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str 
          region: str | None = None, service_account: str | None = None, token: str | None = None,
          namespace: str | None = None) -> Plan:
     root = pipeline_root or recipe.cluster.pipeline_root
-    if target == "vertex" and not (root or "").startswith("gs://"):
-        raise ValueError("Vertex AI needs a gs:// pipeline root: --pipeline-root gs://BUCKET/pugc or cluster.pipeline_root")
+    if not (root or "").startswith("gs://"):
+        # KFP's API server takes the root from the run, never from the compiled spec; without one the launcher
+        # writes to the kfp-launcher ConfigMap's default (minio://mlpipeline/v2/artifacts), which the TrainJob,
+        # `pugc status` and the project's Role are not made for.
+        where = "Vertex AI" if target == "vertex" else "A Kubeflow Pipelines run"
+        raise ValueError(f"{where} needs a gs:// pipeline root, sent with the run: --pipeline-root gs://BUCKET/pugc "
+                         f"or cluster.pipeline_root (got {root!r})")
     uri = input_uri or recipe.input.uri
     if not uri:
         raise ValueError("no input: pass --input gs://... or set input.uri in the recipe")
@@ -120,11 +125,12 @@ def submit(p: Plan, token: str | None = None) -> dict:
         experiment = client.create_experiment(p.experiment or "pugc", namespace=p.namespace)
         run = client.create_recurring_run(experiment_id=experiment.experiment_id, job_name=p.run_name,
                                           cron_expression=p.schedule, pipeline_package_path=p.pipeline_file,
-                                          params=p.parameters, service_account=p.service_account)
+                                          params=p.parameters, service_account=p.service_account,
+                                          pipeline_root=p.pipeline_root)
         return {"recurring_run_id": run.recurring_run_id, "namespace": p.namespace}
     run = client.create_run_from_pipeline_package(p.pipeline_file, arguments=p.parameters, run_name=p.run_name,
                                                   experiment_name=p.experiment or "pugc", namespace=p.namespace,
-                                                  service_account=p.service_account)
+                                                  service_account=p.service_account, pipeline_root=p.pipeline_root)
     return {"run_id": run.run_id, "namespace": p.namespace}
 
 

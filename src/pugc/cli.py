@@ -210,9 +210,8 @@ def cmd_status(args) -> int:
 
     from pugc.pipelines.submit import token_source
 
-    root = args.pipeline_root or load_section(args.recipe, "cluster", args.overrides).pipeline_root
     client = kfp.Client(host=args.host or os.environ.get("KFP_HOST"), existing_token=token_source()[0])
-    return _follow(client, args.run_id, root, poll_seconds=None)
+    return _follow(client, args.run_id, args.pipeline_root, poll_seconds=None)
 
 
 def _follow(client, run_id: str, pipeline_root: str | None, poll_seconds: float | None) -> int:
@@ -457,8 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     _recipe_args(status)
     status.add_argument("--host", help="Kubeflow Pipelines API (default $KFP_HOST)")
-    status.add_argument("--pipeline-root", help="where the run wrote its artifacts (default: the recipe's "
-                        "cluster.pipeline_root, else the run's own)")
+    status.add_argument("--pipeline-root", help="where the run wrote its artifacts, for a run that carries no root "
+                        "of its own (the run's runtime config is read first: it is what the backend used)")
     status.set_defaults(func=cmd_status)
 
     pre = sub.add_parser("preflight", help="check the run namespace before a submission: service account, "

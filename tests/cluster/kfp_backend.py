@@ -5,7 +5,12 @@ It executes the YAML the way a cluster does, not the way KFP's local runner does
   `{{$}}` replaced by an executor input built as the driver builds it, under the Python environment of the
   task's image (`images`: image -> ImageEnv; others run in this process's environment), with the
   container's env variables;
-- artifact URIs live under a gs:// pipeline root, and the container sees them under the GCS mount, as the
+- the pipeline root is the run's, as the backend takes it: the run's runtime config (`pipeline_root`, what
+  `pugc submit` sent), else the kfp-launcher ConfigMap's `defaultPipelineRoot`, else the launcher's built-in
+  `minio://mlpipeline/v2/artifacts` (backend/src/v2/component/launcher_v2.go); the compiled spec's
+  `defaultPipelineRoot` is never read. Only a gs:// root runs here (a minio:// one fails, as it would for this
+  project's service account on a cluster);
+- artifact URIs live under that root, and the container sees them under the GCS mount, as the
   launcher arranges (here the mount is a local folder: a sitecustomize points KFP's `/gcs/` prefix at it);
 - output artifact metadata goes through ML Metadata as the backend stores it
   (backend/src/v2/metadata/converter.go): a list comes back as {"list": [...]}, a dict as {"struct": {...}},
@@ -164,17 +169,30 @@ class RunResult:
         return self.task(path).outputs[key][0]
 
 
+LAUNCHER_DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"  # launcher_v2.go `defaultPipelineRoot`
+
+
+def backend_pipeline_root(runtime_config: dict, launcher_config: dict | None = None) -> str:
+    """The root a run's tasks write under: the run's runtime config, else the kfp-launcher ConfigMap, else the
+    launcher's default. The compiled spec's `defaultPipelineRoot` plays no part."""
+    return (runtime_config.get("pipeline_root") or (launcher_config or {}).get("defaultPipelineRoot")
+            or LAUNCHER_DEFAULT_ROOT)
+
+
 class BackendRun:
-    def __init__(self, pipeline_yaml: str | os.PathLike, workdir: str | os.PathLike, pipeline_root: str,
+    def __init__(self, pipeline_yaml: str | os.PathLike, workdir: str | os.PathLike, runtime_config: dict,
                  images: dict[str, ImageEnv] | None = None, env: dict[str, str] | None = None,
-                 run_id: str = "run-1", collect_reversed: bool = True):
+                 run_id: str = "run-1", collect_reversed: bool = True, launcher_config: dict | None = None):
+        """`runtime_config`: the run's, as the API server stored it ({"pipeline_root", "parameters"})."""
         documents = list(yaml.safe_load_all(Path(pipeline_yaml).read_text()))
         self.spec = documents[0]
         self.workdir = Path(workdir)
         self.mount = self.workdir / "gcs"
-        self.root = pipeline_root.rstrip("/")
+        self.runtime_config = runtime_config
+        self.root = backend_pipeline_root(runtime_config, launcher_config).rstrip("/")
         if not self.root.startswith("gs://"):
-            raise ValueError("the harness mounts a gs:// pipeline root, as the launcher does")
+            raise TaskFailed(f"the launcher would write every artifact under {self.root}, not a gs:// root: this "
+                             "harness serves only gs:// (the project's service account reads no MinIO Secret)")
         self.images = images or {}
         self.env = env or {}
         self.run_id = run_id
@@ -185,9 +203,11 @@ class BackendRun:
 
     # -------------------------------------------------------------------------------- public
     def run(self, parameters: dict | None = None) -> RunResult:
+        """The run with its runtime config's parameters (and `parameters`, for tests) over the defaults."""
         root = self.spec["root"]
         values = {name: definition.get("defaultValue")
                   for name, definition in root.get("inputDefinitions", {}).get("parameters", {}).items()}
+        values.update(self.runtime_config.get("parameters") or {})
         values.update(parameters or {})
         outputs: dict = {}
         self._run_dag(root["dag"], values, {}, "", outputs)

@@ -1,13 +1,13 @@
 """The compiled pipeline run the way the open-source KFP backend runs it (tests/cluster/kfp_backend.py):
 each task's own container command, artifacts under a gs:// pipeline root, metadata through ML Metadata's
 conversion, `Collected` shard outputs as lists in no particular order, the input read from GCS (emulator)."""
+import dataclasses
 import json
 
 import pytest
 
 from pugc.config import load_recipe
 from pugc.inprocess import run_in_process
-from pugc.pipelines.local import compile_pipeline
 from pugc.components import images
 from tests.cluster.kfp_backend import BackendRun, ImageEnv, TaskFailed, UnsupportedValue, cel_condition, through_mlmd
 
@@ -116,7 +116,7 @@ def test_a_task_that_writes_null_metadata_fails_as_on_a_cluster(tmp_path):
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
     with pytest.raises(TaskFailed, match="unsupported value type"):
-        BackendRun(tmp_path / "p.yaml", tmp_path, "gs://b/root").run()
+        BackendRun(tmp_path / "p.yaml", tmp_path, {"pipeline_root": "gs://b/root"}).run()
 
 
 def test_conditions_are_the_cel_the_driver_evaluates():
@@ -153,7 +153,7 @@ def test_if_else_runs_only_the_branch_whose_condition_holds(tmp_path, verdict, r
             act(what="hold").set_display_name("hold")
 
     compiler.Compiler().compile(pipeline, str(tmp_path / "p.yaml"))
-    result = BackendRun(tmp_path / "p.yaml", tmp_path, "gs://b/root").run({"verdict": verdict})
+    result = BackendRun(tmp_path / "p.yaml", tmp_path, {"pipeline_root": "gs://b/root"}).run({"verdict": verdict})
     decided, acted = result.tasks
     assert decided.path == "decide" and acted.path.startswith("condition-branches-1/")
     assert (tmp_path / "gcs" / acted.outputs["out"][0].uri[len("gs://"):]).read_text() == ran
@@ -178,17 +178,43 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     assert second["sampled_with"] == second["base_model"] == str(run.local_path(round_one_model.uri))
     assert summary["training"]["base_model"] == second["base_model"]
     assert sum(r["questions"] for r in summary["rounds"]) == summary["stages"]["held_out_split"]["out"]
-    rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
+    rejected = [json.loads(line) for line in
+                run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()]
     stages = summary["stages"]
-    assert len(rejected) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
+    counted = [row for row in rejected if row["stage"] != "evaluate_previous"]  # a comparison, not the run's flow
+    assert len(counted) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
 
 
 def run_on_backend(recipe, folder, gcs_emulator, bucket_name: str, sample_slice, base_env, vllm_env, pugc_site):
-    """The recipe compiled for kfp and run as the backend does, its input uploaded to the GCS emulator; CPU
+    """The recipe submitted as `pugc submit` sends it (to the loopback KFP API server) and run as the backend
+    runs the stored run: its runtime config's root and parameters, its input uploaded to the GCS emulator; CPU
     tasks in the base image's environment, LLM stages in the vllm image's."""
-    pipeline = compile_pipeline(recipe, folder / "pipeline.yaml", "kfp", PIPELINE_ROOT)
+    stored = submitted_run(recipe, folder, f"gs://{bucket_name}/ugc/slice.jsonl")
     gcs_emulator.create_bucket(bucket_name).blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
-    run = BackendRun(pipeline, folder, PIPELINE_ROOT,
+    run = BackendRun(folder / "pipeline.yaml", folder, stored["runtime_config"], run_id=stored["run_id"],
                      images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
                              images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
-    return run, run.run({"input_uri": f"gs://{bucket_name}/ugc/slice.jsonl"})
+    return run, run.run()
+
+
+def submitted_run(recipe, folder, input_uri: str, pipeline_root: str = PIPELINE_ROOT) -> dict:
+    """The run as the API server stores it after `pugc submit` (the real kfp.Client, loopback server)."""
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    plan = submit.plan(recipe, "kfp", folder / "pipeline.yaml", input_uri=input_uri, pipeline_root=pipeline_root)
+    with KFPApiServer(multi_user=False) as server:
+        result = submit.submit(dataclasses.replace(plan, host=server.url, namespace="kubeflow"))
+    return server.state.runs[result["run_id"]]
+
+
+def test_the_backend_runs_under_the_root_the_run_carries(tmp_path):
+    """The root travels in the run; a run without one would write to the launcher's MinIO default."""
+    stored = submitted_run(load_recipe("tiny"), tmp_path, "gs://b/ugc.jsonl", "gs://b/run-root")
+    run = BackendRun(tmp_path / "pipeline.yaml", tmp_path, stored["runtime_config"])
+    assert run.root == "gs://b/run-root" and run.runtime_config["parameters"] == {"input_uri": "gs://b/ugc.jsonl"}
+    without = {key: value for key, value in stored["runtime_config"].items() if key != "pipeline_root"}
+    with pytest.raises(TaskFailed, match="minio://mlpipeline/v2/artifacts"):
+        BackendRun(tmp_path / "pipeline.yaml", tmp_path, without)
+    assert BackendRun(tmp_path / "pipeline.yaml", tmp_path, without,
+                      launcher_config={"defaultPipelineRoot": "gs://b/launcher-root"}).root == "gs://b/launcher-root"

@@ -17,7 +17,7 @@ def run_cli(capsys, *args):
 def test_kfp_dry_run_names_host_experiment_schedule_and_token_source_not_token(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KFP_TOKEN", "PLANTED-kfp-token-value")
     code, out, _ = run_cli(capsys, "--target", "kfp", "--host", "https://kfp.example.internal",
-                           "--input", "gs://bucket/ugc/", "--experiment", "pugc-nightly", "--schedule", "0 3 * * 1",
+                           "--input", "gs://bucket/ugc/", "--pipeline-root", "gs://bucket/root", "--experiment", "pugc-nightly", "--schedule", "0 3 * * 1",
                            "--run-name", "nightly", "-o", str(tmp_path / "p.yaml"))
     assert code == 0
     plan = json.loads(out)
@@ -39,7 +39,10 @@ def test_vertex_dry_run_builds_the_job_offline(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--target", "vertex", "--input", "gs://b/u"], "Vertex AI needs a gs:// pipeline root"),
-    (["--target", "kfp"], "no input"),
+    (["--target", "kfp", "--input", "gs://b/u"], "A Kubeflow Pipelines run needs a gs:// pipeline root"),
+    (["--target", "kfp", "--input", "gs://b/u", "--pipeline-root", "minio://mlpipeline/v2/artifacts"],
+     "needs a gs:// pipeline root"),
+    (["--target", "kfp", "--pipeline-root", "gs://b/root"], "no input"),
 ])
 def test_missing_pieces_fail_before_anything_is_sent(tmp_path, capsys, args, message):
     code, _, err = run_cli(capsys, *args, "-o", str(tmp_path / "x.yaml"))
@@ -47,7 +50,8 @@ def test_missing_pieces_fail_before_anything_is_sent(tmp_path, capsys, args, mes
 
 
 def test_kfp_dry_run_names_the_namespace_and_service_account_from_the_recipe_or_the_flags(tmp_path, capsys):
-    base = ["--target", "kfp", "--input", "gs://bucket/ugc/", "-o", str(tmp_path / "p.yaml")]
+    base = ["--target", "kfp", "--input", "gs://bucket/ugc/", "--pipeline-root", "gs://bucket/root", "-o",
+            str(tmp_path / "p.yaml")]
     code, out, _ = run_cli(capsys, *base)
     plan = json.loads(out)
     assert code == 0 and (plan["namespace"], plan["service_account"]) == ("kubeflow", "pugc-pipeline-runner")
@@ -67,6 +71,7 @@ def test_vertex_takes_its_google_service_account_from_the_flag_only(tmp_path, ca
 
 # ---- the real kfp.Client against a loopback server that speaks the KFP v2beta1 REST API --------------------
 PROFILE = "kubeflow-user-example-com"
+ROOT = "gs://bucket/pugc-root"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,8 @@ def paper_plan(tmp_path_factory):
     from pugc.pipelines import submit
 
     return submit.plan(load_recipe("paper"), "kfp", tmp_path_factory.mktemp("kfp") / "pugc.yaml",
-                       input_uri="gs://bucket/ugc/", experiment="pugc-nightly", run_name="nightly")
+                       input_uri="gs://bucket/ugc/", experiment="pugc-nightly", run_name="nightly",
+                       pipeline_root=ROOT)
 
 
 def kfp_plan(paper_plan, host, namespace=None, schedule=None):
@@ -101,6 +107,8 @@ def test_multi_user_run_lands_in_the_profile_namespace_as_the_recipe_service_acc
     assert run["service_account"] == "pugc-pipeline-runner" and run["display_name"] == "nightly"
     assert state.experiments[run["experiment_id"]]["namespace"] == PROFILE
     assert run["runtime_config"]["parameters"] == {"input_uri": "gs://bucket/ugc/"}
+    # the backend takes the root from here, never from the compiled spec (its defaultPipelineRoot is unread)
+    assert run["runtime_config"]["pipeline_root"] == ROOT
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "pugc"
     assert run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]  # secrets, PVC, selectors travel
     assert state.runs[result["run_id"]]["service_account"] == "pugc-pipeline-runner"
@@ -117,6 +125,7 @@ def test_multi_user_recurring_run_carries_namespace_and_service_account(paper_pl
     (recurring,) = server.state.posted("/recurringruns")
     assert recurring["service_account"] == "pugc-pipeline-runner"
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 3 * * 1"
+    assert recurring["runtime_config"]["pipeline_root"] == ROOT  # every scheduled run inherits it
     stored = server.state.recurring_runs[result["recurring_run_id"]]
     assert stored["namespace"] == PROFILE and server.state.posted("/experiments")[0]["namespace"] == PROFILE
 
@@ -234,5 +243,30 @@ def test_status_looks_once_without_waiting(capsys, bucket, tmp_path):
         assert main(status) == 4 and f"run {run_id}: RUNNING" in capsys.readouterr().out
         assert main(status) == 3  # it ended; the summary says the gate failed
         assert "gate FAILED" in capsys.readouterr().out
-        code = main(status[:-1] + ["minio://mlpipeline/v2/artifacts"])  # open-source KFP's default root
-        assert code != 3 and "only gs:// roots are read" in capsys.readouterr().out
+
+
+
+def test_status_reads_the_root_the_run_was_given_not_a_flag_or_the_launcher_default(capsys, bucket, tmp_path):
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        write_summary_on_end(server, bucket, summary_with_gate(True))
+        assert wait_cli(capsys, server, bucket, tmp_path)[0] == 0
+        (run_id,) = server.state.runs
+        status = ["status", run_id, "--host", server.url, "--pipeline-root", "gs://elsewhere/root"]
+        main(status)
+        assert main(status) == 0  # found under the run's own root, gs://<bucket>/root
+        capsys.readouterr()
+        server.state.runs[run_id]["runtime_config"].pop("pipeline_root")  # a run submitted without a root
+        assert main(["status", run_id, "--host", server.url]) == 1
+        assert "went to the kfp-launcher ConfigMap's default (minio://mlpipeline/v2/artifacts" in capsys.readouterr().out
+
+
+def test_a_kfp_submission_without_a_gs_root_sends_nothing(tmp_path, capsys):
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        code = main(["submit", "--recipe", "tiny", "--target", "kfp", "--host", server.url, "--input", "gs://b/ugc/",
+                     "-o", str(tmp_path / "p.yaml")])
+    assert code == 2 and "needs a gs:// pipeline root" in capsys.readouterr().err
+    assert server.state.requests == []
