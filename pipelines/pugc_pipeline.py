@@ -77,8 +77,7 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
     """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
     of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), is
     judged against the starting policy and that model, and appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
-    per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
-    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
     policy = {"policy_model": policy_model} if policy_model is not None else {}
     if recipe.rounds > 1:
         tasks["round_split"] = round_split(training_questions=training_questions, round_index=index,
@@ -196,9 +195,9 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         recipe_digest: str = recipe.digest(),
     ) -> Outputs:
         tasks: dict = {}
-        # Checkpoints are per run and per task: the backend fills these placeholders at run time.
-        per_task = dict(run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, task_name=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
-        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, **per_task)
+        # Nothing run-specific goes in as a parameter (the cache key holds every parameter's value): a task
+        # scopes its checkpoints by its output URI at run time (pugc.checkpoint.task_scope).
+        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
         fingerprint = tasks["input_fingerprint"] = input_fingerprint(input_uri=input_uri)
         ingest = dict(input_uri=input_uri, config=input_config, input_fingerprint=fingerprint.output)
         if import_input:

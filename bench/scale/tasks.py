@@ -131,7 +131,7 @@ def run_judge_stage(inputs: dict, folder: Path) -> dict:
                        str(folder / "scoring_dropped.jsonl"), {"mode": "sampled", "n": synthetic.N_JUDGE_SAMPLES},
                        engines={"judge": {"model": "bench/instant"}}, shard_index=0, shard_count=SHARDS,
                        runtime={"checkpoint_root": str(folder / "checkpoints"), "checkpoint_every": CHECKPOINT_EVERY},
-                       run_id="bench", task_name="reward_scoring", tables=inputs["tables"])
+                       scope="bench/reward_scoring", tables=inputs["tables"])
     return {"records": report["counts"]["in"], "unit": "responses", "kept": report["counts"]["out"]}
 
 

@@ -2,8 +2,9 @@
 
 A task retried after preemption finds the chunks its earlier try finished and computes only the rest, so
 nothing is done twice, nothing is lost, and the output is the same as an uninterrupted run's. Folders are
-per run and per task (`checkpoint_folder`): two runs of the same recipe on the same input (a schedule and a
-push-triggered run) never share, and one run's clean-up never deletes another's progress. Inside, the key
+per run and per task (`checkpoint_folder`, scoped by `task_scope`): two runs of the same recipe on the same
+input (a schedule and a push-triggered run) never share, and one run's clean-up never deletes another's
+progress. Inside, the key
 covers the stage, its input's content, its config and its shard, so changed inputs never reuse stale chunks.
 
 On a cluster the root is a shared volume (the model-cache PVC) or a GCS FUSE path (/gcs/... on Vertex).
@@ -39,9 +40,21 @@ def checkpoint_key(*parts: object, files: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()[:20]
 
 
-def checkpoint_folder(root: str | os.PathLike, run_id: str, task_name: str, key: str) -> Path:
-    """<root>/<run>/<task>/<key>. Without a run id (`pugc stage`, tests) progress is keyed by content alone."""
-    return Path(root) / _safe_name(run_id or "no-run") / _safe_name(task_name) / key
+def task_scope(output_uri: str) -> str:
+    """Which run and task a task's checkpoints belong to, read from what the backend hands the task at run time:
+    the URI of one of its outputs. On Kubeflow Pipelines that is `<root>/<pipeline>/<run id>/<task>/<uuid>/<output>`
+    (backend/src/v2/component/launcher_v2.go, the output URIs of the executor input; the driver draws the uuid
+    once and every retry of the task runs with the same executor input, so a retry finds its checkpoints), and
+    the scope is the four parts before the output's name. Nothing run-specific becomes an input parameter, so
+    the cache key (every input parameter's value) is the same for every run of the same inputs."""
+    parts = [part for part in output_uri.rstrip("/").split("/") if part]
+    return "/".join(_safe_name(part) for part in parts[-5:-1])
+
+
+def checkpoint_folder(root: str | os.PathLike, scope: str, key: str) -> Path:
+    """<root>/<scope>/<key>: per run and task (`task_scope`). Without a scope (`pugc stage`, tests) progress is
+    keyed by content alone."""
+    return Path(root).joinpath(*(scope or "no-run").split("/"), key)
 
 
 def _safe_name(text: str) -> str:

@@ -66,8 +66,7 @@ def evaluation_engines(config: EvaluationConfig, engines: dict, model_dir: str) 
 
 def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, section: dict, engines: dict,
                  shard_index: int, shard_count: int, judged_path: str, dropped_path: str,
-                 runtime: dict | None = None, run_id: str = "", task_name: str = "",
-                 drop_stage: str = evaluate.STAGE) -> dict:
+                 runtime: dict | None = None, scope: str = "", drop_stage: str = evaluate.STAGE) -> dict:
     """One shard of the evaluation prompts through three runner passes, each with its model loaded once:
     the trained model answers, the baseline answers, the judge compares. Each pass is chunked and checkpointed
     (a retried task resumes where it stopped, the finished passes included), stops on its engine-error budget
@@ -79,7 +78,7 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     config = build(EvaluationConfig, section, "evaluation")
     roles = evaluation_engines(config, engines, model_dir)
     started = time.monotonic()
-    common = dict(engines=roles, runtime=runtime, run_id=run_id, task_name=task_name)
+    common = dict(engines=roles, runtime=runtime, scope=scope)
     with scratch_folder("evaluate") as work:
         prompts = str(work / "prompts.jsonl")
         count = write_evaluation_prompts(held_out_path, config.prompt_sets, prompts)

@@ -20,7 +20,9 @@ It executes the YAML the way a cluster does, not the way KFP's local runner does
   order the harness chooses (reversed by default: the backend promises none);
 - `dsl.importer` makes an artifact of its URI with empty metadata;
 - a parameter constant that is exactly a run placeholder (`{{$.pipeline_job_uuid}}`, `{{$.pipeline_task_name}}`)
-  is filled in, as the driver does; output parameters are read from the executor output;
+  is filled in, as the driver does from backend 2.5 (the project compiles none); output parameters are read
+  from the executor output;
+- output artifact URIs follow the driver's layout, `<root>/<pipeline>/<run id>/<task key>/<uuid>/<output>`;
 - a task with `triggerPolicy.condition` (`dsl.If`/`Elif`/`Else`) runs only when the condition holds: the
   driver resolves the task's inputs, then evaluates the CEL expression over the executor input, where
   `inputs.parameter_values['name']` is an input parameter (backend/src/v2/driver dag.go and container.go,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 import os
 import re
 import subprocess
@@ -318,8 +321,11 @@ class BackendRun:
         container = executor["container"]
         task_dir = self.workdir / "tasks" / path.replace("/", "__")
         task_dir.mkdir(parents=True, exist_ok=True)
+        # <root>/<pipeline>/<run id>/<task key>/<uuid>/<output>: the driver's layout (backend 2.14+, launcher_v2.go
+        # GenerateOutputURI), with a uuid drawn once per task execution (a retry keeps it)
+        task_root = f"{self.root}/{self.spec['pipelineInfo']['name']}/{self.run_id}/{path.rsplit('/', 1)[-1]}/{uuid.uuid4()}"
         outputs = {
-            name: [Artifact(f"{self.root}/{self.run_id}/{path}/{name}", d["artifactType"]["schemaTitle"])]
+            name: [Artifact(f"{task_root}/{name}", d["artifactType"]["schemaTitle"])]
             for name, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()
         }
         parameter_names = component.get("outputDefinitions", {}).get("parameters", {})

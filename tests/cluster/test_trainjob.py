@@ -28,7 +28,7 @@ def paper_job(tmp_path_factory):
     runtime, section = params["runtime"]["defaultValue"], params["dpo_training_config"]["defaultValue"]
     config = build(DPOTrainingConfig, section, "dpo_training")
     world = World(int(runtime["dpo_trainjob"]["nodes"]), int(runtime["dpo_processes_per_node"]), config.strategy)
-    return recipe, build_trainjob(job_name("run-1", "dpo-training"), runtime["dpo_trainjob"], world, PAIRS, OUTPUT,
+    return recipe, build_trainjob(job_name("pugc/run-1/dpo-training/uuid-1"), runtime["dpo_trainjob"], world, PAIRS, OUTPUT,
                                   section, params["engines"]["defaultValue"]["policy"], "/cache/checkpoints/x", 50)
 
 

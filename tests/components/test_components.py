@@ -61,7 +61,7 @@ def test_ugc_filter_component_runs_the_tiny_judge(tmp_path, tiny):
     write_jsonl(source.path, [Document(id=f"d{i}", text=f"Post number {i} about tents and stoves.") for i in range(12)])
     kept, dropped, metrics = out(tmp_path, "kept"), out(tmp_path, "dropped"), out(tmp_path, "metrics")
     config = {**sections["ugc_filter"], "threshold": 2.5}
-    ugc_filter.python_func(ugc=source, config=config, engines=sections["engines"], runtime={}, recipe_digest="abc", run_id="r", task_name="t", shard_index=0, shard_count=1,
+    ugc_filter.python_func(ugc=source, config=config, engines=sections["engines"], runtime={}, recipe_digest="abc", shard_index=0, shard_count=1,
                            filtered_ugc=kept, dropped=dropped, metrics=metrics)
     rows = read_records(kept.path, Document)
     assert all(d.quality >= 2.5 for d in rows)
@@ -77,7 +77,7 @@ def test_response_sampling_component_writes_k_per_question(tmp_path, tiny):
                               for i in range(3)])
     responses, dropped, metrics = out(tmp_path, "r"), out(tmp_path, "d"), out(tmp_path, "m")
     response_sampling.python_func(relevant_instructions=source, config=sections["response_sampling"],
-                                  engines=sections["engines"], runtime={}, recipe_digest="", run_id="r", task_name="t", shard_index=0, shard_count=1,
+                                  engines=sections["engines"], runtime={}, recipe_digest="", shard_index=0, shard_count=1,
                                   responses=responses,
                                   dropped=dropped, metrics=metrics)
     rows = read_records(responses.path, Response)
@@ -120,7 +120,7 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
     ])
     model, metrics, curve = out(tmp_path, "model"), out(tmp_path, "metrics"), out(tmp_path, "loss.html")
     dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"], runtime={},
-                             recipe_digest="", run_id="r", task_name="t", dpo_model=model, metrics=metrics, loss_curve=curve)
+                             recipe_digest="", dpo_model=model, metrics=metrics, loss_curve=curve)
     curve_html = (tmp_path / "loss.html").read_text()
     assert "<svg" in curve_html and ">training step<" in curve_html and "8 pairs, final loss" in curve_html
     assert len(decode(model.metadata)["training"]["data_digest"]) == 16
@@ -166,7 +166,7 @@ def test_dpo_without_pairs_fails_clearly(tmp_path, tiny):
     write_jsonl(source.path, [])
     with pytest.raises(ValueError, match="no preference pairs to train on"):
         dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
-                                 runtime={}, recipe_digest="", run_id="r", task_name="t", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
+                                 runtime={}, recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
                                  loss_curve=out(tmp_path, "l"))
 
 

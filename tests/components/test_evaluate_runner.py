@@ -40,11 +40,11 @@ def data(tmp_path_factory):
     return folder
 
 
-def evaluate_shard(data, out, sections, shard=0, shards=1, runtime=None, run_id="", engines=None):
+def evaluate_shard(data, out, sections, shard=0, shards=1, runtime=None, scope="", engines=None):
     section = {**sections["evaluation"], "prompt_sets": [str(data / "set.jsonl")]}
     return run_evaluate(str(data / "held_out.jsonl"), str(data / "ugc.jsonl"), resolve_model("pugc-tiny/policy"),
                         section, engines or sections["engines"], shard, shards, str(out / "judged.jsonl"),
-                        str(out / "dropped.jsonl"), runtime=runtime, run_id=run_id, task_name="evaluate")
+                        str(out / "dropped.jsonl"), runtime=runtime, scope=scope)
 
 
 def test_every_prompt_is_judged_or_dropped_and_the_figures_are_the_judged_prompts(data, tmp_path):
@@ -83,7 +83,7 @@ def test_two_shards_merge_to_the_figures_and_gate_of_one(data, tmp_path):
 def killed_evaluate(data, out, sections, runtime, after: int) -> int:
     code = (f"import sys; sys.path.insert(0, {os.getcwd()!r})\n"
             "from tests.components.test_evaluate_runner import evaluate_shard\nfrom pathlib import Path\n"
-            f"evaluate_shard(Path({str(data)!r}), Path({str(out)!r}), {sections!r}, runtime={runtime!r}, run_id='r')")
+            f"evaluate_shard(Path({str(data)!r}), Path({str(out)!r}), {sections!r}, runtime={runtime!r}, scope='r/evaluate')")
     env = {**os.environ, "PUGC_FAIL_AFTER_CHUNKS": str(after)}
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).returncode
 
@@ -93,7 +93,7 @@ def test_a_killed_evaluate_resumes_from_its_chunks_finished_passes_included(data
     runtime = {"checkpoint_root": str(tmp_path / "checkpoints"), "checkpoint_every": 4}
     # 15 prompts in chunks of 4: the trained pass saves 4 chunks, the kill comes after 2 of the baseline's
     assert killed_evaluate(data, tmp_path / "killed", sections, runtime, after=6) == FAULT_EXIT_CODE
-    resumed = evaluate_shard(data, tmp_path / "resumed", sections, runtime=runtime, run_id="r")
+    resumed = evaluate_shard(data, tmp_path / "resumed", sections, runtime=runtime, scope="r/evaluate")
     clean = evaluate_shard(data, tmp_path / "clean", sections,  # the same chunks: hf batches shape the numerics
                            runtime={**runtime, "checkpoint_root": str(tmp_path / "fresh")})
     assert resumed["resumed_chunks"] == 6  # nothing finished was computed again

@@ -28,7 +28,7 @@ def stage_call(stage, source, out, checkpoint_root, run_id):
     runtime = {"checkpoint_root": str(checkpoint_root), "checkpoint_every": 6}
     return (f"from pugc.stage_runner import run_stage; run_stage({stage!r}, {str(source)!r}, {str(out)!r}, "
             f"{str(out) + '.dropped'!r}, {SECTIONS[stage]!r}, {SECTIONS['engines']!r}, 0, 1, {runtime!r}, "
-            f"run_id={run_id!r}, task_name='task', tables={tables(source.parent)!r})")
+            f"scope={run_id + '/task'!r}, tables={tables(source.parent)!r})")
 
 
 def tables(folder) -> dict:
@@ -58,7 +58,7 @@ def test_killed_stage_resumes_to_the_uninterrupted_result(tmp_path, stage):
     assert len(list(checkpoints.glob("run-a/task/*/chunk-*"))) == 2
     runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
     resumed = run_stage(stage, str(source), str(out), str(out) + ".dropped", SECTIONS[stage], SECTIONS["engines"],
-                        0, 1, runtime, run_id="run-a", task_name="task", tables=tables(tmp_path))
+                        0, 1, runtime, scope="run-a/task", tables=tables(tmp_path))
     clean = tmp_path / "clean.jsonl"
     run_stage(stage, str(source), str(clean), str(clean) + ".dropped", SECTIONS[stage], SECTIONS["engines"], 0, 1,
               {"checkpoint_root": str(tmp_path / "fresh"), "checkpoint_every": 6}, tables=tables(tmp_path))
@@ -80,7 +80,7 @@ def test_another_run_neither_reuses_nor_clears_a_runs_checkpoints(tmp_path):
     assert killed(first_try, "PUGC_FAIL_AFTER_CHUNKS", 2) == FAULT_EXIT_CODE
     runtime = {"checkpoint_root": str(checkpoints), "checkpoint_every": 6}
     other = run_stage(stage, str(source), str(tmp_path / "b.jsonl"), str(tmp_path / "b.dropped"), SECTIONS[stage],
-                      SECTIONS["engines"], 0, 1, runtime, run_id="push-run", task_name="task",
+                      SECTIONS["engines"], 0, 1, runtime, scope="push-run/task",
                       tables=tables(tmp_path))
     assert other["resumed_chunks"] == 0  # the same recipe and input, but another run: computed afresh
     assert len(list(checkpoints.glob("scheduled-run/task/*/chunk-*/result.json"))) == 2  # and left alone

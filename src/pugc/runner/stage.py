@@ -26,12 +26,13 @@ log = logging.getLogger(__name__)
 
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
               engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
-              runtime: dict | None = None, run_id: str = "", task_name: str = "", tables: dict | None = None,
+              runtime: dict | None = None, scope: str = "", tables: dict | None = None,
               side_path: str | None = None, keep_checkpoints: bool = False) -> dict[str, Any]:
     """Run a stage on its shard of the input. `tables` are the paths of the tables the stage joins, by name
     (`StageSpec.joins`); `side_path` receives its side artifact (default: next to the output). With
     `runtime.checkpoint_root` every engine batch is saved when done, so a retried try of the same task of the
-    same run (`run_id`, `task_name`) resumes (pugc.checkpoint); they are cleared once the output is whole,
+    same run (`scope`: pugc.checkpoint.task_scope of the task's output) resumes; they are cleared once the
+    output is whole,
     unless `keep_checkpoints` (a pass of a task that runs several: the report's `checkpoints` names the folder,
     for the task to clear when it is done)."""
     from pugc.stages import spec_for
@@ -46,7 +47,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
     log.info("%s: %d input records%s from %s", stage, end - start, where, input_path)
     joined = tuple(tables[j.table] for j in spec.joins if j.table in tables)
-    checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name,
+    checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, scope,
                                (input_path, *joined)) if end > start else None
     pacer = _pacer(spec, runtime, checkpointed=checkpoints is not None)
     tally, lazy, joiner = Tally(spec.metrics), LazyEngine(spec, config, engines), TableJoiner(spec.joins, tables)
@@ -103,14 +104,14 @@ def _pacer(spec, runtime: dict, checkpointed: bool) -> BatchPacer:
                       float(runtime.get("checkpoint_seconds") or CHECKPOINT_SECONDS))
 
 
-def _checkpoints(spec, section, engines, shard_index, shard_count, runtime, run_id, task_name, files):
+def _checkpoints(spec, section, engines, shard_index, shard_count, runtime, scope, files):
     if not runtime.get("checkpoint_root"):
         return None
     from pugc.checkpoint import ChunkCheckpoints, checkpoint_folder, checkpoint_key
 
     key = checkpoint_key(spec.name, section, (engines or {}).get(spec.engine_role or ""), shard_index, shard_count,
                          files=files)
-    return ChunkCheckpoints(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or spec.name, key))
+    return ChunkCheckpoints(checkpoint_folder(runtime["checkpoint_root"], scope, key))
 
 
 class LazyEngine:

@@ -11,7 +11,7 @@ from pugc.secrets import load_hf_token
 
 
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
-                 run_id: str = "", task_name: str = "", pairs_uri: str = "", model_uri: str = "") -> dict:
+                 scope: str = "", pairs_uri: str = "", model_uri: str = "") -> dict:
     from pugc.config import DPOTrainingConfig
 
     setup_logging()
@@ -25,10 +25,10 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         from pugc.checkpoint import checkpoint_folder, checkpoint_key
 
         key = checkpoint_key("dpo_training", section, engines.get("policy"), files=(pairs_path,))
-        checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], run_id, task_name or "dpo_training", key))
+        checkpoint_dir = str(checkpoint_folder(runtime["checkpoint_root"], scope, key))
     if runtime.get("dpo_trainjob"):
         training = _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config, runtime,
-                                      checkpoint_dir, run_id, task_name)
+                                      checkpoint_dir, scope)
     else:
         training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
     make_world_readable(model_dir)  # the export to dpo_training.export_uri is its own task, after the gate
@@ -58,7 +58,7 @@ def _train_in_world(pairs_path, model_dir, section, engines, config, policy, run
 
 
 def _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config, runtime, checkpoint_dir,
-                       run_id, task_name) -> dict:
+                       scope) -> dict:
     """Several nodes: a Kubeflow Trainer TrainJob trains from and to the pipeline root; the checkpoint is then
     copied into this task's Model artifact (pugc.training.trainjob)."""
     import json
@@ -75,7 +75,7 @@ def _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config
     world = World(int(settings["nodes"]), int(runtime.get("dpo_processes_per_node") or 1), config.strategy,
                   config.cpu_offload)
     staging = f"{model_uri.rstrip('/')}-trainjob"
-    job = build_trainjob(job_name(run_id, task_name), settings, world, pairs_uri, staging, section,
+    job = build_trainjob(job_name(scope), settings, world, pairs_uri, staging, section,
                          engines.get("policy", {}), checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
     run_trainjob(job, poll_seconds=float(settings.get("poll_seconds", 30)),
                  timeout_seconds=settings.get("timeout_seconds"))

@@ -22,9 +22,10 @@ JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
 CACHE_VOLUME, SHM_VOLUME = "model-cache", "dshm"
 
 
-def job_name(run_id: str, task_name: str) -> str:
-    """A DNS-1035 name unique per run and task, stable across the task's retries (a retry finds its own job)."""
-    return "pugc-dpo-" + hashlib.sha256(f"{run_id}/{task_name}".encode()).hexdigest()[:12]
+def job_name(scope: str) -> str:
+    """A DNS-1035 name unique per run and task (`checkpoint.task_scope`), stable across the task's retries (a
+    retry finds its own job)."""
+    return "pugc-dpo-" + hashlib.sha256(scope.encode()).hexdigest()[:12]
 
 
 def build_trainjob(name: str, settings: dict, world: World, pairs_uri: str, output_uri: str, section: dict,
