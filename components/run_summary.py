@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Output
 
 from pugc.components import images
 
@@ -9,7 +9,7 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 instruction_gen_dropped: Input[Dataset], relevance_filter_dropped: Input[Dataset],
                 held_out_split_dropped: Input[Dataset], response_sampling_dropped: Input[Dataset],
                 reward_scoring_dropped: Input[Dataset], preference_pairs_dropped: Input[Dataset],
-                dpo_model: Input[Model], evaluate_dropped: Input[Dataset], evaluation: Input[Artifact],
+                training_report: Input[Artifact], evaluate_dropped: Input[Dataset], evaluation: Input[Artifact],
                 recipe_digest: str,
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
                 summary_report: Output[HTML], rounds: Input[Artifact] = None,
@@ -23,7 +23,7 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
     write_run_summary(
         stage_artifacts=[duplicates, ugc_filter_dropped, instruction_gen_dropped, relevance_filter_dropped,
                          held_out_split_dropped, response_sampling_dropped, reward_scoring_dropped,
-                         preference_pairs_dropped, dpo_model, evaluate_dropped],
+                         preference_pairs_dropped, training_report, evaluate_dropped],
         quarantine=quarantine, recipe_digest=recipe_digest, evaluation_path=evaluation.path,
         summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
         rounds_path=rounds.path if rounds else None, rounds_dropped_path=rounds_dropped.path if rounds_dropped else None,

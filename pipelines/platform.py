@@ -202,6 +202,14 @@ def task_component(cluster: ClusterConfig, name: str, component, target: str):
     )
 
 
+def custom_job_inputs(cluster: ClusterConfig, name: str, target: str, identity) -> dict:
+    """A custom-job task's `service_account` (the pipeline's `vertex_service_account` parameter): without one,
+    Vertex runs the job as the project's Custom Code Service Agent, not as the account the pipeline job was
+    submitted with, and that agent reaches neither the HF token in Secret Manager nor buckets elsewhere."""
+    spec = cluster.resources.get(name) or ResourceSpec()
+    return {"service_account": identity} if identity is not None and runs_as_custom_job(spec, target) else {}
+
+
 def vertex_machine_type(name: str, spec: ResourceSpec, accelerator: str) -> str:
     if spec.vertex_machine_type:
         return spec.vertex_machine_type

@@ -34,7 +34,8 @@ from pugc.components.run_summary import run_summary
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
 from pugc.components import images
-from pugc.pipelines.platform import PREVIOUS_ROUND, apply_platform, task_component, training_runtime
+from pugc.pipelines.platform import (PREVIOUS_ROUND, apply_platform, custom_job_inputs, task_component,
+                                     training_runtime)
 
 PIPELINE_NAME = "pugc"
 
@@ -44,7 +45,7 @@ Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_
 
 
 def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict,
-            key: str = "", **params):
+            key: str = "", identity=None, **params):
     """Run an LLM stage as a ParallelFor over its shards (one GPU task each), then merge in shard order.
 
     The same path serves 1 shard and many, so both give the same records. Returns the merge task, whose
@@ -54,7 +55,8 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
     count = recipe.cluster.shards_for(stage)
     component = task_component(recipe.cluster, stage, component, target)
     with dsl.ParallelFor(items=list(range(count)), name=f"{key}-shards") as shard_index:
-        shard_task = component(**source, **params, shard_index=shard_index, shard_count=count)
+        shard_task = component(**source, **params, **custom_job_inputs(recipe.cluster, stage, target, identity),
+                               shard_index=shard_index, shard_count=count)
     merge_task = merge_shards(parts=dsl.Collected(shard_task.outputs[output]),
                               dropped_parts=dsl.Collected(shard_task.outputs["dropped"]),
                               recipe_digest=params["recipe_digest"])
@@ -63,7 +65,8 @@ def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, ou
 
 
 ROUND_OUTPUTS = ("preference_pairs", "dpo_model", "pairs_report", "loss_curve", "judged")  # the last round's
-RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, pairs_report=HTML,
+RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Model, model_uri=str,
+                          training_report=Artifact, pairs_report=HTML,
                           loss_curve=HTML, evaluation=Artifact, evaluation_report=HTML, judged=Dataset,
                           response_sampling_dropped=Dataset, reward_scoring_dropped=Dataset,
                           preference_pairs_dropped=Dataset, evaluate_dropped=Dataset, rounds=Artifact,
@@ -72,12 +75,12 @@ RoundOutputs = NamedTuple("RoundOutputs", preference_pairs=Dataset, dpo_model=Mo
 
 def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_questions, evaluation_questions,
                 documents, questions, response_sampling_config, reward_scoring_config, preference_pairs_config,
-                dpo_training_config, evaluation_config, engines, runtime, recipe_digest, policy_model=None,
-                previous_rounds=None, previous_dropped=None, previous_pairs=None) -> dict:
+                dpo_training_config, evaluation_config, engines, runtime, recipe_digest, vertex_service_account,
+                policy_model=None, previous_rounds=None, previous_dropped=None, previous_pairs=None) -> dict:
     """Sample, judge, pair, train, evaluate: one round. With several rounds it samples and trains only its part
     of the questions, starting from `policy_model` (the previous round's model; None = engines.policy), is
     judged against the starting policy and that model, and appends its figures to the previous rounds' report. Returns the round's outputs by RoundOutputs name."""
-    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
+    llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, identity=vertex_service_account)
     policy = {"policy_model": policy_model} if policy_model is not None else {}
     if recipe.rounds > 1:
         tasks["round_split"] = round_split(training_questions=training_questions, round_index=index,
@@ -95,7 +98,8 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
         recipe_digest=recipe_digest)
     dpo_training_task = tasks["dpo_training"] = task_component(recipe.cluster, "dpo_training", dpo_training, target)(
         preference_pairs=preference_pairs_task.outputs["preference_pairs"], config=dpo_training_config,
-        **llm, **policy)
+        engines=engines, runtime=runtime, recipe_digest=recipe_digest, **policy,
+        **custom_job_inputs(recipe.cluster, "dpo_training", target, vertex_service_account))
     evaluate_task = fan_out(  # against the base policy (or evaluation.baseline), every round alike
         recipe, target, "evaluate", evaluate,
         {"evaluation_questions": evaluation_questions, "ugc": documents,
@@ -113,7 +117,9 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
             judged=previous_task.outputs["merged"], config=evaluation_config)
     outputs = dict(
         preference_pairs=preference_pairs_task.outputs["preference_pairs"],
-        dpo_model=dpo_training_task.outputs["dpo_model"], pairs_report=preference_pairs_task.outputs["pairs_report"],
+        dpo_model=dpo_training_task.outputs["dpo_model"], model_uri=dpo_training_task.outputs["Output"],
+        training_report=dpo_training_task.outputs["training_report"],
+        pairs_report=preference_pairs_task.outputs["pairs_report"],
         loss_curve=dpo_training_task.outputs["loss_curve"], evaluation=gate_task.outputs["evaluation"],
         evaluation_report=gate_task.outputs["evaluation_report"], judged=evaluate_task.outputs["merged"],
         response_sampling_dropped=response_sampling_task.outputs["dropped"],
@@ -126,7 +132,7 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
                     "previous_evaluation": previous_gate.outputs["evaluation"],
                     "previous_evaluate_dropped": previous_task.outputs["dropped"]} if policy_model is not None else {}
         report_task = tasks["round_report"] = round_report(
-            round_index=index, dpo_model=outputs["dpo_model"], evaluation=outputs["evaluation"],
+            round_index=index, training_report=outputs["training_report"], evaluation=outputs["evaluation"],
             preference_pairs=outputs["preference_pairs"],
             **{key: outputs[key] for key in ("response_sampling_dropped", "reward_scoring_dropped",
                                               "preference_pairs_dropped", "evaluate_dropped")}, **previous)
@@ -149,7 +155,8 @@ def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
         def first_round(training_questions: Input[Dataset], evaluation_questions: Input[Dataset],
                         documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
                         reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
-                        evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str) -> RoundOutputs:
+                        evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str,
+                        vertex_service_account: str) -> RoundOutputs:
             return body(locals())
         return first_round
 
@@ -158,7 +165,7 @@ def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
                     documents: Input[Dataset], questions: Input[Dataset], response_sampling_config: dict,
                     reward_scoring_config: dict, preference_pairs_config: dict, dpo_training_config: dict,
                     evaluation_config: dict, engines: dict, runtime: dict, recipe_digest: str,
-                    policy_model: Input[Model], previous_rounds: Input[Artifact], previous_dropped: Input[Dataset],
+                    vertex_service_account: str, policy_model: Input[Model], previous_rounds: Input[Artifact], previous_dropped: Input[Dataset],
                     previous_pairs: Input[Dataset]) -> RoundOutputs:
         return body(locals())
     return later_round
@@ -193,11 +200,14 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         evaluation_config: dict = sections["evaluation"],
         runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER)},
         recipe_digest: str = recipe.digest(),
+        # Vertex AI: the Google service account GPU tasks (custom jobs) run as; `pugc submit` passes the one the
+        # job is submitted with. Empty: Vertex's default (the project's Custom Code Service Agent).
+        vertex_service_account: str = "",
     ) -> Outputs:
         tasks: dict = {}
         # Nothing run-specific goes in as a parameter (the cache key holds every parameter's value): a task
         # scopes its checkpoints by its output URI at run time (pugc.checkpoint.task_scope).
-        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest)
+        llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, identity=vertex_service_account)
         fingerprint = tasks["input_fingerprint"] = input_fingerprint(input_uri=input_uri)
         ingest = dict(input_uri=input_uri, config=input_config, input_fingerprint=fingerprint.output)
         if import_input:
@@ -228,7 +238,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         configs = dict(response_sampling_config=response_sampling_config, reward_scoring_config=reward_scoring_config,
                        preference_pairs_config=preference_pairs_config, dpo_training_config=dpo_training_config,
                        evaluation_config=evaluation_config, engines=engines, runtime=runtime,
-                       recipe_digest=recipe_digest)
+                       recipe_digest=recipe_digest, vertex_service_account=vertex_service_account)
         if recipe.rounds == 1:
             last = train_round(recipe, target, tasks, 1, **data, **configs)
             gate, report = tasks["evaluation_gate"], {}
@@ -246,7 +256,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
             last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
         with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(dpo_model=last["dpo_model"], evaluation=gate.outputs["evaluation"],
+            tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
                                                  config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
@@ -257,7 +267,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             response_sampling_dropped=last["response_sampling_dropped"],
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
-            dpo_model=last["dpo_model"], evaluate_dropped=last["evaluate_dropped"],
+            training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
             evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report)
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,

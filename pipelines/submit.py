@@ -79,7 +79,8 @@ def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str 
         target=target, recipe=recipe.name, recipe_digest=recipe.digest(), pipeline_file=str(path),
         pipeline_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         run_name=run_name or f"pugc-{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-        parameters={"input_uri": uri}, pipeline_root=root, experiment=experiment, schedule=schedule,
+        parameters={"input_uri": uri, **({"vertex_service_account": service_account}
+                                         if target == "vertex" and service_account else {})}, pipeline_root=root, experiment=experiment, schedule=schedule,
         host=host or os.environ.get("KFP_HOST") if target == "kfp" else None,
         token_source=token_source(token)[1] if target == "kfp" else None,
         project=project or os.environ.get("GOOGLE_CLOUD_PROJECT") if target == "vertex" else None,

@@ -191,16 +191,17 @@ def gate_line(summary: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- export
-def run_export(model_dir: str, section: dict) -> dict:
-    """Upload the gated model to `dpo_training.export_uri` (gs://); without one there is nothing to do.
-    The section was validated when the recipe loaded; only its export_uri is read (no TRL on a CPU image)."""
+def run_export(model_uri: str, section: dict) -> dict:
+    """Copy the gated model (its gs:// URI on a cluster, a local folder in a local run) to
+    `dpo_training.export_uri` (gs://); without one there is nothing to do. The section was validated when the
+    recipe loaded; only its export_uri is read (no TRL on a CPU image)."""
     setup_logging()
     export_uri = section.get("export_uri") or ""
     if not export_uri:
         log.info("export_model: no dpo_training.export_uri: nothing uploaded")
         return {"export_uri": ""}
-    from pugc.gcs import export_model
+    from pugc.gcs import copy_model, export_model, is_gcs
 
-    exported = export_model(model_dir, export_uri)
+    exported = copy_model(model_uri, export_uri) if is_gcs(model_uri) else export_model(model_uri, export_uri)
     log.info("export_model: %d files to %s", exported["files"], exported["uri"])
     return {"export_uri": exported["uri"], "files": exported["files"]}

@@ -8,7 +8,7 @@ from pugc.logs import setup_logging
 from pugc.runner.artifacts import path_and_lineage, publish, read_lineage  # noqa: F401  (components import these)
 from pugc.runner.ingest import run_ingest  # noqa: F401
 from pugc.runner.stage import run_stage  # noqa: F401
-from pugc.runner.training import run_training  # noqa: F401
+from pugc.runner.training import run_training, write_training_report  # noqa: F401
 
 
 def merge_shards(parts: list, dropped_parts: list, merged_path: str, dropped_path: str) -> dict:

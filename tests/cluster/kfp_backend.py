@@ -28,12 +28,25 @@ It executes the YAML the way a cluster does, not the way KFP's local runner does
   `inputs.parameter_values['name']` is an input parameter (backend/src/v2/driver dag.go and container.go,
   backend/src/v2/expression). A task not triggered runs nothing and produces nothing (`RunResult.skipped`).
 
-It does not schedule pods, apply kfp-kubernetes settings, cache or retry.
+- the launcher downloads every input artifact to the task's own disk before the command runs and uploads the
+  outputs after it succeeded (backend/src/v2/component/launcher_v2.go, downloadArtifacts and
+  uploadOutputArtifacts): each task sees a private copy of its inputs under its own `/gcs`, and the bytes
+  moved each way are counted per task (`TaskRun.downloaded_bytes`, `uploaded_bytes`);
+- a task whose caching is on is looked up by the driver's fingerprint (`cache_fingerprint`, after
+  backend/src/v2/cacheutils/cache.go GenerateCacheKey and driver/cache.go getFingerPrint): the MLMD ids of its
+  input artifacts, its resolved input parameters, its output names and types (URIs wiped), its image and its
+  unresolved command; a hit reuses the earlier execution's outputs (their MLMD ids too) and runs nothing. A
+  `BackendCache` shared by two `BackendRun`s is the backend's MLMD across runs; an importer with
+  `reimport=False` returns the same artifact id for the same URI.
+
+It does not schedule pods, apply kfp-kubernetes settings or retry.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import shutil
 import uuid
 import os
 import re
@@ -154,8 +167,41 @@ class TaskRun:
     image: str
     python: str  # the interpreter of the image's environment it ran in
     returncode: int
-    log: Path
+    log: Path | None
     outputs: dict[str, list[Artifact]]
+    cached: bool = False  # served from the cache: nothing ran
+    fingerprint: str = ""
+    downloaded_bytes: int = 0  # input artifacts the launcher copied to the task's disk
+    uploaded_bytes: int = 0
+
+
+@dataclass
+class BackendCache:
+    """What the backend keeps across runs: cached executions by fingerprint (their outputs and output
+    parameters), the artifact ids of imported URIs, and one sequence of MLMD ids."""
+
+    executions: dict[str, tuple[dict, dict]] = field(default_factory=dict)
+    imported: dict[str, int] = field(default_factory=dict)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+
+
+def cache_fingerprint(container: dict, component: dict, params: dict, artifacts: dict) -> str:
+    """The driver's cache key of a container task (cacheutils/cache.go GenerateCacheKey): input artifacts by
+    MLMD id (not URI, not content), input parameters as resolved, output artifact names/types/metadata with the
+    URI wiped, output parameter types, and the container's image with its command and args as compiled
+    (placeholders unresolved). Hashed as sha256 over its JSON (GenerateFingerPrint). Run id and task name are
+    not in it, unless a task takes them as parameters."""
+    outputs = component.get("outputDefinitions", {})
+    key = {
+        "inputArtifactNames": {name: {"artifactNames": [str(a.mlmd_id) for a in found]}
+                               for name, found in sorted(artifacts.items())},
+        "inputParameterValues": params,
+        "outputArtifactsSpec": {name: {"name": name, "type": {"schemaTitle": d["artifactType"]["schemaTitle"]},
+                                       "metadata": {}} for name, d in outputs.get("artifacts", {}).items()},
+        "outputParametersSpec": {name: d["parameterType"] for name, d in outputs.get("parameters", {}).items()},
+        "containerSpec": {"image": container["image"], "cmdArgs": container["command"] + container.get("args", [])},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -182,15 +228,30 @@ def backend_pipeline_root(runtime_config: dict, launcher_config: dict | None = N
             or LAUNCHER_DEFAULT_ROOT)
 
 
+def _download_from_gcs(uri: str, target: Path) -> int:
+    """Every object under `uri` (a file, or a prefix of files) from Cloud Storage (here its emulator)."""
+    from google.cloud import storage
+
+    bucket_name, _, prefix = uri[len("gs://"):].partition("/")
+    total = 0
+    for blob in storage.Client().list_blobs(bucket_name, prefix=prefix):
+        local = target if blob.name == prefix else target / blob.name[len(prefix):].lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        blob.download_to_filename(str(local))
+        total += local.stat().st_size
+    return total
+
+
 class BackendRun:
     def __init__(self, pipeline_yaml: str | os.PathLike, workdir: str | os.PathLike, runtime_config: dict,
                  images: dict[str, ImageEnv] | None = None, env: dict[str, str] | None = None,
-                 run_id: str = "run-1", collect_reversed: bool = True, launcher_config: dict | None = None):
+                 run_id: str = "run-1", collect_reversed: bool = True, launcher_config: dict | None = None,
+                 cache: BackendCache | None = None, mount: str | os.PathLike | None = None):
         """`runtime_config`: the run's, as the API server stored it ({"pipeline_root", "parameters"})."""
         documents = list(yaml.safe_load_all(Path(pipeline_yaml).read_text()))
         self.spec = documents[0]
         self.workdir = Path(workdir)
-        self.mount = self.workdir / "gcs"
+        self.mount = Path(mount) if mount else self.workdir / "gcs"  # the bucket's contents: shared by runs
         self.runtime_config = runtime_config
         self.root = backend_pipeline_root(runtime_config, launcher_config).rstrip("/")
         if not self.root.startswith("gs://"):
@@ -200,7 +261,8 @@ class BackendRun:
         self.env = env or {}
         self.run_id = run_id
         self.collect_reversed = collect_reversed
-        self.ids = itertools.count(1)
+        self.cache = cache or BackendCache()
+        self.ids = self.cache.ids
         self.tasks: list[TaskRun] = []
         self.skipped: list[str] = []
 
@@ -241,7 +303,9 @@ class BackendRun:
             elif "dag" in component:
                 produced[name] = self._run_dag(component["dag"], task_params, task_artifacts, f"{path}/", outputs)
             else:
-                produced[name], produced_params[name] = self._execute(component, task_params, task_artifacts, path)
+                cached = bool(task.get("cachingOptions", {}).get("enableCache"))
+                produced[name], produced_params[name] = self._execute(component, task_params, task_artifacts, path,
+                                                                      cached)
             outputs[path] = produced[name]
         return {key: [a for selector in out["artifactSelectors"]
                       for a in produced[selector["producerSubtask"]][selector["outputArtifactKey"]]]
@@ -311,14 +375,21 @@ class BackendRun:
         return collected
 
     # ---------------------------------------------------------------------------- executors
-    def _execute(self, component: dict, params: dict, artifacts: dict, path: str) -> tuple[dict, dict]:
-        """Run one container task; returns its output artifacts and output parameters."""
+    def _execute(self, component: dict, params: dict, artifacts: dict, path: str,
+                 caching: bool = False) -> tuple[dict, dict]:
+        """Run one container task (or serve it from the cache); returns its output artifacts and parameters."""
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
         if "importer" in executor:
             uri = params[executor["importer"]["artifactUri"]["runtimeParameter"]]
-            artifact = Artifact(uri, executor["importer"]["typeSchema"]["schemaTitle"], {}, next(self.ids))
-            return {"artifact": [artifact]}, {}
+            known = self.cache.imported.setdefault(uri, next(self.ids))  # reimport=False: the same artifact
+            return {"artifact": [Artifact(uri, executor["importer"]["typeSchema"]["schemaTitle"], {}, known)]}, {}
         container = executor["container"]
+        fingerprint = cache_fingerprint(container, component, params, artifacts)
+        if caching and fingerprint in self.cache.executions:
+            outputs, parameters = self.cache.executions[fingerprint]
+            self.tasks.append(TaskRun(path, container["image"], "", 0, None, outputs, cached=True,
+                                      fingerprint=fingerprint))
+            return outputs, parameters
         task_dir = self.workdir / "tasks" / path.replace("/", "__")
         task_dir.mkdir(parents=True, exist_ok=True)
         # <root>/<pipeline>/<run id>/<task key>/<uuid>/<output>: the driver's layout (backend 2.14+, launcher_v2.go
@@ -340,27 +411,63 @@ class BackendRun:
                 "outputFile": str(task_dir / "executor_output.json"),
             },
         })
+        disk = task_dir / "gcs"  # the pod's own /gcs: an emptyDir the launcher fills
+        downloaded = sum(self._download(a.uri, disk) for found in artifacts.values() for a in found)
         for found in outputs.values():
-            self.local_path(found[0].uri).parent.mkdir(parents=True, exist_ok=True)
+            (disk / found[0].uri[len("gs://"):]).parent.mkdir(parents=True, exist_ok=True)
         log = task_dir / "log.txt"
         image = self.images.get(container["image"], ImageEnv(sys.executable))
-        returncode = self._launch(container, image, executor_input, log)
-        run = TaskRun(path, container["image"], image.python, returncode, log, outputs)
+        returncode = self._launch(container, image, executor_input, log, disk)
+        run = TaskRun(path, container["image"], image.python, returncode, log, outputs, fingerprint=fingerprint,
+                      downloaded_bytes=downloaded)
         self.tasks.append(run)
         if returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
             raise TaskFailed(f"task {path} ({container['image']}) exited {returncode}:\n{tail}")
         written = self._record_outputs(task_dir / "executor_output.json", outputs, path)
-        return outputs, {name: written.get("parameterValues", {})[name] for name in parameter_names}
+        run.uploaded_bytes = sum(self._upload(found[0].uri, disk) for found in outputs.values())
+        parameters = {name: written.get("parameterValues", {})[name] for name in parameter_names}
+        if caching:
+            self.cache.executions[fingerprint] = (outputs, parameters)
+        return outputs, parameters
 
-    def _launch(self, container: dict, image: ImageEnv, executor_input: dict, log: Path) -> int:
+    def _download(self, uri: str, disk: Path) -> int:
+        """An input artifact copied to the task's disk, as the launcher does (every file under the URI); its
+        bytes. The run's own artifacts live under the mount; an imported input in the GCS emulator."""
+        if not uri.startswith("gs://"):
+            return 0
+        target = disk / uri[len("gs://"):]
+        source = self.local_path(uri)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        elif source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        else:
+            return _download_from_gcs(uri, target)
+        return sum(p.stat().st_size for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
+
+    def _upload(self, uri: str, disk: Path) -> int:
+        """A task's output copied back to the remote root after the task succeeded; its bytes."""
+        source = disk / uri[len("gs://"):]
+        if not source.exists():
+            return 0
+        target = self.local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+        return sum(p.stat().st_size for p in ([source] if source.is_file() else source.rglob("*")) if p.is_file())
+
+    def _launch(self, container: dict, image: ImageEnv, executor_input: dict, log: Path, disk: Path) -> int:
         serialized = json.dumps(executor_input)
         argv = [part.replace("{{$}}", serialized) for part in container["command"] + container.get("args", [])]
         leftover = [part for part in argv if "{{$." in part]
         if leftover:
             raise NotImplementedError(f"placeholders the harness does not fill: {leftover}")
         env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **self.env,
-               GCS_MOUNT_ENV: str(self.mount)}
+               GCS_MOUNT_ENV: str(disk)}
         env["PATH"] = f"{Path(image.python).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE_DIR), image.pythonpath, env.get("PYTHONPATH")) if p)
         with open(log, "w") as out:

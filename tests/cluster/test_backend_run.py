@@ -9,7 +9,8 @@ import pytest
 from pugc.config import load_recipe
 from pugc.inprocess import run_in_process
 from pugc.components import images
-from tests.cluster.kfp_backend import BackendRun, ImageEnv, TaskFailed, UnsupportedValue, cel_condition, through_mlmd
+from tests.cluster.kfp_backend import (BackendCache, BackendRun, ImageEnv, TaskFailed, UnsupportedValue, cel_condition,
+                                       through_mlmd)
 
 PIPELINE_ROOT = "gs://pugc-pipeline-root/tiny"
 
@@ -42,15 +43,16 @@ def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, vllm_env
     are the trainer image's (torch aside). pugc reaches each as the images install it (a built wheel)."""
     work = tmp_path_factory.mktemp("backend")
     recipe = load_recipe("tiny", ["cluster.shards=2", f"cluster.model_cache_path={work / 'cache'}"])
+    cache = BackendCache()
     run, result = run_on_backend(recipe, work, gcs_emulator, "pugc-backend-input", sample_slice, base_env, vllm_env,
-                                 pugc_site)
-    return run, result, recipe, work
+                                 pugc_site, cache)
+    return run, result, recipe, work, cache
 
 
 
 @pytest.mark.e2e
 def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(backend_run):
-    run, result, _, _ = backend_run
+    run, result, _, _, _ = backend_run
     shard_tasks = [t.path for t in result.tasks if t.path.startswith("for-loop")]
     assert len(shard_tasks) == 12  # five LLM stages and evaluate x two shards, each its own task
     assert all(t.returncode == 0 for t in result.tasks)
@@ -79,7 +81,7 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
 
 @pytest.mark.e2e
 def test_two_shards_merged_from_a_shuffled_collection_equal_one_process(backend_run, tmp_path, sample_slice):
-    run, result, recipe, work = backend_run
+    run, result, recipe, work, _ = backend_run
     pairs = run.local_path(result.artifact("preference-pairs", "preference_pairs").uri).read_text()
     run_in_process(recipe, str(sample_slice), tmp_path)
     expected = (tmp_path / "preference_pairs.jsonl").read_text()
@@ -94,7 +96,7 @@ def test_two_shards_merged_from_a_shuffled_collection_equal_one_process(backend_
 def test_model_artifact_metadata_reads_back_after_the_backend(backend_run):
     from pugc.lineage import decode
 
-    run, result, _, _ = backend_run
+    run, result, _, _, _ = backend_run
     model = result.artifact("dpo-training", "dpo_model")
     lineage = decode(model.metadata)
     assert lineage["stage"] == "dpo_training" and lineage["training"]["steps"] == 4
@@ -175,7 +177,9 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     first, second = summary["rounds"]
     round_one_model = result.artifact("round-1/dpo-training", "dpo_model")
     assert first["sampled_with"] == first["base_model"] == "pugc-tiny/policy"
-    assert second["sampled_with"] == second["base_model"] == str(run.local_path(round_one_model.uri))
+    # the launcher handed round 2's tasks their own downloaded copy of round 1's model
+    assert second["sampled_with"] == second["base_model"]
+    assert second["sampled_with"].endswith("/gcs/" + round_one_model.uri[len("gs://"):])
     assert summary["training"]["base_model"] == second["base_model"]
     assert sum(r["questions"] for r in summary["rounds"]) == summary["stages"]["held_out_split"]["out"]
     rejected = [json.loads(line) for line in
@@ -185,16 +189,21 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     assert len(counted) == summary["quarantined"] + sum(sum(s["dropped"].values()) for s in stages.values())
 
 
-def run_on_backend(recipe, folder, gcs_emulator, bucket_name: str, sample_slice, base_env, vllm_env, pugc_site):
+def run_on_backend(recipe, folder, gcs_emulator, bucket_name: str, sample_slice, base_env, vllm_env, pugc_site,
+                   cache: BackendCache | None = None):
     """The recipe submitted as `pugc submit` sends it (to the loopback KFP API server) and run as the backend
     runs the stored run: its runtime config's root and parameters, its input uploaded to the GCS emulator; CPU
     tasks in the base image's environment, LLM stages in the vllm image's."""
     stored = submitted_run(recipe, folder, f"gs://{bucket_name}/ugc/slice.jsonl")
     gcs_emulator.create_bucket(bucket_name).blob("ugc/slice.jsonl").upload_from_filename(str(sample_slice))
     run = BackendRun(folder / "pipeline.yaml", folder, stored["runtime_config"], run_id=stored["run_id"],
-                     images={images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
-                             images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))})
+                     images=image_envs(base_env, vllm_env, pugc_site), cache=cache)
     return run, run.run()
+
+
+def image_envs(base_env, vllm_env, pugc_site) -> dict:
+    return {images.BASE: ImageEnv(str(base_env / "bin" / "python"), str(pugc_site)),
+            images.INFERENCE: ImageEnv(str(vllm_env / "bin" / "python"), str(pugc_site))}
 
 
 def submitted_run(recipe, folder, input_uri: str, pipeline_root: str = PIPELINE_ROOT) -> dict:
@@ -218,3 +227,43 @@ def test_the_backend_runs_under_the_root_the_run_carries(tmp_path):
         BackendRun(tmp_path / "pipeline.yaml", tmp_path, without)
     assert BackendRun(tmp_path / "pipeline.yaml", tmp_path, without,
                       launcher_config={"defaultPipelineRoot": "gs://b/launcher-root"}).root == "gs://b/launcher-root"
+
+
+@pytest.mark.e2e
+def test_cpu_tasks_download_no_model_and_every_task_says_what_it_moved(backend_run):
+    """What the launcher copies to each pod's disk before the task starts: a CPU task never gets a model."""
+    run, result, _, _, _ = backend_run
+    model = sum(p.stat().st_size for p in run.local_path(result.artifact("dpo-training", "dpo_model").uri).rglob("*")
+                if p.is_file())
+    moved = sorted(((t.downloaded_bytes, t.uploaded_bytes, t.path, t.image) for t in result.tasks), reverse=True)
+    print("\nbytes downloaded / uploaded per task (tiny recipe, 2 shards):")
+    for down, up, path, image in moved:
+        print(f"  {down:>10,} {up:>10,}  {path}  ({image.rsplit('/', 1)[-1]})")
+    for down, _, path, image in moved:
+        if image == images.BASE:
+            assert down < model, f"{path} downloads {down:,} bytes, the trained model is {model:,}"
+    evaluate = [t for t in result.tasks if t.path.endswith("/evaluate")]
+    assert evaluate and all(t.downloaded_bytes > model for t in evaluate)  # the GPU task reads the model
+
+
+@pytest.mark.e2e
+def test_a_resubmitted_run_hits_the_cache_from_the_first_changed_task_on(backend_run, tmp_path, base_env, vllm_env,
+                                                                        pugc_site):
+    """The same recipe submitted again: every task whose inputs did not change is served from the backend's
+    cache (the fingerprint of the input is recomputed each run: it never is); then with one stage's settings
+    changed, the tasks before it hit, and it and everything after run again."""
+    run, first, recipe, work, cache = backend_run
+    again = submitted_run(recipe, tmp_path, run.runtime_config["parameters"]["input_uri"])
+    assert again["run_id"] != first.run_id
+    second = BackendRun(work / "pipeline.yaml", tmp_path / "second", again["runtime_config"], run_id=again["run_id"],
+                        images=image_envs(base_env, vllm_env, pugc_site), cache=cache, mount=run.mount).run()
+    ran = {t.path for t in second.tasks if not t.cached}
+    assert ran == {"input-fingerprint"}, ran  # never cached by design; its output, and all else, unchanged
+    pairs = {**recipe.pipeline_sections()["preference_pairs"], "min_margin": 0.25}
+    third = BackendRun(work / "pipeline.yaml", tmp_path / "third", again["runtime_config"], run_id="run-3",
+                       images=image_envs(base_env, vllm_env, pugc_site), cache=cache, mount=run.mount).run(
+        {"preference_pairs_config": pairs})
+    by_path = {t.path: t for t in third.tasks}
+    assert all(by_path[p].cached for p in by_path if "reward-scoring" in p or "ugc-filter" in p or p == "ingest-ugc")
+    assert not by_path["preference-pairs"].cached and not by_path["dpo-training"].cached
+    assert not by_path["run-summary"].cached

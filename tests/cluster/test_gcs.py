@@ -138,3 +138,18 @@ def test_local_input_fingerprint_follows_the_file(tmp_path):
     data.write_text('{"text": "a"}\n{"text": "b"}\n')
     os.utime(data, ns=(1, 2))
     assert input_fingerprint(data) != first
+
+
+def test_a_model_on_gcs_is_exported_within_cloud_storage_and_a_retry_copies_nothing_twice(bucket, tmp_path):
+    from pugc.evaluation import run_export
+
+    folder = model_dir(tmp_path, big=1000)
+    source = f"gs://{bucket.name}/root/pugc/run-9/dpo-training/uuid/dpo_model"
+    gcs.export_model(folder, source)  # as the launcher uploads the training task's output
+    bucket.blob(source.split("/", 3)[3] + "/_COMPLETE.json").delete()  # the launcher writes no marker
+    first = run_export(source, {"export_uri": f"gs://{bucket.name}/exported/v1"})
+    again = gcs.copy_model(source, f"gs://{bucket.name}/exported/v1")
+    assert first["files"] == again["files"] == len([p for p in folder.rglob("*") if p.is_file()])
+    assert again["copied"] == [] and len(again["skipped"]) == again["files"]
+    got = gcs.download_model(f"gs://{bucket.name}/exported/v1", tmp_path / "reader")
+    assert (got / "config.json").read_text() == (folder / "config.json").read_text()

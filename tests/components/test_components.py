@@ -119,8 +119,13 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
         for i in range(8)
     ])
     model, metrics, curve = out(tmp_path, "model"), out(tmp_path, "metrics"), out(tmp_path, "loss.html")
-    dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"], runtime={},
-                             recipe_digest="", dpo_model=model, metrics=metrics, loss_curve=curve)
+    report = out(tmp_path, "training_report.json")
+    uri = dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
+                                   runtime={}, recipe_digest="", dpo_model=model, training_report=report,
+                                   metrics=metrics, loss_curve=curve)
+    assert uri == model.uri  # what export_model copies from
+    assert decode(report.metadata) == decode(model.metadata)  # the figures, without the checkpoint
+    assert json.loads((tmp_path / "training_report.json").read_text())["training"]["pairs"] == 8
     curve_html = (tmp_path / "loss.html").read_text()
     assert "<svg" in curve_html and ">training step<" in curve_html and "8 pairs, final loss" in curve_html
     assert len(decode(model.metadata)["training"]["data_digest"]) == 16
@@ -166,7 +171,8 @@ def test_dpo_without_pairs_fails_clearly(tmp_path, tiny):
     write_jsonl(source.path, [])
     with pytest.raises(ValueError, match="no preference pairs to train on"):
         dpo_training.python_func(preference_pairs=source, config=sections["dpo_training"], engines=sections["engines"],
-                                 runtime={}, recipe_digest="", dpo_model=out(tmp_path, "m"), metrics=out(tmp_path, "x"),
+                                 runtime={}, recipe_digest="", dpo_model=out(tmp_path, "m"),
+                                 training_report=out(tmp_path, "r"), metrics=out(tmp_path, "x"),
                                  loss_curve=out(tmp_path, "l"))
 
 

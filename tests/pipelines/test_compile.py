@@ -217,6 +217,31 @@ def test_vertex_target_is_one_document_with_gpu_tasks_as_custom_jobs_and_loads_a
     assert runtime["parameterValues"]["input_uri"] == "gs://bucket/ugc/"
 
 
+def test_vertex_gpu_tasks_run_as_the_service_account_the_job_is_submitted_with(tmp_path, capsys):
+    """A custom job without a service account runs as the Custom Code Service Agent; each GPU task takes the
+    pipeline's `vertex_service_account` parameter, which `pugc submit --service-account` fills."""
+    from pugc.cli import main
+
+    spec, _, path = compiled(tmp_path, "paper", ["rounds=2"], target="vertex")
+    assert spec["root"]["inputDefinitions"]["parameters"]["vertex_service_account"]["defaultValue"] == ""
+    def is_custom_job(task):
+        inputs = spec["components"][task["componentRef"]["name"]].get("inputDefinitions", {})
+        return "worker_pool_specs" in inputs.get("parameters", {})
+
+    custom_jobs = [task for component in [spec["root"], *spec["components"].values()]
+                   for task in (component.get("dag") or {}).get("tasks", {}).values() if is_custom_job(task)]
+    assert len(custom_jobs) >= 7  # five LLM stages, DPO and evaluate (twice in a later round)
+    for task in custom_jobs:
+        assert "componentInputParameter" in task["inputs"]["parameters"]["service_account"], task["taskInfo"]
+    code = main(["submit", "--recipe", "paper", "--target", "vertex", "--dry-run", "--pipeline-root", "gs://b/r",
+                 "--input", "gs://b/u", "--project", "p", "--service-account", "runner@p.iam.gserviceaccount.com",
+                 "-o", str(tmp_path / "v.yaml")])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and plan["parameters"]["vertex_service_account"] == "runner@p.iam.gserviceaccount.com"
+    assert plan["extra"]["vertex_runtime_config"]["parameterValues"]["vertex_service_account"] == \
+        "runner@p.iam.gserviceaccount.com"
+
+
 def test_vertex_rejects_unknown_parameters_offline(tmp_path):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform
@@ -374,7 +399,8 @@ def test_each_training_round_is_its_own_group_trained_from_the_previous_round(tm
     assert gate == {"outputArtifactKey": "judged", "producerTask": "round-3"}
     condition = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
     export = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]["export-model"]
-    assert export["inputs"]["artifacts"]["dpo_model"]["componentInputArtifact"].endswith("round-3-dpo_model")
+    assert export["inputs"]["parameters"]["model_uri"]["componentInputParameter"].endswith("round-3-model_uri")
+    assert "artifacts" not in export["inputs"] or "dpo_model" not in export["inputs"]["artifacts"]
     summary = tasks["run-summary"]["inputs"]["artifacts"]
     assert summary["rounds"]["taskOutputArtifact"]["producerTask"] == "round-3"
 
@@ -387,3 +413,19 @@ def test_one_round_keeps_the_flat_dag():
     assert not any(key.startswith("round_") for key in names)
     assert ["response_sampling", "dpo_training", "evaluation_gate"] == [
         key for key in names if key in ("response_sampling", "dpo_training", "evaluation_gate")]
+
+
+def test_no_cpu_task_receives_a_model_artifact(tmp_path):
+    """KFP's launcher downloads every input artifact whole before a task starts (backend/src/v2/component/
+    launcher_v2.go, downloadArtifacts): a CPU task that only reads figures or copies a model takes a small
+    report artifact or the model's URI instead of a 14-29 GB checkpoint."""
+    from pugc.components import images
+
+    spec, _, _ = compiled(tmp_path, "paper", ["rounds=2"])
+    executors = spec["deploymentSpec"]["executors"]
+    for name, component in spec["components"].items():
+        executor = executors.get(component.get("executorLabel", ""), {}).get("container")
+        if not executor or executor["image"] != images.BASE:
+            continue
+        types = {a["artifactType"]["schemaTitle"] for a in component.get("inputDefinitions", {}).get("artifacts", {}).values()}
+        assert "system.Model" not in types, name

@@ -43,6 +43,13 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
     }
 
 
+def write_training_report(report: dict, path: str) -> None:
+    """The training figures as a small JSON artifact (the model's own `training_report.json` travels with it)."""
+    from pugc.io import write_json
+
+    write_json(path, report)
+
+
 def _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir) -> dict:
     """In this process (one process, ddp: local runs), or launched over this pod's GPUs (pugc.training.launch)."""
     from pugc.training.launch import World, needs_launcher, run_world
