@@ -58,7 +58,7 @@ models: setup
 run: setup
 	$(PUGC) run --recipe $(RECIPE) --input $(INPUT)
 
-test: setup $(CHECKOV) base-env vllm-env browser
+test: setup $(CHECKOV) base-env vllm-env backend-models browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(VLLM_RUN) -m pytest tests/vllm $(VLLM_PYTEST_ARGS)
 
@@ -70,7 +70,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "no chromium and not root with apt-get: the report rendering test will be skipped"; fi; }
 
-test-fast: setup base-env
+test-fast: setup base-env backend-models
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 bench: setup vllm-env
@@ -169,3 +169,19 @@ vllm-env-locked:
 
 test-vllm: vllm-env
 	$(VLLM_RUN) -m pytest tests/vllm $(VLLM_PYTEST_ARGS)
+
+# ---- the definitions each supported backend reads our objects with ---------------------------------------------
+# kfp-kubernetes's protobufs per Kubeflow Pipelines release and kubeflow-trainer-api per Trainer release, one
+# `pip install --target` folder each (tests/cluster/backend_models.py holds the table), cached outside the clone
+# by a hash of that table: tests/cluster/test_backend_versions.py and test_trainjob.py parse with them.
+BACKEND_MODELS_KEY := $(shell { cat tests/cluster/backend_models.py; $(PYTHON) -V; } | sha256sum | cut -c1-12)
+BACKEND_MODELS ?= $(HOME)/.cache/pugc/envs/backend-models-$(BACKEND_MODELS_KEY)
+export PUGC_BACKEND_MODELS := $(BACKEND_MODELS)
+
+.PHONY: backend-models
+backend-models: $(BACKEND_MODELS)/.complete
+
+$(BACKEND_MODELS)/.complete: | setup
+	mkdir -p $(dir $(BACKEND_MODELS))
+	flock $(BACKEND_MODELS).build-lock sh -ec 'test -f $@ && exit 0; rm -rf $(BACKEND_MODELS); \
+	  $(PY) tests/cluster/backend_models.py install $(BACKEND_MODELS); touch $@'

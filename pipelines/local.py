@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,12 +29,20 @@ from pugc.summary import FAILED_MARKER
 from pugc.pipelines.platform import settings_of
 from pugc.pipelines.pugc_pipeline import build_pipeline
 
+log = logging.getLogger(__name__)
+
 
 def compile_pipeline(recipe: Recipe, path: str | os.PathLike, target: str = "kfp",
                      pipeline_root: str | None = None) -> Path:
     """Write the pipeline YAML for `target`: `kfp` (open-source Kubeflow, with kfp-kubernetes settings) or
     `vertex` (Vertex AI Pipelines: one document, accelerator enum names, no kfp-kubernetes)."""
     compiler.Compiler().compile(build_pipeline(recipe, target, pipeline_root), str(path))
+    if target == "kfp":
+        from pugc.pipelines.backends import describe_loss, downlevel_file
+
+        loss = describe_loss(recipe.cluster.kfp_version, downlevel_file(path, recipe.cluster.kfp_version))
+        if loss:
+            log.warning("%s", loss)
     return Path(path)
 
 

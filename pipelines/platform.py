@@ -242,6 +242,7 @@ def training_runtime(cluster: ClusterConfig, target: str, image: str) -> dict:
     settings = {
         "nodes": spec.nodes, "image": image, "namespace": cluster.namespace or "kubeflow",
         "runtime": cluster.trainjob_runtime, "poll_seconds": cluster.trainjob_poll_seconds,
+        "trainer_version": cluster.trainer_version,
         "service_account": cluster.service_account, "hf_token_secret": cluster.hf_token_secret,
         "hf_token_secret_key": cluster.hf_token_secret_key, "cache_pvc": cluster.model_cache_pvc,
         "cache_path": cluster.model_cache_path, "shm_size": cluster.shm_size, "run_as_user": cluster.run_as_user,

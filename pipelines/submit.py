@@ -43,6 +43,7 @@ class Plan:
     region: str | None = None
     service_account: str | None = None  # kfp: Kubernetes service account; vertex: Google service account
     namespace: str | None = None  # kfp: where runs execute (multi-user: the profile namespace)
+    kfp_version: str | None = None  # kfp: the backend release the spec is compiled for (cluster.kfp_version)
     extra: dict = field(default_factory=dict)
 
 
@@ -87,6 +88,7 @@ def plan(recipe: Recipe, target: str, output: str | os.PathLike, input_uri: str 
         region=region or os.environ.get("GOOGLE_CLOUD_REGION", "us-central1") if target == "vertex" else None,
         service_account=service_account or (recipe.cluster.service_account if target == "kfp" else None),
         namespace=namespace or recipe.cluster.namespace if target == "kfp" else None,
+        kfp_version=recipe.cluster.kfp_version if target == "kfp" else None,
     )
 
 
@@ -122,6 +124,9 @@ def submit(p: Plan, token: str | None = None) -> dict:
         job.submit(service_account=p.service_account, experiment=p.experiment)
         return {"job": job.resource_name}
     client = kfp_client(p, token)
+    from pugc.pipelines.backends import check_server
+
+    check_server(client, p.kfp_version or "2.16")  # an older server would refuse the run: say so first
     if p.schedule:
         experiment = client.create_experiment(p.experiment or "pugc", namespace=p.namespace)
         run = client.create_recurring_run(experiment_id=experiment.experiment_id, job_name=p.run_name,

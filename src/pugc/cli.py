@@ -162,10 +162,14 @@ def _run_row(folder: Path, failed_marker: str) -> tuple[str, ...]:
 def cmd_compile(args) -> int:
     from pugc.pipelines.local import compile_pipeline
 
+    from pugc.logs import setup_logging
+
     recipe = load_recipe(args.recipe, args.overrides)
     _warn_default_registry()
+    setup_logging()  # the compile says what an older backend's spec leaves out
     path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
-    print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target} to {path}")
+    backend = f", Kubeflow Pipelines {recipe.cluster.kfp_version}" if args.target == "kfp" else ""
+    print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target}{backend} to {path}")
     return 0
 
 

@@ -404,6 +404,11 @@ class VertexSettings:
     strategy: Literal["STANDARD", "SPOT", "FLEX_START"] = "STANDARD"  # SPOT: preemptible, retried on loss
 
 
+def _release(value: Any) -> Any:
+    """A release as written in YAML: `kfp_version: 2.15` is read as a number, meant as the text."""
+    return str(value) if isinstance(value, float) and not isinstance(value, bool) else value
+
+
 @dataclass
 class ClusterConfig:
     pipeline_root: Optional[Str] = None  # gs://bucket/prefix for cluster runs (pugc compile/submit --pipeline-root)
@@ -440,6 +445,14 @@ class ClusterConfig:
     # (a ClusterTrainingRuntime installed with Kubeflow Trainer; manifests/README.md) and how often to poll it
     trainjob_runtime: Str = "torch-distributed"
     trainjob_poll_seconds: Count = 30
+    # The Kubeflow Trainer installed: v2.1 (Kubeflow 1.11 and 26.03) takes the node pods' settings as
+    # podTemplateOverrides, v2.2 and later as runtimePatches (pugc.training.trainjob); `pugc preflight` checks.
+    trainer_version: Annotated[Literal["2.1", "2.2"], BeforeValidator(_release)] = "2.1"
+    # The Kubeflow Pipelines backend the kfp target is compiled for (README, "Supported Kubeflow Pipelines
+    # backends"): a backend refuses a run whose Kubernetes settings carry fields it does not know, so an older
+    # one gets a spec without them (pipelines/backends.py says what is left out). `pugc submit` compares it
+    # with the API server's version before it creates anything.
+    kfp_version: Annotated[Literal["2.4", "2.5", "2.15", "2.16", "2.17"], BeforeValidator(_release)] = "2.16"
     gpu: GPUSettings = field(default_factory=GPUSettings)
     vertex: VertexSettings = field(default_factory=VertexSettings)
     resources: dict[ResourceTask, ResourceSpec] = field(default_factory=dict)

@@ -157,6 +157,39 @@ def check_gpu_nodes(selector: dict[str, str], gpus_per_task: int, api) -> Check:
     return Check(OK, subject, f"{len(items)} node(s), {allocatable} {GPU_RESOURCE} allocatable")
 
 
+TRAINJOB_CRD = "trainjobs.trainer.kubeflow.org"
+# where each Trainer release takes the node pods' settings (pugc.training.trainjob)
+POD_SETTINGS_FIELD = {"2.1": "podTemplateOverrides", "2.2": "runtimePatches"}
+
+
+def check_trainer(version: str, runtime: str, api) -> Check:
+    """A multi-node recipe: the TrainJob CRD is installed and takes the node pods' settings where
+    `cluster.trainer_version` puts them (its API server would drop the other field with only a warning)."""
+    from kubernetes import client
+
+    crd = read(client.ApiextensionsV1Api(api.api_client).read_custom_resource_definition,
+               "customresourcedefinitions", None, TRAINJOB_CRD)
+    if crd is None:
+        return Check(MISSING, f"CRD {TRAINJOB_CRD}", "Kubeflow Trainer is not installed (dpo_training.nodes > 1 "
+                     "creates a TrainJob)", "see manifests/README.md, Kubeflow Trainer")
+    fields = set()
+    for served in crd.spec.versions or []:
+        spec = ((served.schema.open_apiv3_schema.properties or {}).get("spec") if served.schema else None)
+        fields |= set((spec.properties or {}) if spec else ())
+    has = [v for v, field in POD_SETTINGS_FIELD.items() if field in fields]
+    if version not in has:
+        installed = has[0] if has else "unknown"
+        return Check(MISSING, f"CRD {TRAINJOB_CRD}", f"takes {', '.join(POD_SETTINGS_FIELD[v] for v in has) or 'neither'}"
+                     f", not {POD_SETTINGS_FIELD[version]} (cluster.trainer_version {version})",
+                     f"set cluster.trainer_version: \"{installed}\" in the recipe")
+    found = read(client.CustomObjectsApi(api.api_client).get_cluster_custom_object, "clustertrainingruntimes", None,
+                 "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", runtime)
+    if found is None:
+        return Check(MISSING, f"ClusterTrainingRuntime {runtime}", "not found (cluster.trainjob_runtime)",
+                     "see manifests/README.md, Kubeflow Trainer runtimes")
+    return Check(OK, f"Kubeflow Trainer {version}", f"{POD_SETTINGS_FIELD[version]}, runtime {runtime}")
+
+
 # ------------------------------------------------------------------------------------------------- fixes
 def apply_overlay(namespace: str) -> str:
     if namespace == STANDALONE_NAMESPACE:
@@ -208,6 +241,9 @@ def planned_checks(recipe: Recipe, namespace: str) -> Iterator[Callable]:
     yield partial(check_pvc, namespace, cluster.model_cache_pvc)
     for selector, gpus in gpu_selectors(recipe):
         yield partial(check_gpu_nodes, selector, gpus)
+    training = cluster.resources.get("dpo_training")
+    if training is not None and training.nodes > 1:
+        yield partial(check_trainer, cluster.trainer_version, cluster.trainjob_runtime)
 
 
 def run_checks(recipe: Recipe, namespace: str, api) -> list[Check]:

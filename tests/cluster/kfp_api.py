@@ -38,6 +38,7 @@ class Request:
 @dataclass
 class KFPState:
     multi_user: bool
+    tag_name: str = "2.16.0"
     requests: list[Request] = field(default_factory=list)
     experiments: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)
@@ -91,7 +92,9 @@ class Handler(JsonHandler):
 
 
 def healthz(state: KFPState, query, body) -> dict:
-    return {"multi_user": state.multi_user, "pipeline_store": "database"}
+    """As backend/src/apiserver/main.go serves it: the release (TAG_NAME) beside the mode."""
+    return {"commit_sha": "unknown", "tag_name": state.tag_name, "multi_user": state.multi_user,
+            "pipeline_store": "database"}
 
 
 def stored_namespace(state: KFPState, namespace: str | None) -> str:

@@ -109,6 +109,11 @@ class KubeApiServer(LoopbackServer):
             self.objects[f"{prefix}/{plural}/{md['name']}"] = obj
         return self
 
+    def add_at(self, path: str, obj: dict) -> "KubeApiServer":
+        """An object of another API group, at its full path (a CRD, a cluster-scoped custom object)."""
+        self.objects[path] = obj
+        return self
+
     def answer(self, path: str, query: dict) -> tuple[int, dict]:
         parts = path.strip("/").split("/")
         plural = parts[-2] if len(parts) > 3 else parts[-1]

@@ -158,3 +158,41 @@ def test_preflight_module_imports_neither_kfp_nor_kubernetes_until_a_check_runs(
     probe = "import sys, pugc.preflight; print(sorted(m for m in ('kfp', 'kubernetes') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def trainjob_crd(field: str) -> dict:
+    """The TrainJob CRD as the API server serves it, its spec's schema naming `field` for the pod settings."""
+    spec = {"type": "object", "properties": {"trainer": {"type": "object"}, field: {"type": "array"}}}
+    schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec}}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "trainjobs.trainer.kubeflow.org"},
+            "spec": {"group": "trainer.kubeflow.org", "scope": "Namespaced",
+                     "names": {"plural": "trainjobs", "kind": "TrainJob"},
+                     "versions": [{"name": "v1alpha1", "served": True, "storage": True, "schema": schema}]}}
+
+
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainjobs.trainer.kubeflow.org"
+RUNTIME_PATH = "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes/torch-distributed"
+TWO_NODES = ["--set", "cluster.resources.dpo_training.nodes=2", "--set", "dpo_training.gradient_accumulation_steps=4"]
+
+
+@pytest.mark.parametrize("installed_field, recipe_version, ok", [
+    ("podTemplateOverrides", "2.1", True), ("runtimePatches", "2.2", True),
+    ("runtimePatches", "2.1", False), ("podTemplateOverrides", "2.2", False)])
+def test_a_multi_node_recipe_checks_the_trainer_release_it_targets(kube, capsys, installed_field, recipe_version, ok):
+    kube.add(*complete_cluster()).add_at(CRD_PATH, trainjob_crd(installed_field))
+    kube.add_at(RUNTIME_PATH, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+                               "metadata": {"name": "torch-distributed"}, "spec": {}})
+    code, out, _ = preflight(kube, capsys, *TWO_NODES, "--set", f"cluster.trainer_version={recipe_version}")
+    if ok:
+        assert code == 0 and f"Kubeflow Trainer {recipe_version}: {installed_field}" in out
+    else:
+        assert code == 1 and f"not {'runtimePatches' if recipe_version == '2.2' else 'podTemplateOverrides'}" in out
+        other = "2.2" if recipe_version == "2.1" else "2.1"
+        assert fix_after(out, "trainjobs.trainer.kubeflow.org") == f'set cluster.trainer_version: "{other}" in the recipe'
+
+
+def test_a_multi_node_recipe_without_trainer_installed_is_missing(kube, capsys):
+    kube.add(*complete_cluster())
+    code, out, _ = preflight(kube, capsys, *TWO_NODES)
+    assert code == 1 and "Kubeflow Trainer is not installed" in line(out, "trainjobs.trainer.kubeflow.org")

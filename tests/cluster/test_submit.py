@@ -270,3 +270,32 @@ def test_a_kfp_submission_without_a_gs_root_sends_nothing(tmp_path, capsys):
                      "-o", str(tmp_path / "p.yaml")])
     assert code == 2 and "needs a gs:// pipeline root" in capsys.readouterr().err
     assert server.state.requests == []
+
+
+def test_a_server_older_than_the_compile_target_is_refused_before_anything_is_created(paper_plan):
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    with KFPApiServer(multi_user=False) as server:
+        server.state.tag_name = "2.15.0"
+        with pytest.raises(ValueError, match=r"runs 2\.15\.0, but the pipeline is compiled for 2\.16.*"
+                                             r'cluster\.kfp_version: "2\.15"'):
+            submit.submit(kfp_plan(paper_plan, server.url, namespace="kubeflow"))
+        assert not server.state.posted("/experiments") and not server.state.runs
+
+
+def test_a_spec_compiled_for_the_servers_release_is_submitted(tmp_path):
+    import dataclasses
+
+    from pugc.config import load_recipe
+    from pugc.pipelines import submit
+    from tests.cluster.kfp_api import KFPApiServer
+
+    plan = submit.plan(load_recipe("paper", ["cluster.kfp_version=2.15"]), "kfp", tmp_path / "p.yaml",
+                       input_uri="gs://bucket/ugc/", pipeline_root=ROOT)
+    with KFPApiServer(multi_user=False) as server:
+        server.state.tag_name = "2.15.0"
+        result = submit.submit(dataclasses.replace(plan, host=server.url, namespace="kubeflow"))
+    executors = server.state.runs[result["run_id"]]["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"][
+        "deploymentSpec"]["executors"]
+    assert executors and not any("securityContext" in config for config in executors.values())

@@ -73,7 +73,7 @@ def _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config
 
     from pugc.gcs import download_model, is_gcs
     from pugc.training.launch import World
-    from pugc.training.trainjob import build_trainjob, job_name, run_trainjob
+    from pugc.training.trainjob import build_trainjob, job_name, launching_pod, run_trainjob
 
     if not (is_gcs(pairs_uri) and is_gcs(model_uri)):
         raise ValueError(f"a TrainJob reads and writes the pipeline root: set cluster.pipeline_root to gs://... "
@@ -83,7 +83,8 @@ def _train_as_trainjob(pairs_uri, model_uri, model_dir, section, engines, config
                   config.cpu_offload)
     staging = f"{model_uri.rstrip('/')}-trainjob"
     job = build_trainjob(job_name(scope), settings, world, pairs_uri, staging, section,
-                         engines.get("policy", {}), checkpoint_dir, int(runtime.get("dpo_save_steps") or 50))
+                         engines.get("policy", {}), checkpoint_dir, int(runtime.get("dpo_save_steps") or 50),
+                         owner=launching_pod())
     run_trainjob(job, poll_seconds=float(settings.get("poll_seconds", 30)),
                  timeout_seconds=settings.get("timeout_seconds"))
     download_model(staging, model_dir)
