@@ -236,3 +236,12 @@ def test_a_terminated_task_deletes_its_trainjob(paper_job):
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode != 0 and api.deleted == [job["metadata"]["name"]]
+
+
+def test_the_role_grants_the_launcher_its_config_map_and_no_secret():
+    """A gs:// root (pugc submit always sends one) needs no MinIO Secret; the root driver reads kfp-launcher."""
+    rules = yaml.safe_load((Path(__file__).parents[2] / "manifests/base/role.yaml").read_text())["rules"]
+    configmaps = [rule for rule in rules if "configmaps" in rule["resources"]]
+    assert configmaps == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["kfp-launcher"],
+                           "verbs": ["get"]}]
+    assert not [rule for rule in rules if "secrets" in rule["resources"]]

@@ -13,7 +13,9 @@ from pugc.records import Document
 log = logging.getLogger(__name__)
 
 
-def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: str, dropped_path: str) -> dict:
+def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: str, dropped_path: str,
+               named_as: tuple[str, str] | None = None) -> dict:
+    """`named_as` (local path, URI): the input is a local copy of that URI, and records name their file by it."""
     from pugc.stages import ingest
 
     setup_logging()
@@ -24,7 +26,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     counts = ingest.IngestCounts()
     with JsonlWriter(ugc_path) as ugc, JsonlWriter(quarantine_path) as quarantine, \
             JsonlWriter(dropped_path) as dropped:
-        for item in ingest.stream(iter_input_rows(input_uri, config.format, config.max_line_bytes), config, counts):
+        rows = iter_input_rows(input_uri, config.format, config.max_line_bytes)
+        for item in ingest.stream(_renamed(rows, named_as) if named_as else rows, config, counts):
             (ugc if isinstance(item, Document) else quarantine if isinstance(item, ingest.Quarantined)
              else dropped).write(item)
         ingest.check_usable(counts, config)  # before the outputs appear: an unusable input leaves none
@@ -47,6 +50,12 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     log.info("ingest: %d lines, %d documents, %d quarantined, %d duplicates", counts.input_lines, counts.documents,
              quarantined, duplicates)
     return report
+
+
+def _renamed(rows, named_as: tuple[str, str]):
+    local, uri = named_as
+    for source, number, row, error in rows:
+        yield uri + source[len(local):] if source.startswith(local) else source, number, row, error
 
 
 QUARANTINE_EXAMPLES = 2
