@@ -17,7 +17,8 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 export PUGC_CHECKOV := $(CHECKOV)
 # cluster side
 REGISTRY ?= $(PUGC_IMAGE_REGISTRY)
-TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# images are tagged by commit (components/images.py reads the same tag when it compiles)
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGES := base vllm trainer
 TARGET ?= kfp
 CLUSTER_RECIPE ?= recipes/paper.yaml

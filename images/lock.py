@@ -58,7 +58,10 @@ def pip_report(image: ImageLock) -> dict:
                    "--report", str(report)]
         for path in image.inputs():
             command += ["-r", str(path)]
-        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull)
+        # PyPI alone: no machine-local config, and no index a shell or CI step exported (the CPU torch index)
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_FIND_LINKS")}
+        env["PIP_CONFIG_FILE"] = os.devnull
         env.pop("PIP_FIND_LINKS", None)
         subprocess.run(command, check=True, env=env)
         return json.loads(report.read_text())

@@ -64,12 +64,13 @@ def run_status(client, run_id: str, pipeline_root: str | None) -> RunStatus:
     return status
 
 
-def wait_for_run(client, run_id: str, pipeline_root: str | None, poll_seconds: float = 30.0,
+def wait_for_run(new_client: Callable, run_id: str, pipeline_root: str | None, poll_seconds: float = 30.0,
                  timeout_seconds: float | None = None, report: Callable[[RunStatus], None] = lambda s: None) -> RunStatus:
-    """Poll until the run ends (or the timeout passes); `report` hears every change of state."""
+    """Poll until the run ends (or the timeout passes); `report` hears every change of state. A client is made
+    for each poll (`new_client()`), with the token as it is then: tokens expire during a long run."""
     started, last = time.monotonic(), None
     while True:
-        status = run_status(client, run_id, pipeline_root)
+        status = run_status(new_client(), run_id, pipeline_root)
         seen = (status.state, tuple(sorted(status.tasks.items())))
         if seen != last:
             report(status)

@@ -199,7 +199,8 @@ def cmd_submit(args) -> int:
         submitted = submit.submit(plan)
         print(json.dumps(submitted, indent=2))
         if args.wait:
-            return _follow(submit.kfp_client(plan), submitted["run_id"], plan.pipeline_root, args.poll_seconds)
+            return _follow(lambda: submit.kfp_client(plan), submitted["run_id"], plan.pipeline_root,
+                           args.poll_seconds)
     except Exception as exc:  # noqa: BLE001  (client libraries raise many types; see _submission_error)
         message = _submission_error(exc, plan)
         if message is None:
@@ -214,20 +215,23 @@ def cmd_status(args) -> int:
 
     from pugc.pipelines.submit import token_source
 
-    client = kfp.Client(host=args.host or os.environ.get("KFP_HOST"), existing_token=token_source()[0])
+    def client():
+        return kfp.Client(host=args.host or os.environ.get("KFP_HOST"), existing_token=token_source()[0])
+
     return _follow(client, args.run_id, args.pipeline_root, poll_seconds=None)
 
 
-def _follow(client, run_id: str, pipeline_root: str | None, poll_seconds: float | None) -> int:
+def _follow(new_client, run_id: str, pipeline_root: str | None, poll_seconds: float | None) -> int:
     """Report a run (`poll_seconds` None: as it is now; else until it ends) and exit as its gate says:
-    0 passed, 1 the run failed, 3 the gate failed, 4 not ended yet."""
+    0 passed, 1 the run failed, 3 the gate failed, 4 not ended yet. `new_client` makes a KFP client with the
+    token as it is now: each poll makes one, so a rotated in-cluster token is picked up on a long wait."""
     from pugc.pipelines import run_status
 
     if poll_seconds is None:
-        status = run_status.run_status(client, run_id, pipeline_root)
+        status = run_status.run_status(new_client(), run_id, pipeline_root)
         print("\n".join(run_status.describe(status)))
     else:
-        status = run_status.wait_for_run(client, run_id, pipeline_root, poll_seconds,
+        status = run_status.wait_for_run(new_client, run_id, pipeline_root, poll_seconds,
                                          report=lambda s: print("\n".join(run_status.describe(s)), flush=True))
     if status.summary:
         _print_table(status.summary)
@@ -276,7 +280,8 @@ def _submission_error(exc: BaseException, plan) -> str | None:
                 "port-forward the API (kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80)")
     status = getattr(exc, "status", None)
     if status in (401, 403):
-        return f"{where} refused the request ({status}): pass a token with --token or $KFP_TOKEN"
+        return (f"{where} refused the request ({status}): set $KFP_TOKEN (an IAP or Dex bearer token), or run "
+                "where the in-cluster service-account token is mounted")
     return None
 
 

@@ -46,6 +46,7 @@ class KFPState:
     progress: list[tuple[str, dict[str, str]]] = field(default_factory=lambda: [
         ("RUNNING", {"ingest_ugc": "RUNNING"}), ("SUCCEEDED", {"ingest_ugc": "SUCCEEDED", "run_summary": "SUCCEEDED"})])
     on_end: Callable[[dict], None] = lambda run: None
+    on_look: Callable[[dict], None] = lambda run: None  # called at every GetRun, before it answers
     looks: dict[str, int] = field(default_factory=dict)
 
     def posted(self, path: str) -> list[dict]:
@@ -170,6 +171,7 @@ def get_run(state: KFPState, query: dict, body) -> dict:
     run = state.runs.get(run_id)
     if run is None:
         raise ApiError(404, f"Run {run_id!r} not found", 5)
+    state.on_look(run)
     step = min(state.looks.get(run_id, 0), len(state.progress) - 1)
     state.looks[run_id] = step + 1
     run_state, tasks = state.progress[step]

@@ -282,7 +282,10 @@ class BackendRun:
         return self.mount / uri[len("gs://"):]
 
     # ---------------------------------------------------------------------------------- DAGs
-    def _run_dag(self, dag: dict, params: dict, artifacts: dict, scope: str, outputs: dict) -> dict:
+    def _run_dag(self, dag: dict, params: dict, artifacts: dict, scope: str, outputs: dict,
+                 output_params: dict | None = None) -> dict:
+        """The DAG's tasks in order; returns its output artifacts, and puts its output parameters (a sub-DAG's,
+        as a round's model URI) into `output_params`."""
         produced: dict[str, dict[str, list[Artifact]]] = {}
         produced_params: dict[str, dict[str, Any]] = {}
         for name in self._order(dag["tasks"]):
@@ -301,12 +304,18 @@ class BackendRun:
             if "parameterIterator" in task:
                 produced[name] = self._loop(task, component, task_params, task_artifacts, path, outputs)
             elif "dag" in component:
-                produced[name] = self._run_dag(component["dag"], task_params, task_artifacts, f"{path}/", outputs)
+                produced_params[name] = {}
+                produced[name] = self._run_dag(component["dag"], task_params, task_artifacts, f"{path}/", outputs,
+                                               produced_params[name])
             else:
                 cached = bool(task.get("cachingOptions", {}).get("enableCache"))
                 produced[name], produced_params[name] = self._execute(component, task_params, task_artifacts, path,
                                                                       cached)
             outputs[path] = produced[name]
+        for key, out in dag.get("outputs", {}).get("parameters", {}).items():
+            source = out["valueFromParameter"]
+            if output_params is not None:
+                output_params[key] = produced_params[source["producerSubtask"]][source["outputParameterKey"]]
         return {key: [a for selector in out["artifactSelectors"]
                       for a in produced[selector["producerSubtask"]][selector["outputArtifactKey"]]]
                 for key, out in dag.get("outputs", {}).get("artifacts", {}).items()}

@@ -180,6 +180,26 @@ def test_cache_job_makes_the_volume_root_writable_for_the_task_user_with_least_p
     assert policy["podSelector"]["matchLabels"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
 
 
+def test_the_cache_job_can_be_applied_again(tmp_path):
+    """Its command, run twice over a folder as on a fresh volume, with chmod refused where root no longer owns
+    the folder (the container has CHOWN but not FOWNER): the second run leaves the handed-over folder alone."""
+    import os
+
+    job = next(d for d in yaml.safe_load_all((ROOT / "manifests/base/job-model-cache-permissions.yaml").read_text())
+               if d["kind"] == "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    command = container["args"][0].replace("/cache", str(cache))
+    no_fowner = ('chmod() { [ "$(stat -c %u "$2")" = 0 ] || { echo "chmod: Operation not permitted" >&2; return 1; }; '
+                 'command chmod "$@"; }; ')
+    for attempt in range(2):
+        done = subprocess.run(["sh", "-c", no_fowner + command], capture_output=True, text=True)
+        assert done.returncode == 0, (attempt, done.stderr)
+    assert (os.stat(cache).st_uid, oct(os.stat(cache).st_mode & 0o777)) == (10001, "0o775")
+    assert "already belongs to uid 10001" in done.stdout
+
+
 def test_checkov_skip_annotations_are_on_the_cache_job_only_and_each_gives_its_reason():
     for overlay in RUN_NAMESPACES:
         for (kind, name), doc in rendered_docs(overlay).items():
@@ -195,6 +215,7 @@ def test_checkov_skip_annotations_are_on_the_cache_job_only_and_each_gives_its_r
 @pytest.mark.parametrize("path, schema", [
     (".github/workflows/tests.yml", "vendor.github-workflows"),
     (".github/workflows/retrain.yml", "vendor.github-workflows"),
+    (".github/workflows/images.yml", "vendor.github-workflows"),
     ("images/cloudbuild.yaml", "vendor.cloudbuild"),
 ])
 def test_ci_files_validate_against_their_schemas(path, schema):
@@ -213,3 +234,7 @@ def test_retrain_workflow_triggers_and_authenticates_without_keys():
     assert any(s.get("uses", "").startswith("google-github-actions/auth@") for s in steps)
     assert any("pugc submit" in s.get("run", "") for s in steps)
     assert "credentials_json" not in (ROOT / ".github/workflows/retrain.yml").read_text()
+    names = [s.get("name", "") for s in steps]
+    images = steps[names.index(next(n for n in names if n.startswith("This commit's images")))]
+    assert names.index(images["name"]) < names.index("Submit")  # submits only with its own commit's images
+    assert 'PUGC_IMAGE_TAG=$tag' in images["run"] and "${GITHUB_SHA:0:12}" in images["run"]

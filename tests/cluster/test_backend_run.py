@@ -177,9 +177,9 @@ def test_rounds_run_as_sub_pipelines_each_sampling_and_training_from_the_previou
     first, second = summary["rounds"]
     round_one_model = result.artifact("round-1/dpo-training", "dpo_model")
     assert first["sampled_with"] == first["base_model"] == "pugc-tiny/policy"
-    # the launcher handed round 2's tasks their own downloaded copy of round 1's model
-    assert second["sampled_with"] == second["base_model"]
-    assert second["sampled_with"].endswith("/gcs/" + round_one_model.uri[len("gs://"):])
+    # the launcher handed each of round 2's tasks its own downloaded copy of round 1's model (/gcs/<bucket>/<key>)
+    for used in (second["sampled_with"], second["base_model"]):
+        assert used.endswith("/gcs/" + round_one_model.uri[len("gs://"):]), used
     assert summary["training"]["base_model"] == second["base_model"]
     assert sum(r["questions"] for r in summary["rounds"]) == summary["stages"]["held_out_split"]["out"]
     rejected = [json.loads(line) for line in

@@ -299,3 +299,19 @@ def test_a_spec_compiled_for_the_servers_release_is_submitted(tmp_path):
     executors = server.state.runs[result["run_id"]]["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"][
         "deploymentSpec"]["executors"]
     assert executors and not any("securityContext" in config for config in executors.values())
+
+
+def test_a_long_wait_reads_the_token_again_at_every_poll(capsys, bucket, tmp_path, monkeypatch):
+    """Tokens expire during a long run (IAP and ID tokens after an hour; in-cluster tokens are rotated):
+    every poll of `--wait` makes its client with the token as it is then."""
+    import os
+
+    from tests.cluster.kfp_api import KFPApiServer
+
+    monkeypatch.setenv("KFP_TOKEN", "first-token")
+    with KFPApiServer(multi_user=False) as server:
+        server.state.on_look = lambda run: os.environ.__setitem__("KFP_TOKEN", "rotated-token")
+        write_summary_on_end(server, bucket, summary_with_gate(True))
+        assert wait_cli(capsys, server, bucket, tmp_path, "--wait")[0] == 0
+    looks = [r.headers.get("authorization") for r in server.state.requests if r.method == "GET" and "/runs/" in r.path]
+    assert looks[0] == "Bearer first-token" and looks[-1] == "Bearer rotated-token"

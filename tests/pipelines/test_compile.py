@@ -1,6 +1,8 @@
 """The compiled pipeline YAML, for both targets: DAG shape, images, per-task platform settings, parameters."""
 import dataclasses
 import json
+import os
+import sys
 
 import pytest
 import yaml
@@ -270,17 +272,33 @@ def test_no_secret_value_in_compiled_yaml(tmp_path, monkeypatch):
         assert "PLANTED" not in text
 
 
-def test_images_come_from_one_module_tagged_with_the_version(tmp_path):
-    from pugc import __version__
+def test_images_come_from_one_module_tagged_with_the_commit(tmp_path):
+    import subprocess
+
     from pugc.components import images
 
     spec, _, _ = compiled(tmp_path, "paper")
     assert container(spec, "reward_scoring")["image"] == images.INFERENCE
     assert container(spec, "dpo_training")["image"] == images.TRAINER
     assert container(spec, "preference_pairs")["image"] == images.BASE
-    assert images.BASE.endswith(f":{__version__}")
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                            cwd=images.CHECKOUT).stdout.strip()
+    assert images.BASE.endswith(f":{os.environ.get('PUGC_IMAGE_TAG') or commit}")  # this commit's code, not a version's
     # Images carry kfp and pugc: the command must not pip-install kfp at start-up.
     assert "pip install" not in " ".join(container(spec, "reward_scoring")["command"])
+
+
+def test_a_digest_file_pins_every_image(tmp_path):
+    """CI's push writes the digests; a reference with one cannot be served by another image of the same tag."""
+    import subprocess
+
+    digests = {name: "sha256:" + f"{i}" * 64 for i, name in enumerate(("base", "vllm", "trainer"), start=1)}
+    (tmp_path / "digests.json").write_text(json.dumps(digests))
+    code = "from pugc.components import images; print(images.BASE); print(images.TRAINER)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PUGC_IMAGE_DIGESTS": str(tmp_path / "digests.json"),
+                              "PUGC_IMAGE_TAG": "abc123", "PUGC_IMAGE_REGISTRY": "r.example/p"}).stdout.split()
+    assert out == [f"r.example/p/base:abc123@{digests['base']}", f"r.example/p/trainer:abc123@{digests['trainer']}"]
 
 
 def test_tiny_recipe_requests_no_accelerator(tmp_path):
