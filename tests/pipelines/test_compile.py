@@ -273,17 +273,14 @@ def test_no_secret_value_in_compiled_yaml(tmp_path, monkeypatch):
 
 
 def test_images_come_from_one_module_tagged_with_the_commit(tmp_path):
-    import subprocess
-
     from pugc.components import images
 
     spec, _, _ = compiled(tmp_path, "paper")
     assert container(spec, "reward_scoring")["image"] == images.INFERENCE
     assert container(spec, "dpo_training")["image"] == images.TRAINER
     assert container(spec, "preference_pairs")["image"] == images.BASE
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                            cwd=images.CHECKOUT).stdout.strip()
-    assert images.BASE.endswith(f":{os.environ.get('PUGC_IMAGE_TAG') or commit}")  # this commit's code, not a version's
+    assert images.TAG == (os.environ.get("PUGC_IMAGE_TAG") or images.source_commit())  # this commit's code
+    assert images.BASE.endswith(f":{images.TAG}") and len(images.TAG) == images.COMMIT_CHARS
     # Images carry kfp and pugc: the command must not pip-install kfp at start-up.
     assert "pip install" not in " ".join(container(spec, "reward_scoring")["command"])
 

@@ -147,7 +147,10 @@ def test_compiling_without_a_registry_warns(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pugc.cli", "compile", "--recipe", "paper", "-o", tmp_path / "p.yaml"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0
-    assert "warning: PUGC_IMAGE_REGISTRY is not set, so tasks use pugc/base:0.1.0" in done.stderr
+    from pugc.components.images import source_commit
+
+    tag = source_commit() or "0.1.0"  # images are tagged by the commit they are built from
+    assert f"warning: PUGC_IMAGE_REGISTRY is not set, so tasks use pugc/base:{tag}" in done.stderr
 
 
 def test_debug_shows_the_traceback(files):
