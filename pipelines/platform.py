@@ -102,8 +102,10 @@ def openai_engine_of(task_name: str, engines: EnginesConfig) -> EngineConfig | N
     from pugc.stages import STAGE_SPECS
 
     spec = STAGE_SPECS.get(task_name)
-    role = "judge" if task_name == "evaluate" else spec.engine_role if spec else None  # evaluate's remote model
-    engine = getattr(engines, role) if role else None
+    if task_name == "evaluate":  # its remote model: the one that grades
+        engine = engines.grader
+    else:
+        engine = getattr(engines, spec.engine_role) if spec and spec.engine_role else None
     return engine if engine is not None and engine.backend == "openai" else None
 
 

@@ -106,7 +106,7 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
          "dpo_model": dpo_training_task.outputs["dpo_model"]},
         "judged", tasks, config=evaluation_config, **llm)
     gate_task = tasks["evaluation_gate"] = evaluation_gate(judged=evaluate_task.outputs["merged"],
-                                                           config=evaluation_config)
+                                                           config=evaluation_config, engines=engines)
     if policy_model is not None:  # and against the previous round's model: did this round improve on it?
         previous_task = fan_out(
             recipe, target, "evaluate", evaluate,
@@ -114,7 +114,7 @@ def train_round(recipe: Recipe, target: str, tasks: dict, index: int, training_q
              "dpo_model": dpo_training_task.outputs["dpo_model"]},
             "judged", tasks, key=f"evaluate{PREVIOUS_ROUND}", config=evaluation_config, **llm, **policy)
         tasks[f"evaluation_gate{PREVIOUS_ROUND}"] = previous_gate = evaluation_gate(
-            judged=previous_task.outputs["merged"], config=evaluation_config)
+            judged=previous_task.outputs["merged"], config=evaluation_config, engines=engines)
     outputs = dict(
         preference_pairs=preference_pairs_task.outputs["preference_pairs"],
         dpo_model=dpo_training_task.outputs["dpo_model"], model_uri=dpo_training_task.outputs["Output"],
@@ -252,7 +252,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                                 previous_dropped=last["rounds_dropped"], previous_pairs=last["all_pairs"])
             # The gate on the last round's model, here rather than inside its group: the condition below then
             # reads a task's output, which the local runner resolves (a sub-pipeline's output it does not).
-            gate = tasks["evaluation_gate"] = evaluation_gate(judged=last["judged"], config=evaluation_config)
+            gate = tasks["evaluation_gate"] = evaluation_gate(judged=last["judged"], config=evaluation_config,
+                                                              engines=engines)
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
             last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
         with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported

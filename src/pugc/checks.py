@@ -173,8 +173,10 @@ def check_models(engines: EnginesConfig, evaluation: EvaluationConfig | None = N
     name must be a model training can load; so must the evaluation's baseline (trained checkpoints and a
     baseline answer on a local backend: pugc.evaluation)."""
     found = {}
-    for role in ("policy", "generator", "judge"):
+    for role in ("policy", "generator", "judge", "evaluator"):
         engine = getattr(engines, role)
+        if engine is None:
+            continue
         if engine.backend == "openai":
             from pugc.engines.openai_engine import check_options
 

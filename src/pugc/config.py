@@ -82,6 +82,19 @@ class EnginesConfig:
     policy: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/policy"))
     generator: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/generator"))
     judge: EngineConfig = field(default_factory=lambda: EngineConfig(model="pugc-tiny/judge"))
+    # Grades the evaluation and so the gate. None = the judge, whose scores built the training pairs: the run
+    # then says it is self-judged (a policy trained to please that judge is graded by it).
+    evaluator: Optional[EngineConfig] = None
+
+    @property
+    def grader(self) -> "EngineConfig":
+        return self.evaluator or self.judge
+
+    @property
+    def self_judged(self) -> bool:
+        """The evaluation is graded by the reward judge itself (no evaluator, or the same model and revision)."""
+        grader = self.grader
+        return grader.model == self.judge.model and grader.revision == self.judge.revision
 
 
 # ------------------------------------------------------------------------------------------------ stages

@@ -61,7 +61,7 @@ def evaluation_engines(config: EvaluationConfig, engines: dict, model_dir: str) 
         else policy
     trained = dataclasses.replace(local, model=model_dir, revision=None)
     return {"trained": dataclasses.asdict(trained), "baseline": dataclasses.asdict(baseline),
-            "judge": engines.get("judge", {})}
+            "judge": engines.get("evaluator") or engines.get("judge", {})}  # the evaluator grades, if the recipe names one
 
 
 def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, section: dict, engines: dict,
@@ -137,17 +137,23 @@ def local_model(model: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- the gate
-def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, report_path: str) -> dict:
+def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, report_path: str,
+                        engines: dict | None = None) -> dict:
     """Figures over every judged prompt (all shards), the gate's decision, and the side-by-side HTML report.
-    Writes and returns the `evaluation` block of summary.json."""
+    Writes and returns the `evaluation` block of summary.json. `engines` says who graded: a run whose evaluation
+    the reward judge graded says so in the summary, the gate's reason and the report."""
+    from pugc.config import EnginesConfig
     from pugc.reports import evaluation_report_html
 
     setup_logging()
     config = build(EvaluationConfig, section, "evaluation")
+    roles = build(EnginesConfig, engines or {}, "engines")
     results = read_records(judged_path, evaluate.PairwiseResult)
     figures = evaluate.figures(results)
     decision = evaluate.decide_gate(figures, config.gate.min_win_rate, config.gate.min_lc_win_rate)
-    summary = evaluation_summary(figures, decision, config)
+    if roles.self_judged:
+        decision = evaluate.GateDecision(decision.passed, f"{decision.reason}; {SELF_JUDGED}")
+    summary = evaluation_summary(figures, decision, config, roles)
     write_json(evaluation_path, summary)
     Path(report_path).write_text(evaluation_report_html(summary, results), encoding="utf-8")
     verdict = "passed" if decision.passed else "failed"
@@ -157,9 +163,17 @@ def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, r
     return summary
 
 
-def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: EvaluationConfig) -> dict:
-    """The `evaluation` block of summary.json (design.md section 5)."""
-    return {
+SELF_JUDGED = "self-judged: the reward judge, whose scores made the training pairs, graded it"
+
+
+def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: EvaluationConfig,
+                       engines=None) -> dict:
+    """The `evaluation` block of summary.json (design.md section 5), with who graded it when `engines` is given."""
+    graded = {} if engines is None else {
+        "evaluator": {"model": engines.grader.model, "revision": engines.grader.revision},
+        "judge": {"model": engines.judge.model, "revision": engines.judge.revision},
+        "self_judged": engines.self_judged}
+    return {**graded,
         "prompts": int(figures["prompts"]),
         "win": int(figures["win"]), "tie": int(figures["tie"]), "lose": int(figures["lose"]),
         "win_rate": round(figures["win_rate"], 4), "lc_win_rate": round(figures["lc_win_rate"], 4),

@@ -225,7 +225,12 @@ def evaluation_report_html(evaluation: dict, results: list) -> str:
     ordered = sorted(results, key=lambda r: (OUTCOME_ORDER[r.outcome], r.trained_first + r.baseline_first))
     rows = [[r.outcome, r.source, r.instruction, r.trained, r.baseline,
              f"{number(r.trained_first)} / {number(r.baseline_first)}"] for r in ordered]
-    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{figures}<h2>Side by side</h2>"
+    grader = evaluation.get("evaluator") or {}
+    graded = (f"<p>Graded by {esc(grader.get('model', ''))}"
+              + (" (self-judged: the reward judge that made the training pairs)" if evaluation.get("self_judged")
+                 else f"; the training pairs were scored by {esc((evaluation.get('judge') or {}).get('model', ''))}")
+              + ".</p>") if grader else ""
+    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{graded}{figures}<h2>Side by side</h2>"
             "<p>P(trained better) with the trained answer shown first / second.</p>"
             + _table(["outcome", "source", "prompt", "trained", "baseline", "P(trained better)"], rows))
     return page(TITLES["evaluation_report"], body)

@@ -137,7 +137,10 @@ def test_kfp_target_carries_every_platform_setting_on_every_gpu_task(tmp_path):
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"], stage
         assert {"mountPath": "/dev/shm", "medium": "Memory", "sizeLimit": cluster.shm_size,
                 "volumeName": "dshm"} in pod["emptyDirMounts"], stage
-        (secret,) = pod["secretAsEnv"]
+        secrets = {entry["secretName"]: entry for entry in pod["secretAsEnv"]}
+        # the paper recipe's evaluator is served (OpenAI API): only evaluate, which calls it, gets its key
+        assert set(secrets) == ({"hf-token", "openai-api-key"} if stage == "evaluate" else {"hf-token"}), stage
+        secret = secrets["hf-token"]
         assert secret["secretName"] == cluster.hf_token_secret == "hf-token"
         assert secret["keyToEnv"] == [{"secretKey": "token", "envVar": "HF_TOKEN"}]
         assert pod["pvcMount"][0]["mountPath"] == "/cache" and pod["pvcMount"][0]["constant"] == cluster.model_cache_pvc
@@ -175,8 +178,10 @@ def test_openai_key_comes_from_its_secret_only_on_tasks_whose_role_uses_openai(t
 
 
 def test_no_openai_key_reference_without_an_openai_role_or_without_the_secret_setting(tmp_path):
-    _, platform, _ = compiled(tmp_path, "paper")
+    _, platform, _ = compiled(tmp_path, "paper", ["engines.evaluator=null"])
     assert not any(openai_key_refs(pod) for pod in platform.values())
+    _, platform, _ = compiled(tmp_path, "paper")  # the paper recipe's evaluator is served: evaluate alone holds the key
+    assert [name for name, pod in platform.items() if openai_key_refs(pod)] == [executor_name("evaluate")]
     _, platform, _ = compiled(tmp_path, "paper", ["engines.judge.backend=openai", "cluster.openai_api_key_secret=null"])
     assert not any(openai_key_refs(pod) for pod in platform.values())
 

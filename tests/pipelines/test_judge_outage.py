@@ -1,5 +1,6 @@
-"""A judge that fails during evaluation fails the run: `pugc run` exits 1 (run failed) with the engine's error
-in its one line, never 0 or 3 as if the trained model had been judged and passed or lost."""
+"""Who grades the evaluation: a judge that fails during evaluation fails the run (`pugc run` exits 1 with the
+engine's error in its one line, never 0 or 3 as if the trained model had been judged), and an evaluator of its
+own (engines.evaluator, here served over HTTP) grades every evaluation request and nothing else."""
 import os
 import subprocess
 import sys
@@ -30,3 +31,31 @@ def test_a_judge_that_fails_every_evaluation_request_fails_the_run(tmp_path, sam
     assert "records failed in the engine (100.0%" in lines[0] and "the judge: " in lines[0] and "500" in lines[0]
     assert (tmp_path / "outage" / "FAILED").is_file() and not (tmp_path / "outage" / "summary.json").exists()
     assert "reward_scoring" in done.stdout  # the same server judged the training responses: only evaluation failed
+
+
+def test_an_evaluator_grades_every_evaluation_request_and_no_reward_scoring_one(tmp_path, sample_slice):
+    """The reward judge (local) scores the training responses; the evaluator (served: the tiny judge's weights under
+    another name, so the run is not self-judged by model) only compares answers."""
+    import json
+
+    engine = HFEngine(EngineConfig(model="pugc-tiny/judge"))
+    seen: list[str] = []
+    with ChatServer(engine) as server:
+        original = server.complete
+        server.complete = lambda body: seen.append(json.dumps(body["messages"])) or original(body)
+        options = f"{{base_url: '{server.url}', verdict_top_logprobs: 5000}}"
+        done = subprocess.run(
+            [sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output", str(tmp_path),
+             "--run-id", "graded", "--set",
+             f"engines.evaluator={{backend: openai, model: independent-evaluator, options: {options}}}"],
+            capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    engine.close()
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "graded" / "summary.json").read_text())
+    evaluation = summary["evaluation"]
+    assert seen and all(PAIRWISE in messages for messages in seen)  # evaluation requests, every one of them
+    judged = evaluation["win"] + evaluation["tie"] + evaluation["lose"]
+    assert len(seen) >= 2 * judged  # both orders of every judged prompt (expected mode: feedback, then verdict)
+    assert evaluation["self_judged"] is False and "self-judged" not in evaluation["gate"]["reason"]
+    assert evaluation["evaluator"]["model"] == "independent-evaluator"  # the served model, by its name
+    assert evaluation["judge"]["model"] == summary["stages"]["reward_scoring"]["model"] == "pugc-tiny/judge"

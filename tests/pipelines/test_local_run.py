@@ -169,7 +169,14 @@ def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sa
     assert code == 3, console.getvalue()
     summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
     gate = summary["evaluation"]["gate"]
-    assert gate["passed"] is False and gate["reason"].startswith("win_rate ") and gate["reason"].endswith("< 1.0")
+    assert gate["passed"] is False and gate["reason"].startswith("win_rate 0.")
+    # no engines.evaluator: the reward judge graded its own trainee, and every place that shows the gate says so
+    assert summary["evaluation"]["self_judged"] is True and gate["reason"].endswith("< 1.0; self-judged: the reward "
+                                                                                   "judge, whose scores made the "
+                                                                                   "training pairs, graded it")
+    assert summary["evaluation"]["evaluator"] == summary["evaluation"]["judge"] == {"model": "pugc-tiny/judge",
+                                                                                    "revision": None}
+    assert "self-judged" in (tmp_path / "gated" / "reports" / "evaluation_report.html").read_text()
     assert not list((tmp_path / "gated").glob("artifacts/*/export-model"))  # skipped under the gate
     assert (tmp_path / "gated" / "model" / "config.json").is_file()  # trained, kept locally, just not exported
     assert "gate FAILED (win_rate" in console.getvalue().splitlines()[-1]
