@@ -8,7 +8,8 @@ from pugc.components import images
 def preference_pairs(scored_responses: Input[Dataset], instructions: Input[Dataset], config: dict, recipe_digest: str,
                      preference_pairs: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics],
                      pairs_report: Output[HTML]):
-    """Stage 6: chosen = highest mean score, rejected = lowest, per question; ties and thin margins dropped.
+    """Stage 6: chosen = highest mean score, rejected = lowest, per question; ties and thin margins dropped,
+    an answer cut at max_tokens never chosen.
     The questions are joined by id from `instructions`; the pair file is self-contained."""
     from pugc.reports import write_pairs_report
     from pugc.stage_runner import publish, run_stage
@@ -16,4 +17,4 @@ def preference_pairs(scored_responses: Input[Dataset], instructions: Input[Datas
     report = run_stage("preference_pairs", scored_responses.path, preference_pairs.path, dropped.path, config,
                        tables={"instructions": instructions.path})
     publish(report, [preference_pairs, dropped], metrics, recipe_digest)
-    write_pairs_report(preference_pairs.path, report["counts"], pairs_report.path)
+    write_pairs_report(preference_pairs.path, report["counts"], pairs_report.path, report["metrics"])

@@ -12,7 +12,8 @@ def prompt_text(prompt: Prompt) -> str:
 
 class FakeEngine:
     """`reply(prompt_text, sample_index) -> str` scripts generations; `probs(prompt_text) -> dict` verdicts;
-    `error(prompt_text, params) -> str | None` a served engine's failed request (params None for verdicts)."""
+    `error(prompt_text, params) -> str | None` a served engine's failed request (params None for verdicts);
+    `finish_reason(prompt_text) -> str` whether a generation ended ("stop") or was cut ("length")."""
 
     model_id = "fake"
     revision = None
@@ -23,6 +24,7 @@ class FakeEngine:
         self.reply = reply or (lambda text, i: "")
         self.error = error or (lambda text, params: None)
         self.probs = probs or (lambda text: {})
+        self.finish_reason: Callable[[str], str] = lambda text: "stop"
         self.stats = EngineStats()
         self.generate_calls: list[tuple[list[Prompt], SamplingParams]] = []
         self.prob_calls: list[list[Prompt]] = []
@@ -36,7 +38,7 @@ class FakeEngine:
                 out.append(failed_completions(error, params.n))
                 continue
             texts = [self.reply(prompt_text(p), i) for i in range(params.n)]
-            out.append([Completion(t, len(t.split()) + 1, "stop") for t in texts])
+            out.append([Completion(t, len(t.split()) + 1, self.finish_reason(prompt_text(p))) for t in texts])
         return out
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float] | EngineError]:

@@ -168,10 +168,22 @@ class UGCFilterConfig(VerdictConfig, DocumentBudget):
     """Rate each document's quality 1-5; keep score >= threshold.
 
     threshold None (the default) keeps everything and loads no model: the paper found quantity matters more
-    than quality (its Fig. 4); paper.yaml sets 4 (keep 4-5) as the paper did.
+    than quality (its Fig. 4); paper.yaml sets 4 (keep 4-5) as the paper did. `max_score` also drops documents
+    rated above it (`above_max_score`): threshold 2 and max_score 3 is the quality-{2,3} band of Fig. 4.
     """
 
     threshold: Optional[number(ge=1, le=5)] = None
+    max_score: Optional[number(ge=1, le=5)] = None
+
+    @model_validator(mode="after")
+    def _band(self) -> "UGCFilterConfig":
+        if self.max_score is not None and self.threshold is None:
+            raise KeyProblem("ugc_filter.max_score is set but ugc_filter.threshold is not: set threshold "
+                             "(1 keeps everything up to max_score) so the documents are rated")
+        if self.max_score is not None and self.max_score < self.threshold:
+            raise KeyProblem(f"ugc_filter.max_score {self.max_score} is below ugc_filter.threshold "
+                             f"{self.threshold}: no document could pass")
+        return self
 
 
 @dataclass
@@ -225,10 +237,14 @@ class RewardScoringConfig(PrometheusJudgeConfig):
 
 @dataclass
 class PreferencePairsConfig:
-    """chosen = highest mean score, rejected = lowest; drop ties and margins below min_margin."""
+    """chosen = highest mean score, rejected = lowest; drop ties and margins below min_margin.
+    `cut_responses`: what a response cut at max_tokens may be. "rejected_only" (default): never chosen, still
+    the rejected one when it scores lowest (a pair that teaches finishing); "drop": left out of both sides;
+    "allowed": either side, as the paper did (for policies that never end an answer, like the random tiny one)."""
 
     min_margin: NonNegative = 0.0
     min_scored_responses: integer(ge=2) = 2
+    cut_responses: Literal["rejected_only", "drop", "allowed"] = "rejected_only"
 
 
 @dataclass

@@ -177,11 +177,10 @@ def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: E
         "prompts": int(figures["prompts"]),
         "win": int(figures["win"]), "tie": int(figures["tie"]), "lose": int(figures["lose"]),
         "win_rate": round(figures["win_rate"], 4), "lc_win_rate": round(figures["lc_win_rate"], 4),
-        "mean_length": {
-            "trained": {"tokens": round(figures["trained_mean_tokens"], 2), "chars": round(figures["trained_mean_chars"], 2)},
-            "baseline": {"tokens": round(figures["baseline_mean_tokens"], 2),
-                         "chars": round(figures["baseline_mean_chars"], 2)},
-        },
+        "mean_length": {model: {"tokens": round(figures[f"{model}_mean_tokens"], 2),
+                                "chars": round(figures[f"{model}_mean_chars"], 2),
+                                "cut_fraction": round(figures[f"{model}_cut_fraction"], 4)}
+                        for model in ("trained", "baseline")},
         "baseline": config.baseline or "engines.policy",
         "gate": {"passed": decision.passed, "reason": decision.reason,
                  "thresholds": {"min_win_rate": config.gate.min_win_rate,

@@ -139,11 +139,17 @@ class PairsDigest:
         self.count, self.samples, self.widest = 0, samples, []
         self.chosen, self.rejected = Histogram(SCORE_BINS), Histogram(SCORE_BINS)
         self.margins = Histogram(MARGIN_BINS)
+        self.chosen_chars, self.rejected_chars = Histogram(LENGTH_BINS), Histogram(LENGTH_BINS)
+        self.chars_total = {"chosen": 0, "rejected": 0}
 
     def add(self, pair) -> None:
         self.chosen.add(pair.score_chosen)
         self.rejected.add(pair.score_rejected)
         self.margins.add(pair.margin)
+        for side, histogram in (("chosen", self.chosen_chars), ("rejected", self.rejected_chars)):
+            chars = len(getattr(pair, side)[-1]["content"])
+            self.chars_total[side] += chars
+            histogram.add(min(chars, LENGTH_BINS[-1]))  # the last bin holds every longer answer
         entry = (pair.margin, -self.count, pair)  # earlier pairs win ties, as a stable sort would pick them
         self.count += 1
         if len(self.widest) < self.samples:
@@ -156,19 +162,35 @@ class PairsDigest:
 
 
 SCORE_BINS, MARGIN_BINS = [1.0 + 0.5 * i for i in range(9)], [0.5 * i for i in range(9)]
+LENGTH_BINS = [250.0 * i for i in range(17)]  # characters, 0 to 4,000 (and longer, in the last bin)
 
 
-def pairs_report_html(digest: PairsDigest, counts: dict) -> str:
-    """Preference pairs at a glance: counts, score and margin histograms, the widest-margin pairs side by side."""
+def length_sentence(digest: PairsDigest, metrics: dict) -> str:
+    """Whether the pairs teach length: the two sides' mean lengths, and the pairs that reject a cut answer."""
+    mean = lambda side: digest.chars_total[side] / digest.count if digest.count else None  # noqa: E731
+    cut = {side: int(metrics.get(f"cut_{side}") or 0) for side in ("chosen", "rejected")}
+    return (f"Mean length: chosen {number(mean('chosen'))} characters, rejected {number(mean('rejected'))}. "
+            f"Answers cut at max_tokens: chosen in {plural(cut['chosen'], 'pair')}, rejected in "
+            f"{plural(cut['rejected'], 'pair')}.")
+
+
+def pairs_report_html(digest: PairsDigest, counts: dict, metrics: dict | None = None) -> str:
+    """Preference pairs at a glance: counts, score, margin and length histograms, the widest-margin pairs side
+    by side."""
+    length_axis = "characters (the last bin: 4,000 or more)"
     charts = (histogram_svg(digest.chosen.counts, SCORE_BINS, "Chosen response scores", SCORE_AXIS, "pairs")
               + histogram_svg(digest.rejected.counts, SCORE_BINS, "Rejected response scores", SCORE_AXIS, "pairs")
               + histogram_svg(digest.margins.counts, MARGIN_BINS, "Score margins", "chosen - rejected score",
+                              "pairs")
+              + histogram_svg(digest.chosen_chars.counts, LENGTH_BINS, "Chosen response lengths", length_axis, "pairs")
+              + histogram_svg(digest.rejected_chars.counts, LENGTH_BINS, "Rejected response lengths", length_axis,
                               "pairs"))
     rows = [[p.prompt[-1]["content"][:300], f"{number(p.score_chosen)}: {p.chosen[-1]['content'][:400]}",
              f"{number(p.score_rejected)}: {p.rejected[-1]['content'][:400]}"]
             for p in digest.widest_pairs()]
     body = (f"<p>{plural(digest.count, 'pair')} from {plural(counts['in'], 'question')}; dropped: "
-            f"{esc(_dropped_text(counts['dropped']))}</p>{charts}<h2>Widest-margin pairs</h2>"
+            f"{esc(_dropped_text(counts['dropped']))}</p><p>{esc(length_sentence(digest, metrics or {}))}</p>"
+            f"{charts}<h2>Widest-margin pairs</h2>"
             + _table(["question", "chosen (score: text)", "rejected (score: text)"], rows))
     return page("Preference pairs", body)
 
@@ -185,7 +207,7 @@ def loss_curve_html(training: dict) -> str:
 
 
 def run_summary_html(summary: dict) -> str:
-    from pugc.summary import stage_table
+    from pugc.summary import LENGTH_HEADER, length_rows, stage_table
 
     rows = stage_table(summary["stages"])
     facts = [f"input lines {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
@@ -201,6 +223,9 @@ def run_summary_html(summary: dict) -> str:
     body = ("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>"
             + stage_bars_svg([(name, n_in, n_out) for name, n_in, n_out, _ in rows]) + "<h2>Stages</h2>"
             + _table(["stage", "in", "out", "dropped"], [[n, number(i), number(o), d] for n, i, o, d in rows], {1, 2}))
+    if summary.get("lengths"):
+        body += ("<h2>Answer lengths</h2>"
+                 + _table(LENGTH_HEADER, length_rows(summary["lengths"]), set(range(1, len(LENGTH_HEADER)))))
     return page("Run summary", body)
 
 
@@ -220,7 +245,8 @@ def evaluation_report_html(evaluation: dict, results: list) -> str:
     lengths = evaluation["mean_length"]
     figures = _table(["", "trained", "baseline"], [
         ["mean length (tokens)", number(lengths["trained"]["tokens"]), number(lengths["baseline"]["tokens"])],
-        ["mean length (characters)", number(lengths["trained"]["chars"]), number(lengths["baseline"]["chars"])]],
+        ["mean length (characters)", number(lengths["trained"]["chars"]), number(lengths["baseline"]["chars"])],
+        ["cut at max_tokens", *(f"{100 * (lengths[m].get('cut_fraction') or 0):.1f}%" for m in ("trained", "baseline"))]],
         {1, 2})
     ordered = sorted(results, key=lambda r: (OUTCOME_ORDER[r.outcome], r.trained_first + r.baseline_first))
     rows = [[r.outcome, r.source, r.instruction, r.trained, r.baseline,
@@ -249,15 +275,16 @@ def index_html(summary: dict, reports: list[str]) -> str:
     return page(f"PUGC run {summary.get('run_id', '')}".strip(), f"<p>{esc(facts)}</p><ul>{links}</ul>")
 
 
-def write_pairs_report(pairs_path: str, counts: dict, report_path: str) -> None:
-    """The pairs file streamed once: memory holds the histograms and a few pairs, not the file."""
+def write_pairs_report(pairs_path: str, counts: dict, report_path: str, metrics: dict | None = None) -> None:
+    """The pairs file streamed once: memory holds the histograms and a few pairs, not the file. `metrics`: the
+    stage's figures (how many pairs reject a cut answer)."""
     from pugc.io import iter_records
     from pugc.records import PreferencePair
 
     digest = PairsDigest()
     for pair in iter_records(pairs_path, PreferencePair):
         digest.add(pair)
-    Path(report_path).write_text(pairs_report_html(digest, counts), encoding="utf-8")
+    Path(report_path).write_text(pairs_report_html(digest, counts, metrics), encoding="utf-8")
 
 
 def write_loss_curve(model_dir: str, report_path: str) -> None:

@@ -18,6 +18,7 @@ from pugc.io import JsonlWriter, iter_records, iter_rows, write_jsonl
 from pugc.logs import setup_logging
 from pugc.records import Instruction, StageResult
 from pugc.runner.sharding import group_chunks
+from pugc.summary import length_entry
 
 log = logging.getLogger(__name__)
 STAGE = "round_split"
@@ -93,6 +94,7 @@ def round_entry(round_index: int, lineages: dict[str, dict], evaluation: dict,
         "vs_previous": {key: against_previous[key] for key in ("prompts", "win", "tie", "lose", "win_rate",
                                                                 "lc_win_rate", "mean_length")}
         if against_previous else None,
+        "lengths": length_entry(round_index, {stage: m.get("metrics") for stage, m in lineages.items()}, evaluation),
         "stages": {stage: {"in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
                            "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()}}
                    for stage, m in lineages.items()},

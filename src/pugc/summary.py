@@ -43,6 +43,45 @@ def stage_table(stages: dict) -> list[tuple[str, int, int, str]]:
     return rows
 
 
+LENGTH_FIGURES = {"response_sampling": {"response_chars_mean": "sampled_chars", "truncated_fraction": "truncated_fraction"},
+                  "preference_pairs": {"chosen_chars_mean": "chosen_chars", "rejected_chars_mean": "rejected_chars",
+                                       "cut_chosen": "cut_chosen", "cut_rejected": "cut_rejected"}}
+
+
+def length_entry(round_index: int, stage_metrics: dict[str, dict], evaluation: dict | None) -> dict:
+    """One round's lengths (characters): what the policy sampled and how much of it was cut, what the pairs
+    chose and rejected, what the trained model answered on the held-out questions. Read down the rounds, it
+    shows whether training is buying its wins with length. `stage_metrics`: stage -> its figures."""
+    entry: dict = {"round": int(round_index)}
+    for stage, names in LENGTH_FIGURES.items():
+        figures = stage_metrics.get(stage) or {}
+        entry |= {name: figures.get(figure) for figure, name in names.items()}
+    trained = ((evaluation or {}).get("mean_length") or {}).get("trained") or {}
+    return entry | {"trained_answer_chars": trained.get("chars")}
+
+
+def length_trend(summary: dict) -> list[dict]:
+    """The summary's `lengths`: a row per training round (one for a single-round run)."""
+    if summary.get("rounds"):
+        return [r["lengths"] for r in summary["rounds"] if r.get("lengths")]
+    metrics = {stage: counts.get("metrics") for stage, counts in summary["stages"].items()}
+    return [length_entry(1, metrics, summary.get("evaluation"))] if "preference_pairs" in metrics else []
+
+
+LENGTH_HEADER = ["round", "sampled chars", "cut at max_tokens", "chosen chars", "rejected chars",
+                 "cut chosen", "cut rejected", "trained answer chars"]
+
+
+def length_rows(lengths: list[dict]) -> list[list[str]]:
+    from pugc.reports import number
+
+    percent = lambda fraction: "-" if fraction is None else f"{100 * fraction:.1f}%"  # noqa: E731
+    return [[str(e["round"]), number(e.get("sampled_chars")), percent(e.get("truncated_fraction")),
+             number(e.get("chosen_chars")), number(e.get("rejected_chars")), number(e.get("cut_chosen")),
+             number(e.get("cut_rejected")),
+             number(e.get("trained_answer_chars"))] for e in lengths]
+
+
 def markdown_report(summary: dict) -> str:
     from pugc.reports import evaluation_sentence, number, training_sentence
 
@@ -54,6 +93,9 @@ def markdown_report(summary: dict) -> str:
     ]
     lines += [f"| {name} | {number(n_in)} | {number(n_out)} | {dropped} |"
               for name, n_in, n_out, dropped in stage_table(summary["stages"])]
+    if summary.get("lengths"):
+        lines += ["", "| " + " | ".join(LENGTH_HEADER) + " |", "|---" + "|---:" * (len(LENGTH_HEADER) - 1) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in length_rows(summary["lengths"])]
     training = summary.get("training") or {}
     if training:
         lines += ["", training_sentence(training)]
@@ -82,6 +124,7 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
         summary["stages"] = add_rounds(summary["stages"], summary["rounds"])
         summary["preference_pairs"] = summary["stages"]["preference_pairs"]["out"]
         skipped |= set(ROUND_STAGES)
+    summary["lengths"] = length_trend(summary)
     dropped_paths = [path for path, m in stages if m.get("stage") not in skipped]
     dropped_paths += [rounds_dropped_path] if rounds_dropped_path else []
     rejected = write_jsonl(rejected_path, rejected_rows(quarantine_path, dropped_paths))

@@ -180,7 +180,7 @@ def summary_with_gate(passed: bool) -> dict:
 
     figures = {"prompts": 10, "win": 6, "tie": 2, "lose": 2, "win_rate": 0.7, "lc_win_rate": 0.66,
                "trained_mean_tokens": 120.0, "baseline_mean_tokens": 100.0, "trained_mean_chars": 600.0,
-               "baseline_mean_chars": 500.0}
+               "baseline_mean_chars": 500.0, "trained_cut_fraction": 0.1, "baseline_cut_fraction": 0.0}
     decision = GateDecision(passed, "win_rate 0.700 >= 0.5" if passed else "win_rate 0.700 < 0.8")
     config = EvaluationConfig(gate=GateConfig(min_win_rate=0.5 if passed else 0.8))
     return {"input_lines": 60, "quarantined": 2, "input_records": 58, "preference_pairs": 12,

@@ -187,6 +187,31 @@ def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sa
     assert "export_model" not in console.getvalue()
 
 
+def test_no_pair_chooses_an_answer_cut_at_max_tokens(tmp_path, sample_slice):
+    """The tiny policy rarely ends an answer (the tiny recipe allows cut answers for that reason); at 160 tokens a
+    few end, and under the default `rejected_only` only those can be chosen."""
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(sample_slice), "--output", str(tmp_path), "--run-id", "cut",
+                     "--set", "preference_pairs.cut_responses=rejected_only",
+                     "--set", "response_sampling.max_tokens=160"])
+    assert code == 0, console.getvalue()
+    run_dir = tmp_path / "cut"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    scored = {row["id"]: row for path in run_dir.glob("artifacts/*/merge-shards*/merged")
+              for row in rows(path) if "judge_scores" in row}
+    pairs = rows(run_dir / "preference_pairs.jsonl")
+    cut = {i for i, row in scored.items() if row["finish_reason"] == "length"}
+    assert pairs and cut and len(cut) < len(scored)  # some answers were cut, some ended, and pairs were made
+    assert not {pair["chosen_id"] for pair in pairs} & cut
+    stage = summary["stages"]["preference_pairs"]
+    assert stage["dropped"]["cut_at_max_tokens"] > 0
+    assert stage["metrics"]["cut_rejected"] == sum(pair["rejected_id"] in cut for pair in pairs) > 0
+    (lengths,) = summary["lengths"]
+    assert lengths["cut_chosen"] == 0 and lengths["truncated_fraction"] == pytest.approx(len(cut) / len(scored))
+    assert "Answers cut at max_tokens: chosen in 0 pairs" in (run_dir / "reports" / "pairs_report.html").read_text()
+
+
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 REPORT_HEADINGS = {
     "index": ["PUGC run e2e"],
@@ -194,7 +219,7 @@ REPORT_HEADINGS = {
     "loss_curve": ["DPO training loss"],
     "run_summary": ["Run summary", "Stages"],
 }
-CHART_TEXT = {"pairs_report": ["judge score (1-5)", "pairs", "Score margins"],
+CHART_TEXT = {"pairs_report": ["judge score (1-5)", "pairs", "Score margins", "Chosen response lengths"],
               "loss_curve": ["training step", "loss"], "run_summary": ["Records per stage", "records"]}
 
 
@@ -295,6 +320,12 @@ def test_each_round_has_its_figures_and_together_they_account_for_every_question
     assert first["vs_previous"] is None and 0.0 <= second["vs_previous"]["win_rate"] <= 1.0
     # against the previous round the baseline is round 1's model: its greedy answers are round 1's own
     assert second["vs_previous"]["mean_length"]["baseline"] == first["mean_length"]["trained"]
+    # the length trend: a row per round, read from that round's sampling, pairs and evaluation
+    assert [row["round"] for row in summary["lengths"]] == [1, 2]
+    for entry, row in zip(rounds, summary["lengths"]):
+        assert row == entry["lengths"] and row["trained_answer_chars"] == entry["mean_length"]["trained"]["chars"]
+        assert row["sampled_chars"] > 0 and 0.0 <= row["truncated_fraction"] <= 1.0 and row["chosen_chars"] > 0
+    assert "Answer lengths" in (run_dir / "reports" / "run_summary.html").read_text()
     total_dropped = sum(sum(s["dropped"].values()) for s in stages.values())
     assert len(rows(run_dir / "rejected.jsonl")) == summary["quarantined"] + total_dropped
     assert list(run_dir.glob("artifacts/*/export-model/exported"))

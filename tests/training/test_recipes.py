@@ -1,4 +1,4 @@
-"""The SimPO and Base recipes carry the published settings, load, and compile; prompts are cut by tokens."""
+"""The SimPO, Base and Base SimPO recipes carry the published settings, load, and compile; prompts are cut by tokens."""
 import pytest
 import yaml
 from transformers import AutoTokenizer
@@ -22,13 +22,18 @@ def test_base_recipe_starts_from_the_sft_model_with_short_sequences():
     assert recipe.engines.policy.model == "alignment-handbook/zephyr-7b-sft-full"
     assert (recipe.dpo_training.trainer["max_length"], recipe.dpo_training.max_prompt_length) == (1024, 512)
     assert (recipe.dpo_training.trainer["beta"], recipe.dpo_training.trainer["learning_rate"]) == (0.01, 5e-7)
-    simpo = load_recipe("paper-base", ["dpo_training.method=simpo", "dpo_training.beta=2.0",
-                                       "dpo_training.simpo_gamma=1.6", "dpo_training.learning_rate=3.0e-7"])
+
+
+def test_base_simpo_recipe_is_the_base_recipe_with_simpo_base_settings():
+    base, simpo = load_recipe("paper-base"), load_recipe("paper-base-simpo")
     trainer = simpo.dpo_training.trainer
+    assert simpo.dpo_training.method == "simpo" and simpo.engines == base.engines
     assert (trainer["beta"], trainer["simpo_gamma"] / trainer["beta"], trainer["learning_rate"]) == (2.0, 0.8, 3e-7)
+    assert (trainer["max_length"], simpo.dpo_training.max_prompt_length) == (1024, 512)
+    assert simpo.response_sampling == base.response_sampling and simpo.reward_scoring == base.reward_scoring
 
 
-@pytest.mark.parametrize("name", ["paper-simpo", "paper-base"])
+@pytest.mark.parametrize("name", ["paper-simpo", "paper-base", "paper-base-simpo"])
 def test_recipe_compiles_with_its_training_section(tmp_path, name):
     recipe = load_recipe(name)
     spec = next(yaml.safe_load_all(compile_pipeline(recipe, tmp_path / "p.yaml").read_text()))

@@ -131,6 +131,21 @@ def test_win_rate_counts_half_the_ties_and_reports_mean_lengths():
     assert figures["trained_mean_tokens"] == 25 and figures["baseline_mean_chars"] == 10
 
 
+def test_the_share_of_answers_cut_at_max_tokens_is_a_figure_of_each_model():
+    judged = results([(1.0, 10, 10), (0.5, 20, 10), (0.0, 30, 10), (1.0, 40, 10)])
+    judged[0].trained_cut = judged[1].trained_cut = judged[3].baseline_cut = True
+    figures = evaluate.figures(judged)
+    assert (figures["trained_cut_fraction"], figures["baseline_cut_fraction"]) == (0.5, 0.25)
+
+
+def test_an_answer_records_whether_it_was_cut():
+    engine = FakeEngine(reply=lambda text, i: "long answer" if "long" in text else "short")
+    engine.finish_reason = lambda text: "length" if "long" in text else "stop"
+    prompts = [evaluate.EvalPrompt(id=str(i), source="held_out", instruction=q) for i, q in enumerate(["long?", "s?"])]
+    result = evaluate.answer(engine, prompts, EvaluationConfig(), "trained")
+    assert [(p.trained, p.trained_cut) for p in result.kept] == [("long answer", True), ("short", False)]
+
+
 def test_length_controlled_win_rate_removes_a_preference_for_longer_answers():
     # The judge prefers whichever answer is longer: raw win rate 0.7, but at equal length it is a coin toss.
     scores = [1.0] * 7 + [0.0] * 3

@@ -2,6 +2,8 @@
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pugc.config import (InstructionGenConfig, PreferencePairsConfig, RelevanceFilterConfig,
                          ResponseSamplingConfig, RewardScoringConfig, UGCFilterConfig)
@@ -23,6 +25,26 @@ def instruction(i, question="How do I fix it?"):
 
 
 # ------------------------------------------------------------------------------------------- ugc_filter
+def test_ugc_filter_keeps_a_quality_band():
+    probs = {"GOOD": {"5": 1.0}, "FAIR": {"3": 1.0}, "POOR": {"2": 1.0}, "BAD": {"1": 1.0}}
+    engine = FakeEngine(probs=lambda text: next(v for k, v in probs.items() if k in text))
+    config = UGCFilterConfig(threshold=2.0, max_score=3.0)  # Fig. 4's quality-{2,3} arm
+    result = ugc_filter.run(docs("GOOD post", "FAIR post", "POOR post", "BAD post"), config, engine)
+    assert [d.text for d in result.kept] == ["FAIR post", "POOR post"]
+    assert result.counts["dropped"] == {"above_max_score": 1, "low_quality": 1}
+    assert {d.reason: d.detail for d in result.dropped}["above_max_score"] == "quality 5.000 > 3.0"
+
+
+@pytest.mark.parametrize("band, message", [({"threshold": "null", "max_score": 3}, "threshold is not"),
+                                           ({"threshold": 4, "max_score": 3}, "below ugc_filter.threshold")])
+def test_a_quality_band_that_cannot_work_is_refused(band, message):
+    from pugc.config import load_recipe
+    from pugc.recipe_types import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_recipe("tiny", overrides=[f"ugc_filter.{key}={value}" for key, value in band.items()])
+
+
 def test_ugc_filter_expected_keeps_at_threshold_and_records_reason():
     probs = {"GOOD": {"5": 1.0}, "OKAY": {"3": 0.5, "5": 0.5}, "BAD": {"1": 1.0}}
     engine = FakeEngine(probs=lambda text: next(v for k, v in probs.items() if k in text))
@@ -251,6 +273,69 @@ def test_a_margin_equal_to_the_minimum_passes_despite_float_noise():
 def test_pairs_break_score_ties_by_sample_order():
     (pair,) = pairs(scored("a", 5.0, 1.0, 5.0, 1.0), PreferencePairsConfig()).kept
     assert (pair.chosen_id, pair.rejected_id) == ("a-0", "a-1")
+
+
+def cut_at(rows, *cut_indices):
+    """The same rows, those at `cut_indices` cut at max_tokens."""
+    for index in cut_indices:
+        rows[index].finish_reason = "length"
+    return rows
+
+
+def test_a_cut_answer_is_never_chosen_but_may_be_rejected():
+    rows = cut_at(scored("a", 5.0, 3.0, 1.0), 0, 2)  # the best and the worst were cut
+    result = pairs(rows, PreferencePairsConfig())
+    (pair,) = result.kept
+    assert (pair.chosen_id, pair.rejected_id) == ("a-1", "a-2")  # the best complete one beats the cut worst
+    assert (result.metrics["cut_responses"], result.metrics["cut_chosen"], result.metrics["cut_rejected"]) == (2, 0, 1)
+
+
+def test_drop_leaves_cut_answers_out_of_both_sides():
+    rows = cut_at(scored("a", 5.0, 3.0, 2.0, 1.0), 0, 3)
+    (pair,) = pairs(rows, PreferencePairsConfig(cut_responses="drop")).kept
+    assert (pair.chosen_id, pair.rejected_id) == ("a-1", "a-2")
+
+
+def test_allowed_lets_a_cut_answer_win_and_counts_it():
+    result = pairs(cut_at(scored("a", 5.0, 1.0), 0), PreferencePairsConfig(cut_responses="allowed"))
+    assert result.kept[0].chosen_id == "a-0" and result.metrics["cut_chosen"] == 1
+
+
+def test_a_question_whose_answers_were_all_cut_is_dropped_with_its_reason():
+    rows = cut_at(scored("all", 4.0, 2.0), 0, 1) + cut_at(scored("one_left", 2.0, 4.0), 0)
+    result = pairs(rows, PreferencePairsConfig(cut_responses="drop"))
+    assert result.counts == {"in": 2, "out": 0, "dropped": {"cut_at_max_tokens": 2}}
+    assert "1 of 2 responses cut at max_tokens" in {d.record_id: d.detail for d in result.dropped}["one_left"]
+    # rejected_only: one complete answer may still win over a cut one; none complete is no pair
+    result = pairs(rows, PreferencePairsConfig())
+    assert [p.instruction_id for p in result.kept] == ["one_left"] and result.counts["dropped"] == {"cut_at_max_tokens": 1}
+
+
+def test_a_cut_answer_that_scores_as_well_as_the_best_complete_one_makes_no_pair():
+    result = pairs(cut_at(scored("a", 3.0, 3.0), 1), PreferencePairsConfig())
+    assert result.counts["dropped"] == {"all_tied": 1}
+
+
+def test_pair_figures_give_the_two_sides_mean_lengths():
+    rows = scored("a", 5.0, 1.0) + scored("bb", 1.0, 5.0)  # "resp a 0" (8 chars) / "resp bb 1" (9 chars)
+    result = pairs(rows, PreferencePairsConfig())
+    assert result.metrics["chosen_chars_mean"] == 8.5 and result.metrics["rejected_chars_mean"] == 8.5
+    assert preference_pairs.pair_figures([])["chosen_chars_mean"] == 0.0
+
+
+@given(st.lists(st.tuples(st.integers(1, 5), st.booleans()), min_size=1, max_size=8),
+       st.sampled_from(["rejected_only", "drop"]))
+def test_no_pair_chooses_a_cut_answer(answers, cut_responses):
+    rows = [ScoredResponse(id=f"q-{k}", instruction_id="q", doc_id="d", response=f"r{k}", sample_index=k,
+                           score=float(score), finish_reason="length" if cut else "stop")
+            for k, (score, cut) in enumerate(answers)]
+    result = pairs(rows, PreferencePairsConfig(cut_responses=cut_responses))
+    cut_ids = {r.id for r in rows if r.finish_reason == "length"}
+    assert result.counts["out"] + sum(result.counts["dropped"].values()) == 1  # the question is accounted for
+    for pair in result.kept:
+        assert pair.chosen_id not in cut_ids
+        assert cut_responses == "rejected_only" or pair.rejected_id not in cut_ids
+        assert pair.score_chosen == max(float(s) for s, cut in answers if not cut)
 
 
 def test_unparsable_verdicts_are_resampled_with_new_seeds_then_dropped():

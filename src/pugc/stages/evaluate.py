@@ -77,6 +77,8 @@ class EvalPrompt:
     trained_tokens: int = 0
     baseline: str | None = None
     baseline_tokens: int = 0
+    trained_cut: bool = False  # the answer was cut at max_tokens (finish_reason "length")
+    baseline_cut: bool = False
 
 
 @dataclass
@@ -95,6 +97,8 @@ class PairwiseResult:
     baseline_first: float | None  # P(trained better) with the trained answer as B
     doc_id: str | None = None
     judge_outputs: list = field(default_factory=list)
+    trained_cut: bool = False  # the answer was cut at max_tokens
+    baseline_cut: bool = False
 
     @property
     def score(self) -> float:
@@ -140,7 +144,8 @@ def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConf
         if sample.error:
             dropped.append(engine_error_drop(STAGE, prompt, f"the {role} model's answer: {sample.error}"))
             continue
-        kept.append(replace(prompt, **{role: sample.value or "", f"{role}_tokens": sample.completion.num_tokens}))
+        kept.append(replace(prompt, **{role: sample.value or "", f"{role}_tokens": sample.completion.num_tokens,
+                                       f"{role}_cut": sample.completion.finish_reason == "length"}))
     return StageResult(STAGE, len(prompts), kept, dropped)
 
 
@@ -193,7 +198,8 @@ def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[s
             id=p.id, source=p.source, instruction=p.instruction, trained=p.trained, baseline=p.baseline,
             trained_tokens=p.trained_tokens, baseline_tokens=p.baseline_tokens,
             outcome=outcome(trained_first, baseline_first), trained_first=round(trained_first, 4),
-            baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw))
+            baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw,
+            trained_cut=p.trained_cut, baseline_cut=p.baseline_cut))
     return StageResult(STAGE, len(prompts), kept, dropped, metrics=figures(kept))
 
 
@@ -211,10 +217,13 @@ def _references(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[s
 
 # ------------------------------------------------------------------------------------- win rates
 def figures(results: Iterable[PairwiseResult]) -> dict[str, float]:
-    """win / tie / lose counts, win rate (wins + half the ties), length-controlled win rate, mean lengths.
-    One pass over `results` (a stream: only five numbers per prompt are kept, for the length fit)."""
+    """win / tie / lose counts, win rate (wins + half the ties), length-controlled win rate, mean lengths and the
+    share of answers cut at max_tokens. One pass over `results` (a stream: a few numbers per prompt are kept)."""
     scores, differences, trained_tokens, baseline_tokens, trained_chars, baseline_chars = [], [], [], [], [], []
+    cut = {"trained": 0, "baseline": 0}
     for r in results:
+        cut["trained"] += r.trained_cut
+        cut["baseline"] += r.baseline_cut
         scores.append(r.score)
         differences.append(r.trained_tokens - r.baseline_tokens)
         trained_tokens.append(r.trained_tokens)
@@ -232,6 +241,8 @@ def figures(results: Iterable[PairwiseResult]) -> dict[str, float]:
         "baseline_mean_tokens": _mean(baseline_tokens),
         "trained_mean_chars": _mean(trained_chars),
         "baseline_mean_chars": _mean(baseline_chars),
+        "trained_cut_fraction": cut["trained"] / n if n else 0.0,
+        "baseline_cut_fraction": cut["baseline"] / n if n else 0.0,
     }
 
 
@@ -315,7 +326,8 @@ def decide_gate(figures: dict, min_win_rate: float | None, min_lc_win_rate: floa
 # Every figure of the judged prompts is recomputed from all of them: a win rate of shards of different sizes is
 # no average of theirs, and a length-controlled rate is a fit over every prompt.
 FIGURES = ("win", "tie", "lose", "prompts", "win_rate", "lc_win_rate", "trained_mean_tokens",
-           "baseline_mean_tokens", "trained_mean_chars", "baseline_mean_chars")
+           "baseline_mean_tokens", "trained_mean_chars", "baseline_mean_chars", "trained_cut_fraction",
+           "baseline_cut_fraction")
 EVALUATE_METRICS = MetricRules({name: RECOMPUTED for name in FIGURES}, figures)
 
 

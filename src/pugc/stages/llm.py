@@ -192,8 +192,10 @@ def verdict_filter_metrics(score_field: str) -> MetricRules:
 
 
 def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,
-                      config, threshold: float, score_field: str, drop_reason: str) -> StageResult:
-    """Judge every item, store its score in `score_field`, keep it if the score >= threshold."""
+                      config, threshold: float, score_field: str, drop_reason: str,
+                      ceiling: float | None = None) -> StageResult:
+    """Judge every item, store its score in `score_field`, keep it if threshold <= score (<= ceiling, if any;
+    above it the reason is `above_max_score`)."""
     judgements = judge(engine, prompts, scale, config.mode, config.sampling_params(), max_resamples=config.max_resamples)
     kept, dropped = [], []
     for item, verdict in zip(items, judgements):
@@ -201,11 +203,14 @@ def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine
             dropped.append(drop_unscored(stage, item, verdict))
             continue
         setattr(item, score_field, round(verdict.score, 4))
-        if verdict.score >= threshold:
-            kept.append(item)
-        else:
+        if verdict.score < threshold:
             detail = f"{score_field} {verdict.score:.3f} < {threshold}"
             dropped.append(Dropped(stage, drop_reason, item.id, detail, ids_of(item)))
+        elif ceiling is not None and verdict.score > ceiling:
+            detail = f"{score_field} {verdict.score:.3f} > {ceiling}"
+            dropped.append(Dropped(stage, "above_max_score", item.id, detail, ids_of(item)))
+        else:
+            kept.append(item)
     scores = [j.score for j in judgements if j.score is not None]
     return StageResult(stage, len(items), kept, dropped, metrics={
         f"{score_field}_mean": mean(scores), "pass_rate": len(kept) / len(items) if items else 0.0,

@@ -18,16 +18,20 @@ def policy_prompt(instruction: str) -> Prompt:
 STAGE = "response_sampling"
 
 
-def truncated_fraction(responses: Iterable[Response]) -> dict[str, float]:
-    """The share of responses cut by max_tokens, over the whole output (chunks differ in size)."""
-    total = truncated = 0
+def length_figures(responses: Iterable[Response]) -> dict[str, float]:
+    """The share of responses cut by max_tokens and their mean length (characters), over the whole output
+    (chunks differ in size): across rounds, the length trend the pairs may be teaching."""
+    total = truncated = chars = 0
     for response in responses:
         total += 1
         truncated += response.finish_reason == "length"
-    return {"truncated_fraction": truncated / total if total else 0.0}
+        chars += len(response.response)
+    return {"truncated_fraction": truncated / total if total else 0.0,
+            "response_chars_mean": chars / total if total else 0.0}
 
 
-METRICS = MetricRules({"responses_per_instruction": MEAN, "truncated_fraction": RECOMPUTED}, truncated_fraction)
+METRICS = MetricRules({"responses_per_instruction": MEAN, "truncated_fraction": RECOMPUTED,
+                       "response_chars_mean": RECOMPUTED}, length_figures)
 
 
 def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine: Engine) -> StageResult:
@@ -51,5 +55,5 @@ def run(instructions: list[Instruction], config: ResponseSamplingConfig, engine:
     return StageResult(
         STAGE, len(instructions), kept, dropped,
         metrics={"responses_per_instruction": len(kept) / len(instructions) if instructions else 0.0,
-                 **truncated_fraction(kept)},
+                 **length_figures(kept)},
     )

@@ -1,4 +1,5 @@
-"""Stage 1: rate each UGC document's quality 1-5 and keep those at or above the threshold."""
+"""Stage 1: rate each UGC document's quality 1-5 and keep those at or above the threshold (and, for a quality
+band, at or below max_score)."""
 from __future__ import annotations
 
 from pugc.config import UGCFilterConfig
@@ -20,6 +21,6 @@ def run(docs: list[Document], config: UGCFilterConfig, engine: Engine | None) ->
     texts, truncated = fit_documents(engine, [d.text for d in docs], config.max_document_tokens)
     prompts = [template.render(document=text) for text in texts]
     result = filter_by_verdict(STAGE, docs, prompts, engine, RATING_1_TO_5, config, config.threshold,
-                               score_field="quality", drop_reason="low_quality")
+                               score_field="quality", drop_reason="low_quality", ceiling=config.max_score)
     result.metrics["documents_truncated"] = float(truncated)
     return result
