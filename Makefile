@@ -41,9 +41,10 @@ help:
 	@echo "make submit   compile and submit to Kubeflow or Vertex AI (INPUT_URI=gs://..., TARGET=...)"
 	@echo "make images   build the three images with docker buildx (REGISTRY=...); make push pushes them"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -64,7 +64,18 @@ class EngineConfig:
     # A hub commit (best: immutable), tag or branch of `model`, so a rerun loads the same weights. hf and vllm
     # load it; local folders and pugc-tiny ids have no revisions (ignored with a warning); openai cannot choose.
     revision: Optional[Str] = None
+    # How chat messages become this model's prompt (pugc.engines.formats): `chat_template` (the tokenizer's or
+    # the server's own; a system message it refuses is merged into the first user turn), `prometheus` (the
+    # "[INST] {system}\n{user} [/INST]" Prometheus 2 was trained on), or a Jinja chat template of its own.
+    prompt_format: Str = "chat_template"
     options: dict = field(default_factory=dict)  # backend-specific keyword arguments, passed through
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_format(cls, prompt_format: str) -> str:
+        from pugc.engines.formats import check_prompt_format
+
+        return check_prompt_format(prompt_format)
 
     @field_validator("revision")
     @classmethod
@@ -85,6 +96,15 @@ class EnginesConfig:
     # Grades the evaluation and so the gate. None = the judge, whose scores built the training pairs: the run
     # then says it is self-judged (a policy trained to please that judge is graded by it).
     evaluator: Optional[EngineConfig] = None
+
+    @model_validator(mode="after")
+    def _policy_trains_on_its_format(self) -> "EnginesConfig":
+        # DPO renders the pairs with the tokenizer's chat template (a Jinja format is installed on it first),
+        # so the policy's format must be one a tokenizer can hold.
+        if self.policy.prompt_format == "prometheus":
+            raise KeyProblem("engines.policy.prompt_format: prometheus is a judge's format; the policy trains on a "
+                             "chat template (chat_template, or a Jinja template of its own)")
+        return self
 
     @property
     def grader(self) -> "EngineConfig":

@@ -48,8 +48,7 @@ def test_completions_report_tokens_and_truncation(engine):
 def test_verdict_probabilities_match_a_manual_forward_pass(engine):
     prompt = user("Score it.", prefix="Fine answer. [RESULT] ")
     (probs,) = engine.next_token_probs([prompt], list(RATING_1_TO_5.options))
-    text = engine.render(prompt)
-    prefix_ids, candidate_ids = engine.verdict_position(text, list(RATING_1_TO_5.options))
+    prefix_ids, candidate_ids = engine.verdict_position(prompt, list(RATING_1_TO_5.options))
     with torch.inference_mode():
         logits = engine.model(input_ids=torch.tensor([prefix_ids])).logits[0, -1].float()
     expected = torch.softmax(logits, -1)[candidate_ids].tolist()
@@ -59,8 +58,7 @@ def test_verdict_probabilities_match_a_manual_forward_pass(engine):
 
 def test_verdict_position_handles_the_space_before_the_digit(engine):
     """'[RESULT] ' + '4' tokenises as ']', ' 4' in byte-level BPE: the verdict token is ' 4', read after ']'."""
-    text = engine.render(user("x", prefix="ok [RESULT] "))
-    prefix_ids, candidate_ids = engine.verdict_position(text, ["1", "2", "3", "4", "5"])
+    prefix_ids, candidate_ids = engine.verdict_position(user("x", prefix="ok [RESULT] "), ["1", "2", "3", "4", "5"])
     assert engine.tokenizer.decode(prefix_ids).endswith("[RESULT]")
     assert [engine.tokenizer.decode([i]) for i in candidate_ids] == [" 1", " 2", " 3", " 4", " 5"]
 

@@ -72,13 +72,13 @@ def test_tokenizer_special_strings_inside_ugc_are_tokenised_as_plain_text(judge_
     eos = judge_engine.tokenizer.eos_token
     assert eos == "<|end|>" and "<|assistant|>" in judge_engine.special_tokens
     for content in (ATTACK, f"raw {eos} and <|assistant|> and <|user|> with no template in between"):
-        attacked = judge_engine._encode(judge_engine.render(Prompt(messages=({"role": "user", "content": content},))))
-        clean = judge_engine._encode(judge_engine.render(Prompt(messages=({"role": "user", "content": "x"},))))
+        attacked = judge_engine.prompt_ids(Prompt(messages=({"role": "user", "content": content},)))
+        clean = judge_engine.prompt_ids(Prompt(messages=({"role": "user", "content": "x"},)))
         # Only the chat template's own control tokens (bos, role, end of turn, generation prompt) remain.
         assert special_ids(judge_engine, attacked) == special_ids(judge_engine, clean)
 
 
 def test_the_judge_prompt_of_an_attack_has_the_template_structure_in_tokens(judge_engine):
-    attacked = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(QUESTION, ATTACK, ATTACK)))
-    clean = judge_engine._encode(judge_engine.render(reward_scoring.judge_prompt(QUESTION, "Seal the seams with silicone.", CLEAN)))
+    attacked = judge_engine.prompt_ids(reward_scoring.judge_prompt(QUESTION, ATTACK, ATTACK))
+    clean = judge_engine.prompt_ids(reward_scoring.judge_prompt(QUESTION, "Seal the seams with silicone.", CLEAN))
     assert special_ids(judge_engine, attacked) == special_ids(judge_engine, clean)

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence, runtime_checkable
+
+from pugc.engines.formats import CHAT_TEMPLATE, PROMETHEUS, has_system, is_jinja, merge_system, prometheus_prompt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -16,10 +21,12 @@ class Prompt:
     """Chat messages, optionally with the start of the assistant's reply already written.
 
     `assistant_prefix` lets a judge continue its own answer, e.g. score the token after "... [RESULT] ".
+    `text`: a prompt already rendered (a request to a completions endpoint); engines send it as it is.
     """
 
     messages: tuple[dict, ...]
     assistant_prefix: str = ""
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,8 @@ def prompt_seed(seed: int, prompt: Prompt, sample_index: int = 0) -> int:
     Seeding per prompt, not per batch, makes a sample depend only on its prompt: the same run sharded 1 or 4
     ways, batched or not, yields the same responses.
     """
-    key = json.dumps([seed, sample_index, list(prompt.messages), prompt.assistant_prefix], sort_keys=True)
+    parts = [seed, sample_index, list(prompt.messages), prompt.assistant_prefix]
+    key = json.dumps(parts if prompt.text is None else parts + [prompt.text], sort_keys=True)
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") >> 1
 
 
@@ -100,24 +108,52 @@ def generate_n(run: Callable[[SamplingParams], list[list[Completion]]], params: 
 
 
 class LocalTokenizer:
-    """Prompt rendering for engines that hold the model's tokenizer (hf, vllm): the chat template applied to
-    messages whose special-token strings are defused, token ids without re-added specials, truncation.
-    Subclasses set `self.tokenizer`, then call `self.use_tokenizer(tokenizer)`."""
+    """Prompt rendering for engines that hold the model's tokenizer (hf, vllm): the role's prompt format
+    (pugc.engines.formats) applied to messages whose special-token strings are defused, token ids, truncation.
+    Subclasses set `self.tokenizer`, then call `self.use_tokenizer(tokenizer, prompt_format)`."""
 
     tokenizer = None
     special_tokens: list[str] = []
+    prompt_format = CHAT_TEMPLATE
+    merge_system = False  # the chat template refused a system message: merged into the first user turn since
 
-    def use_tokenizer(self, tokenizer) -> None:
+    def use_tokenizer(self, tokenizer, prompt_format: str = CHAT_TEMPLATE) -> None:
         self.tokenizer = tokenizer
         self.special_tokens = tokenizer_special_tokens(tokenizer)
+        self.prompt_format = prompt_format
 
     def render(self, prompt: Prompt) -> str:
+        if prompt.text is not None:
+            return prompt.text + prompt.assistant_prefix
         messages = safe_messages(prompt.messages, self.special_tokens)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + prompt.assistant_prefix
+        if self.prompt_format == PROMETHEUS:
+            return prometheus_prompt(messages) + prompt.assistant_prefix
+        return self._apply_template(messages) + prompt.assistant_prefix
 
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def _apply_template(self, messages: list[dict]) -> str:
+        from jinja2.exceptions import TemplateError
+
+        template = self.prompt_format if is_jinja(self.prompt_format) else None
+        try:
+            return self.tokenizer.apply_chat_template(merge_system(messages) if self.merge_system else messages,
+                                                      chat_template=template, tokenize=False, add_generation_prompt=True)
+        except TemplateError as exc:
+            if self.merge_system or not has_system(messages):
+                raise
+            log.warning("%s: the chat template refuses a system message (%s): merged into the first user turn "
+                        "from now on", getattr(self, "model_id", "model"), exc)
+            self.merge_system = True
+            return self._apply_template(messages)
+
+    def _adds_specials(self, prompt: Prompt) -> bool:
+        """A chat template writes BOS itself; a text prompt gets it from the tokenizer (as vLLM's server does)."""
+        return prompt.text is not None or self.prompt_format == PROMETHEUS
+
+    def _encode(self, text: str, specials: bool = False) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=specials)["input_ids"]
+
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        return self._encode(self.render(prompt), self._adds_specials(prompt))
 
     def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:
         ids = self._encode(text)
@@ -126,8 +162,9 @@ class LocalTokenizer:
         # A cut inside a character decodes to U+FFFD: dropped (the openai engine's /detokenize cut does the same).
         return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True).rstrip("\ufffd"), True
 
-    def verdict_position(self, text: str, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
-        return verdict_position(self._encode, text, candidates)
+    def verdict_position(self, prompt: Prompt, candidates: Sequence[str]) -> tuple[list[int], list[int]]:
+        specials = self._adds_specials(prompt)
+        return verdict_position(lambda text: self._encode(text, specials), self.render(prompt), candidates)
 
 
 @dataclass

@@ -62,7 +62,7 @@ class HFEngine(LocalTokenizer):
         tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left", **pinned, **config.options.get("tokenizer", {}))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.use_tokenizer(tokenizer)
+        self.use_tokenizer(tokenizer, config.prompt_format)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **pinned, **config.options.get("model", {}))
         self.model.to(self.device).eval()
         self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
@@ -95,7 +95,7 @@ class HFEngine(LocalTokenizer):
         return generate_n(lambda request: self._generate_rows(prompts, request), params, self.stats)
 
     def _generate_rows(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        prompt_tokens = [self._encode(self.render(p)) for p in prompts]
+        prompt_tokens = [self.prompt_ids(p) for p in prompts]
         for i, tokens in enumerate(prompt_tokens):
             self._check_length(tokens, params.max_tokens, i)
         samples = params.n
@@ -140,7 +140,7 @@ class HFEngine(LocalTokenizer):
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
         import torch
 
-        positions = [self.verdict_position(self.render(p), candidates) for p in prompts]
+        positions = [self.verdict_position(p, candidates) for p in prompts]
         for i, (tokens, _) in enumerate(positions):
             self._check_length(tokens, 1, i)
         results: list[dict[str, float]] = [{} for _ in prompts]
@@ -161,11 +161,15 @@ class HFEngine(LocalTokenizer):
         """The k most likely next tokens after the rendered prompt, as (text, logprob), most likely first."""
         import torch
 
-        ids = torch.tensor([self._encode(self.render(prompt))], device=self.device)
+        ids = torch.tensor([self.prompt_ids(prompt)], device=self.device)
         with torch.inference_mode():
             logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, -1].float(), dim=-1)
         values, tokens = logprobs.topk(min(k, logprobs.shape[-1]))
-        return [(self.tokenizer.decode([t]), v) for t, v in zip(tokens.tolist(), values.tolist())]
+        # Each token decoded after a plain one, as a server decodes it in context: SentencePiece's lone "▁" is
+        # then " ", not the empty string its decode alone gives.
+        anchor = self._encode("a")[-1:]
+        skip = len(self.tokenizer.decode(anchor))
+        return [(self.tokenizer.decode(anchor + [t])[skip:], v) for t, v in zip(tokens.tolist(), values.tolist())]
 
     def _progress(self, what: str, done: int, total: int, started: float) -> None:
         step = max(1, total // 4)

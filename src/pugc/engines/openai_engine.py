@@ -1,6 +1,10 @@
 """The OpenAI-compatible engine: any server speaking /v1/chat/completions (e.g. a vLLM server on the cluster
 serving the judge for many runs), through the official `openai` client.
 
+A role whose `prompt_format` is not the server's own chat template (`prometheus`, a Jinja template) is
+rendered here and sent to /v1/completions as text. With the server's template, a 400 that refuses the system
+message (Mistral-family templates) makes the engine merge it into the first user turn and ask again.
+
 Requests run concurrently (`AsyncOpenAI`, at most `max_concurrency` in flight); the client retries 408, 409,
 429, 5xx, timeouts and dropped connections with exponential backoff, honouring Retry-After. A request that
 still fails becomes that prompt's error (`Completion.error`, `EngineError`), not an exception: the stage drops
@@ -23,6 +27,7 @@ from pugc.config import EngineConfig
 from pugc.text import without_lone_surrogates
 from pugc.engines.base import (Completion, EngineError, EngineStats, Prompt, SamplingParams, failed_completions,
                                generate_n, prompt_seed)
+from pugc.engines.formats import CHAT_TEMPLATE, SYSTEM_REFUSED, has_system, merge_system, render_text
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,8 @@ OPTION_DEFAULTS = {
     "verdict_top_logprobs": 20,
 }
 # Request fields the OpenAI API names; the rest of a body goes to the server as vLLM extensions (extra_body).
-OPENAI_FIELDS = ("model", "messages", "n", "max_tokens", "temperature", "top_p", "seed", "logprobs", "top_logprobs")
+OPENAI_FIELDS = ("model", "messages", "prompt", "n", "max_tokens", "temperature", "top_p", "seed", "logprobs",
+                 "top_logprobs")
 
 
 class RequestFailed(RuntimeError):
@@ -52,6 +58,17 @@ def chat_body(model: str, prompt: Prompt, params: SamplingParams, seed: int | No
         messages.append({"role": "assistant", "content": prompt.assistant_prefix})
         body.update(continue_final_message=True, add_generation_prompt=False)  # vLLM extension
     body["messages"] = messages
+    if seed is not None and not params.greedy:
+        body["seed"] = seed
+    if params.repetition_penalty != 1.0:
+        body["repetition_penalty"] = params.repetition_penalty  # vLLM extension
+    return body
+
+
+def text_body(model: str, text: str, params: SamplingParams, seed: int | None) -> dict[str, Any]:
+    """The /completions request for a prompt rendered here (the server adds BOS, as vLLM does for text)."""
+    body: dict[str, Any] = {"model": model, "prompt": text, "n": params.n, "max_tokens": params.max_tokens,
+                            "temperature": params.temperature, "top_p": params.top_p}
     if seed is not None and not params.greedy:
         body["seed"] = seed
     if params.repetition_penalty != 1.0:
@@ -79,11 +96,13 @@ def verdict_body(model: str, prompt: Prompt, top_logprobs: int) -> dict[str, Any
 
 
 def to_completions(response: dict) -> list[Completion]:
+    """Chat (`message.content`) and text (`text`) choices alike."""
     choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
     completions = []
     for choice in choices:
+        content = choice["text"] if "text" in choice else choice["message"].get("content")
         # A server's JSON may carry a lone surrogate escape (a sample cut inside an emoji): U+FFFD, as at ingest.
-        text = without_lone_surrogates(choice["message"].get("content") or "")
+        text = without_lone_surrogates(content or "")
         tokens = _choice_tokens(choice, response, len(choices))
         completions.append(Completion(text, tokens, "length" if choice.get("finish_reason") == "length" else "stop"))
     return completions
@@ -91,21 +110,25 @@ def to_completions(response: dict) -> list[Completion]:
 
 def _choice_tokens(choice: dict, response: dict, n: int) -> int:
     """Generated tokens of one choice: its logprob entries if present, else an even share of usage."""
-    content = (choice.get("logprobs") or {}).get("content")
-    if content:
-        return len(content)
+    logprobs = choice.get("logprobs") or {}
+    entries = logprobs.get("content") or logprobs.get("tokens")  # chat, text
+    if entries:
+        return len(entries)
     return int((response.get("usage") or {}).get("completion_tokens") or 0) // max(1, n)
 
 
 def read_verdict_probs(response: dict, candidates: Sequence[str]) -> dict[str, float]:
-    """Candidate probabilities from the first token's top logprobs, matched on token text (" 4" counts as "4")."""
-    content = (response["choices"][0].get("logprobs") or {}).get("content") or []
+    """Candidate probabilities from the first token's top logprobs, matched on token text (" 4" counts as "4").
+    Chat replies list them as `content[0].top_logprobs` entries, text replies as `top_logprobs[0]`, a mapping."""
+    logprobs = response["choices"][0].get("logprobs") or {}
+    if logprobs.get("content"):
+        top = [(e["token"], e["logprob"]) for e in logprobs["content"][0].get("top_logprobs", [])]
+    else:
+        top = list(((logprobs.get("top_logprobs") or [None])[0] or {}).items())
     probs = {c: 0.0 for c in candidates}
-    if content:
-        for entry in content[0].get("top_logprobs", []):
-            token = entry["token"].strip()
-            if token in probs:
-                probs[token] += math.exp(entry["logprob"])
+    for token, logprob in top:
+        if token.strip() in probs:
+            probs[token.strip()] += math.exp(logprob)
     return probs
 
 
@@ -142,7 +165,10 @@ class OpenAIEngine:
         if not base_url:
             raise ValueError(f"openai engine for {config.model}: set engines.<role>.options.base_url or OPENAI_BASE_URL")
         self.base_url = base_url.rstrip("/")
-        self.url = self.base_url + "/chat/completions"
+        self.prompt_format = config.prompt_format
+        self.sends_text = config.prompt_format != CHAT_TEMPLATE  # rendered here, to /completions
+        self.merge_system = False  # the server's template refused a system message: merged since
+        self.url = self.base_url + ("/completions" if self.sends_text else "/chat/completions")
         self._key = os.environ.get(self.options["api_key_env"], "")
         self._no_tokenizer = False  # the server has no /tokenize (found out on first use)
         self.retries = 0  # request tries beyond the first, over the engine's life
@@ -200,7 +226,8 @@ class OpenAIEngine:
         extensions = {k: v for k, v in body.items() if k not in OPENAI_FIELDS}
         try:
             # the raw reply, read as JSON: skips building and dumping the client's typed models (most of its cost)
-            reply = await client.chat.completions.with_raw_response.create(**standard, extra_body=extensions or None)
+            endpoint = client.completions if "prompt" in body else client.chat.completions
+            reply = await endpoint.with_raw_response.create(**standard, extra_body=extensions or None)
         except openai.APIStatusError as exc:
             detail = error_detail(exc.response.content) if exc.response is not None else str(exc)
             return RequestFailed(f"{self.url} answered {exc.status_code} for {self.model_id}: {detail}")
@@ -212,11 +239,37 @@ class OpenAIEngine:
         return json.loads(reply.content)
 
     # -------------------------------------------------------------------------------------------- API
+    def _body(self, prompt: Prompt, params: SamplingParams, seed: int | None) -> dict[str, Any]:
+        """The request for one prompt in the role's format: rendered text, or messages for the server's template."""
+        if prompt.text is not None or self.sends_text:
+            text = prompt.text if prompt.text is not None else render_text(self.prompt_format, prompt.messages)
+            return text_body(self.model_id, text + prompt.assistant_prefix, params, seed)
+        if self.merge_system:
+            prompt = replace(prompt, messages=tuple(merge_system(prompt.messages)))
+        return chat_body(self.model_id, prompt, params, seed)
+
+    def _ask(self, prompts: Sequence[Prompt], body) -> list[dict | RequestFailed]:
+        """Every prompt's reply (`body(prompt)` builds its request); prompts whose system message the server's
+        chat template refused are asked again with it merged, as is every later prompt."""
+        replies = self._post_all([body(p) for p in prompts])
+        if self.sends_text or self.merge_system:
+            return replies
+        refused = [i for i, r in enumerate(replies)
+                   if isinstance(r, RequestFailed) and SYSTEM_REFUSED.search(str(r)) and has_system(prompts[i].messages)]
+        if refused:
+            log.warning("%s: the server's chat template refuses a system message (%s): merged into the first user "
+                        "turn from now on", self.model_id, replies[refused[0]])
+            self.merge_system = True
+            self.failed_requests -= len(refused)  # asked again: counted by how that ends
+            for i, reply in zip(refused, self._post_all([body(prompts[i]) for i in refused])):
+                replies[i] = reply
+        return replies
+
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         def run(request: SamplingParams) -> list[list[Completion]]:
-            bodies = [chat_body(self.model_id, p, request, prompt_seed(request.seed or 0, p)) for p in prompts]
+            replies = self._ask(prompts, lambda p: self._body(p, request, prompt_seed(request.seed or 0, p)))
             return [failed_completions(str(r), request.n) if isinstance(r, RequestFailed) else to_completions(r)
-                    for r in self._post_all(bodies)]
+                    for r in replies]
 
         return generate_n(run, params, self.stats)
 
@@ -227,7 +280,7 @@ class OpenAIEngine:
         top = int(self.options["verdict_top_logprobs"])
 
         def ask(batch: Sequence[Prompt]) -> list[dict[str, float] | EngineError]:
-            replies = self._post_all([verdict_body(self.model_id, p, top) for p in batch])
+            replies = self._ask(batch, lambda p: self._verdict_body(p, top))
             return [EngineError(str(r)) if isinstance(r, RequestFailed) else read_verdict_probs(r, candidates)
                     for r in replies]
 
@@ -240,6 +293,15 @@ class OpenAIEngine:
                 probs[i] = found
         self.stats.scored_prompts += len(prompts)
         return probs
+
+    def _verdict_body(self, prompt: Prompt, top_logprobs: int) -> dict[str, Any]:
+        if prompt.text is None and not self.sends_text:
+            if self.merge_system:
+                prompt = replace(prompt, messages=tuple(merge_system(prompt.messages)))
+            return verdict_body(self.model_id, prompt, top_logprobs)
+        body = self._body(prompt, SamplingParams(max_tokens=1, temperature=0.0, n=1), None)
+        body.update(logprobs=top_logprobs)  # the completions API takes the count here
+        return body
 
     # ------------------------------------------------------------------------------------- truncation
     def truncate(self, text: str, max_tokens: int) -> tuple[str, bool]:

@@ -97,7 +97,7 @@ class VLLMEngine(LocalTokenizer):
         kwargs = llm_kwargs(config, seed)
         self.revision = kwargs.get("revision")
         self.llm = vllm.LLM(**kwargs)
-        self.use_tokenizer(self.llm.get_tokenizer())
+        self.use_tokenizer(self.llm.get_tokenizer(), config.prompt_format)
         log.info("vllm engine: %s (tp=%s)", config.model, kwargs["tensor_parallel_size"])
 
     def _run(self, token_lists: list[list[int]], sampling: list[dict]) -> list[Any]:
@@ -110,7 +110,7 @@ class VLLMEngine(LocalTokenizer):
         return outputs
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        token_lists = [self._encode(self.render(p)) for p in prompts]
+        token_lists = [self.prompt_ids(p) for p in prompts]
 
         def run(request: SamplingParams) -> list[list[Completion]]:
             sampling = [sampling_kwargs(request, prompt_seed(request.seed or 0, p)) for p in prompts]
@@ -119,7 +119,7 @@ class VLLMEngine(LocalTokenizer):
         return generate_n(run, params, self.stats)
 
     def next_token_probs(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[dict[str, float]]:
-        positions = [self.verdict_position(self.render(p), candidates) for p in prompts]
+        positions = [self.verdict_position(p, candidates) for p in prompts]
         outputs = self._run([tokens for tokens, _ in positions], [verdict_kwargs(self.top_logprobs)] * len(prompts))
         self.stats.scored_prompts += len(prompts)
         return [read_verdict_probs(o, ids, candidates) for o, (_, ids) in zip(outputs, positions)]

@@ -4,9 +4,13 @@ Each `pugc-tiny/<role>` model is a byte-level BPE tokenizer trained on local tex
 small corpus shipped with the package) and a randomly initialised 2-layer Llama with a chat template. The
 same id always yields the same weights, so runs are reproducible without any download.
 `pugc-tiny/judge-hd32` is the same recipe with 32-dim attention heads, the smallest vLLM's CPU build runs.
+`pugc-tiny/mistral` is the paper's tokenization on a tiny network: the 32k SentencePiece tokenizer of
+Mistral-7B v0.1/v0.2 (so of Mistral-7B-Instruct-v0.2 and Prometheus-7B-v2.0), as the `mistral-common` wheel
+ships it, with Mistral-7B-Instruct-v0.2's published chat template, which refuses a system message.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -26,7 +30,10 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 # One seed per role, so policy, generator and judge are different networks.
-TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "judge-hd32": 41}
+TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "judge-hd32": 41, "mistral": 53}
+MISTRAL_ROLE = "mistral"
+MISTRAL_TOKENIZER = "data/tokenizer.model.v1"  # inside the mistral-common wheel
+MISTRAL_TEMPLATE = "mistral_instruct_v0.2.jinja"  # Mistral-7B-Instruct-v0.2's tokenizer_config.json chat_template
 HEAD_SIZE = 16
 # vLLM's CPU attention refuses heads under 32 dims; this model runs on hf and vllm alike (tests, bench).
 HEAD_SIZE_BY_ROLE = {"judge-hd32": 32}
@@ -65,6 +72,33 @@ def build_tokenizer():
     )
 
 
+def mistral_tokenizer_file() -> Path:
+    """The SentencePiece model inside the installed mistral-common wheel, found without importing the package
+    (only its data is used; requirements-data.txt says why it is installed without its dependencies)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mistral_common")
+    path = Path(next(iter(spec.submodule_search_locations))) / MISTRAL_TOKENIZER if spec else None
+    if path is None or not path.is_file():
+        raise ValueError(f"{TINY_PREFIX}{MISTRAL_ROLE} is built on the tokenizer the mistral-common wheel ships "
+                         f"({MISTRAL_TOKENIZER}): pip install --no-deps -r requirements-data.txt")
+    return path
+
+
+def build_mistral_tokenizer():
+    """Mistral-7B-Instruct-v0.2's tokenizer as its tokenizer_config.json sets it up (BOS added, no EOS, no pad),
+    converted to a fast tokenizer and saved as tokenizer.json, so loading it later needs no sentencepiece."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copyfile(mistral_tokenizer_file(), os.path.join(folder, "tokenizer.model"))
+        config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                  "add_bos_token": True, "add_eos_token": False, "legacy": True, "model_max_length": 32768,
+                  "chat_template": resources.files("pugc.models").joinpath(MISTRAL_TEMPLATE).read_text(encoding="utf-8")}
+        Path(folder, "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+        return AutoTokenizer.from_pretrained(folder, padding_side="left")
+
+
 def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZE):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -79,7 +113,8 @@ def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZ
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # a tokenizer without a pad token (Mistral's) pads with EOS, as the engines and TRL do
+    model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
 
@@ -95,7 +130,7 @@ def ensure_tiny_model(model_id: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        tokenizer = build_tokenizer()
+        tokenizer = build_mistral_tokenizer() if role == MISTRAL_ROLE else build_tokenizer()
         model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer, HEAD_SIZE_BY_ROLE.get(role, HEAD_SIZE))
         tokenizer.save_pretrained(staging)
         model.save_pretrained(staging)

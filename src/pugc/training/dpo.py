@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from pugc.config import DPOTrainingConfig, EngineConfig
+from pugc.engines.formats import is_jinja
 from pugc.io import read_records
 from pugc.models import hub_revision, resolve_model
 from pugc.records import PreferencePair
@@ -165,6 +166,8 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     pinned = {"revision": revision} if revision else {}
     on_gpu = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(base, **pinned)
+    if is_jinja(policy.prompt_format):  # trained (and saved) with the template its responses were sampled in
+        tokenizer.chat_template = policy.prompt_format
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     prompts_cut = cut_prompts(rows, tokenizer, config.max_prompt_length)
     dataset = Dataset.from_list(rows)
