@@ -55,7 +55,8 @@ dataclass = functools.partial(_pydantic_dataclass, config=ConfigDict(extra="forb
 # ----------------------------------------------------------------------------------------------- engines
 @dataclass
 class EngineConfig:
-    backend: Literal["hf", "vllm", "openai"] = "hf"
+    # reward_model: a transformers sequence-classification reward model (one number per answer); judge only
+    backend: Literal["hf", "vllm", "openai", "reward_model"] = "hf"
     model: Str = "pugc-tiny/policy"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: Str = "auto"  # auto | cpu | cuda | cuda:N
@@ -104,6 +105,18 @@ class EnginesConfig:
         if self.policy.prompt_format == "prometheus":
             raise KeyProblem("engines.policy.prompt_format: prometheus is a judge's format; the policy trains on a "
                              "chat template (chat_template, or a Jinja template of its own)")
+        for role in ("policy", "generator", "evaluator"):
+            engine = getattr(self, role)
+            if engine is not None and engine.backend == "reward_model":
+                raise KeyProblem(f"engines.{role}.backend: a reward_model only scores answers; it can only be "
+                                 "engines.judge (reward_scoring)")
+        if self.judge.backend == "reward_model":
+            if self.evaluator is None:
+                raise KeyProblem("engines.judge is a reward_model, which cannot compare two answers: set "
+                                 "engines.evaluator for the evaluation")
+            if self.judge.prompt_format == "prometheus":
+                raise KeyProblem("engines.judge.prompt_format: a reward_model reads a conversation in its chat "
+                                 "template (chat_template or a Jinja template), not the prometheus format")
         return self
 
     @property
@@ -265,6 +278,11 @@ class PreferencePairsConfig:
     min_margin: NonNegative = 0.0
     min_scored_responses: integer(ge=2) = 2
     cut_responses: Literal["rejected_only", "drop", "allowed"] = "rejected_only"
+    # At most this many pairs (per round), a deterministic subsample: the questions whose ids hash lowest under
+    # subsample_seed, so smaller limits are subsets of larger ones (the paper's data-size sweep). The rest are
+    # dropped as over_max_pairs. None: every pair.
+    max_pairs: Optional[Count] = None
+    subsample_seed: Int = 0
 
 
 @dataclass
@@ -300,9 +318,14 @@ class DPOTrainingConfig:
     # Prompts longer than this many tokens are cut (keeping their end) before TRL sees them: TRL 1.16 has no
     # prompt-length field. None = prompts are cut only by max_length.
     max_prompt_length: Optional[Count] = None
+    # DPO's frozen reference model (and its hub revision). None: the model training starts from (TRL's default).
+    # `rounds_reference: initial` sets it to engines.policy for every round.
+    reference_model: Optional[Str] = None
+    reference_revision: Optional[Str] = None
 
     OWN_KEYS: typing.ClassVar[tuple[str, ...]] = ("method", "lora", "export_uri", "master_dtype", "strategy",
-                                                  "cpu_offload", "effective_batch_size", "max_prompt_length")
+                                                  "cpu_offload", "effective_batch_size", "max_prompt_length",
+                                                  "reference_model", "reference_revision")
 
     @model_validator(mode="before")
     @classmethod
@@ -320,6 +343,17 @@ class DPOTrainingConfig:
         if self.cpu_offload and self.strategy == "ddp":
             raise KeyProblem("dpo_training.cpu_offload needs strategy fsdp or deepspeed_zero3 (ddp keeps everything "
                              "on the GPU)")
+        return self
+
+    @model_validator(mode="after")
+    def _reference_needs_a_full_dpo_model(self) -> "DPOTrainingConfig":
+        if self.reference_model is None:
+            return self
+        if self.method != "dpo":
+            raise KeyProblem(f"{self.method} has no reference model: reference_model applies to method dpo only")
+        if self.lora is not None:  # PEFT's reference is the policy with its adapter switched off
+            raise KeyProblem("reference_model needs full-parameter DPO: with lora the reference is the starting "
+                             "model itself")
         return self
 
 
@@ -531,6 +565,9 @@ class Recipe:
     name: Str = "unnamed"
     description: Str = ""
     rounds: Count = 1  # online iterative training: the training questions in this many parts, one per round
+    # DPO's reference in round r > 1: the model that round starts from ("previous", TRL's default and the
+    # paper's), or the starting policy, engines.policy ("initial"), as in RLHFlow's online DPO.
+    rounds_reference: Literal["previous", "initial"] = "previous"
     input: InputConfig = field(default_factory=InputConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     ugc_filter: UGCFilterConfig = field(default_factory=UGCFilterConfig)
@@ -556,6 +593,27 @@ class Recipe:
             raise KeyProblem("rounds > 1 trains on one node: cluster.resources.dpo_training.nodes > 1 (a TrainJob) "
                              "cannot yet start from the previous round's model")
         return self
+
+    @model_validator(mode="after")
+    def _initial_reference_is_dpo(self) -> "Recipe":
+        if self.rounds_reference == "initial":
+            if self.dpo_training.method != "dpo" or self.dpo_training.lora is not None:
+                raise KeyProblem("rounds_reference: initial needs full-parameter DPO (dpo_training.method dpo, no "
+                                 "lora): SimPO has no reference, and LoRA's is the round's own starting model")
+            if self.dpo_training.reference_model not in (None, self.engines.policy.model):
+                raise KeyProblem("rounds_reference: initial and dpo_training.reference_model name different "
+                                 "references: keep one")
+        return self
+
+    def training_section(self) -> dict:
+        """The dpo_training section as the training task reads it: `rounds_reference: initial` names
+        engines.policy as every round's reference."""
+        section = self.pipeline_sections()["dpo_training"]
+        if self.rounds_reference == "initial":
+            policy = self.engines.policy
+            section.update(reference_model=policy.model, **({"reference_revision": policy.revision}
+                                                            if policy.revision else {}))
+        return section
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -736,7 +794,7 @@ def check_training_world(recipe: "Recipe") -> None:
 
 
 # ----------------------------------------------------------------------------------- loading, overrides
-TOP_LEVEL_SETTINGS = ("name", "description", "rounds")  # recipe keys that are values, not sections
+TOP_LEVEL_SETTINGS = ("name", "description", "rounds", "rounds_reference")  # recipe keys that are values, not sections
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

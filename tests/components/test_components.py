@@ -141,7 +141,7 @@ def test_dpo_component_trains_and_saves_a_loadable_model(tmp_path, tiny):
         (1, "float32", "float32", "ddp")
     assert 0.0 <= training["reward_accuracy"] <= 1.0 and "reward_margin" in training
     report = json.loads((tmp_path / "model" / "training_report.json").read_text())
-    assert len(report["losses"]) == report["steps"] and report["reference"] == "frozen copy in float32"
+    assert len(report["losses"]) == report["steps"] and report["reference"] == "frozen copy of the starting model in float32"
     assert metrics.metrics["steps"] == sections["dpo_training"]["max_steps"]
     assert not (tmp_path / "model" / ".trainer").exists()
 

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.openai_engine")
+ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.openai_engine",
+                   "pugc.engines.reward_model")
 WHY_NO_ENGINE = "runner.stage.LazyEngine imports the engine backends only for a stage with an engine role"
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
                  "near-duplicate filter (pugc.near_duplicates, numpy)")

@@ -57,7 +57,7 @@ def test_dpo_learns_only_with_fp32_master_weights(tmp_path, bf16_policy, learnab
         "beta": 0.1, "lr_scheduler_type": "constant", "max_length": 64, "seed": 0})
     report = train(str(learnable_pairs), str(tmp_path / "model"), config, EngineConfig(model=str(bf16_policy)))
     assert (report["master_dtype"], report["compute_dtype"], report["world_size"]) == (master_dtype, "bfloat16", 1)
-    assert report["reference"] == "frozen copy in bfloat16" and report["steps"] == STEPS
+    assert report["reference"] == "frozen copy of the starting model in bfloat16" and report["steps"] == STEPS
     moved = changed_fraction(tmp_path / "model", bf16_policy)
     print(f"{master_dtype} master: margin {report['reward_margin']:.4f}, accuracy {report['reward_accuracy']:.3f}, "
           f"weights changed {moved:.4f}")

@@ -29,12 +29,12 @@ def peak_bytes(task) -> int:
         tracemalloc.stop()
 
 
-def preference_pairs_task(tmp_path, n):
+def preference_pairs_task(tmp_path, n, section=None, name="pairs"):
     source, questions = tmp_path / f"scored-{n}.jsonl", tmp_path / f"questions-{n}.jsonl"
     write_jsonl(source, scored(n))
     write_jsonl(questions, [{"id": f"q{q}", "doc_id": f"d{q}", "instruction": f"Question {q}?"} for q in range(n // K)])
-    out = tmp_path / f"pairs-{n}.jsonl"
-    return lambda: run_stage("preference_pairs", str(source), str(out), str(out) + ".dropped", {},
+    out = tmp_path / f"{name}-{n}.jsonl"
+    return lambda: run_stage("preference_pairs", str(source), str(out), str(out) + ".dropped", section or {},
                              tables={"instructions": str(questions)})
 
 
@@ -59,7 +59,11 @@ def rejected_task(tmp_path, n):
     return lambda: write_jsonl(tmp_path / f"rejected-{n}.jsonl", rejected_rows(str(tmp_path / "none"), [str(dropped)]))
 
 
-@pytest.mark.parametrize("task", [preference_pairs_task, merge_task, rejected_task])
+def capped_pairs_task(tmp_path, n):
+    return preference_pairs_task(tmp_path, n, {"max_pairs": 100}, name="capped")
+
+
+@pytest.mark.parametrize("task", [preference_pairs_task, capped_pairs_task, merge_task, rejected_task])
 def test_peak_memory_does_not_grow_with_the_input(tmp_path, task):
     small, large = (peak_bytes(task(tmp_path, n)) for n in (2_000, 20_000))
     assert large < 1.5 * small + 1_000_000, f"peak {small:,} B at 2k records, {large:,} B at 20k"
@@ -79,3 +83,36 @@ def test_streamed_pairs_match_the_whole_input_at_once(tmp_path):
     assert [p["instruction_id"] for p in streamed] == [p.instruction_id for p in whole]
     assert [p["margin"] for p in streamed] == [p.margin for p in whole]
     assert streamed[7]["prompt"] == [{"role": "user", "content": "Question 7?"}]
+
+
+def read(path):
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_max_pairs_keeps_an_exact_nested_subsample_in_order_and_accounts_for_the_rest(tmp_path):
+    """The data-size sweep: max_pairs keeps exactly that many pairs (the questions whose ids hash lowest), in
+    the stream's order; a smaller limit is a subset of a larger one; the rest are dropped as over_max_pairs."""
+    every = preference_pairs_task(tmp_path, 5_000)()  # 1,250 questions over two CPU chunks
+    all_ids = [p["instruction_id"] for p in read(tmp_path / "pairs-5000.jsonl")]
+    kept = {}
+    for limit in (100, 400, 2_000):
+        report = preference_pairs_task(tmp_path, 5_000, {"max_pairs": limit}, name=f"max{limit}")()
+        pairs = read(tmp_path / f"max{limit}-5000.jsonl")
+        dropped = read(tmp_path / f"max{limit}-5000.jsonl.dropped")
+        kept[limit] = [p["instruction_id"] for p in pairs]
+        expected = min(limit, len(all_ids))
+        assert len(pairs) == expected == report["counts"]["out"]
+        assert kept[limit] == [i for i in all_ids if i in set(kept[limit])]  # the stream's order
+        over = [d for d in dropped if d["reason"] == "over_max_pairs"]
+        assert len(over) == report["counts"]["dropped"].get("over_max_pairs", 0) == len(all_ids) - expected
+        assert {d["record_id"] for d in over} == set(all_ids) - set(kept[limit])
+        assert report["counts"]["in"] == report["counts"]["out"] + sum(report["counts"]["dropped"].values())
+        assert report["metrics"]["margin_mean"] == pytest.approx(
+            sum(p["margin"] for p in pairs) / len(pairs))  # figures of the pairs kept
+    assert set(kept[100]) < set(kept[400]) and kept[2_000] == all_ids
+    assert every["counts"]["out"] == len(all_ids)
+    again = preference_pairs_task(tmp_path, 5_000, {"max_pairs": 100, "subsample_seed": 1}, name="seed1")()
+    other = [p["instruction_id"] for p in read(tmp_path / "seed1-5000.jsonl")]
+    assert again["counts"]["out"] == 100 and set(other) != set(kept[100])  # another seed, another subsample

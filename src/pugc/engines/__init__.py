@@ -20,4 +20,8 @@ def make_engine(config: EngineConfig) -> Engine:
         from pugc.engines.openai_engine import OpenAIEngine
 
         return OpenAIEngine(config)
-    raise ValueError(f"engine backend {config.backend!r} is not one of hf, vllm, openai")
+    if config.backend == "reward_model":
+        from pugc.engines.reward_model import RewardModelEngine
+
+        return RewardModelEngine(config)
+    raise ValueError(f"engine backend {config.backend!r} is not one of hf, vllm, openai, reward_model")

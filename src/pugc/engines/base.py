@@ -130,20 +130,21 @@ class LocalTokenizer:
             return prometheus_prompt(messages) + prompt.assistant_prefix
         return self._apply_template(messages) + prompt.assistant_prefix
 
-    def _apply_template(self, messages: list[dict]) -> str:
+    def _apply_template(self, messages: list[dict], generation_prompt: bool = True) -> str:
         from jinja2.exceptions import TemplateError
 
         template = self.prompt_format if is_jinja(self.prompt_format) else None
         try:
             return self.tokenizer.apply_chat_template(merge_system(messages) if self.merge_system else messages,
-                                                      chat_template=template, tokenize=False, add_generation_prompt=True)
+                                                      chat_template=template, tokenize=False,
+                                                      add_generation_prompt=generation_prompt)
         except TemplateError as exc:
             if self.merge_system or not has_system(messages):
                 raise
             log.warning("%s: the chat template refuses a system message (%s): merged into the first user turn "
                         "from now on", getattr(self, "model_id", "model"), exc)
             self.merge_system = True
-            return self._apply_template(messages)
+            return self._apply_template(messages, generation_prompt)
 
     def _adds_specials(self, prompt: Prompt) -> bool:
         """A chat template writes BOS itself; a text prompt gets it from the tokenizer (as vLLM's server does)."""
@@ -220,3 +221,12 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ScalarRewardModel(Protocol):
+    """A judge that gives each (question, answer) conversation one number (pugc.engines.reward_model)."""
+
+    model_id: str
+
+    def score(self, conversations: Sequence[Sequence[dict]]) -> list[float]: ...

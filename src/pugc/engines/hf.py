@@ -43,10 +43,13 @@ def seeded_sampler(generators, temperature: float, top_p: float):
     return SeededSampler()
 
 
-class HFEngine(LocalTokenizer):
-    def __init__(self, config: EngineConfig):
+class TransformersModel(LocalTokenizer):
+    """What the transformers engines share: the weights' place, device, dtype and pinned revision, and the
+    left-padding tokenizer (EOS pads where the model has no pad token)."""
+
+    def _load(self, config: EngineConfig, model_class):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.config = config
         self.model_id = config.model
@@ -63,12 +66,10 @@ class HFEngine(LocalTokenizer):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.use_tokenizer(tokenizer, config.prompt_format)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **pinned, **config.options.get("model", {}))
+        self.model = model_class.from_pretrained(path, dtype=dtype, **pinned, **config.options.get("model", {}))
         self.model.to(self.device).eval()
-        self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
-        log.info("hf engine: %s%s on %s (%s)", config.model, f"@{self.revision}" if self.revision else "", self.device, dtype)
+        return dtype
 
-    # ------------------------------------------------------------------------------------------ helpers
     def _batches(self, token_lists: list[list[int]], size: int):
         """Yield (indices, input_ids, attention_mask) batches, longest prompts first, left-padded."""
         import torch
@@ -82,6 +83,16 @@ class HFEngine(LocalTokenizer):
             mask = [[0] * (width - len(token_lists[i])) + [1] * len(token_lists[i]) for i in indices]
             yield indices, torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
+
+class HFEngine(TransformersModel):
+    def __init__(self, config: EngineConfig):
+        from transformers import AutoModelForCausalLM
+
+        dtype = self._load(config, AutoModelForCausalLM)
+        self.max_len = config.max_model_len or getattr(self.model.config, "max_position_embeddings", None)
+        log.info("hf engine: %s%s on %s (%s)", config.model, f"@{self.revision}" if self.revision else "", self.device, dtype)
+
+    # ------------------------------------------------------------------------------------------ helpers
     def _check_length(self, tokens: list[int], max_new: int, index: int) -> None:
         if self.max_len and len(tokens) + max_new > self.max_len:
             raise ValueError(

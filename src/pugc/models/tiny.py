@@ -7,6 +7,7 @@ same id always yields the same weights, so runs are reproducible without any dow
 `pugc-tiny/mistral` is the paper's tokenization on a tiny network: the 32k SentencePiece tokenizer of
 Mistral-7B v0.1/v0.2 (so of Mistral-7B-Instruct-v0.2 and Prometheus-7B-v2.0), as the `mistral-common` wheel
 ships it, with Mistral-7B-Instruct-v0.2's published chat template, which refuses a system message.
+`pugc-tiny/reward` is a scalar reward model (LlamaForSequenceClassification, one logit), as Skywork-Reward is.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 # One seed per role, so policy, generator and judge are different networks.
-TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "judge-hd32": 41, "mistral": 53}
+TINY_MODELS = {"policy": 11, "generator": 23, "judge": 37, "judge-hd32": 41, "mistral": 53, "reward": 67}
+REWARD_ROLE = "reward"  # a sequence-classification head (one logit): a scalar reward model
 MISTRAL_ROLE = "mistral"
 MISTRAL_TOKENIZER = "data/tokenizer.model.v1"  # inside the mistral-common wheel
 MISTRAL_TEMPLATE = "mistral_instruct_v0.2.jinja"  # Mistral-7B-Instruct-v0.2's tokenizer_config.json chat_template
@@ -99,9 +101,9 @@ def build_mistral_tokenizer():
         return AutoTokenizer.from_pretrained(folder, padding_side="left")
 
 
-def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZE):
+def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZE, reward_head: bool = False):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     hidden = 4 * head_size
     config = LlamaConfig(
@@ -110,9 +112,12 @@ def build_model(vocab_size: int, seed: int, tokenizer, head_size: int = HEAD_SIZ
         # A wider init than usual makes a random model's verdicts spread out instead of sitting at uniform.
         initializer_range=0.3, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        **({"num_labels": 1} if reward_head else {}),
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = (LlamaForSequenceClassification if reward_head else LlamaForCausalLM)(config)
+    if reward_head:
+        return model
     # a tokenizer without a pad token (Mistral's) pads with EOS, as the engines and TRL do
     model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -131,7 +136,8 @@ def ensure_tiny_model(model_id: str) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tokenizer = build_mistral_tokenizer() if role == MISTRAL_ROLE else build_tokenizer()
-        model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer, HEAD_SIZE_BY_ROLE.get(role, HEAD_SIZE))
+        model = build_model(len(tokenizer), TINY_MODELS[role], tokenizer, HEAD_SIZE_BY_ROLE.get(role, HEAD_SIZE),
+                            reward_head=role == REWARD_ROLE)
         tokenizer.save_pretrained(staging)
         model.save_pretrained(staging)
         os.replace(staging, target)  # atomic: a concurrent builder's finished copy wins, never a half one

@@ -16,6 +16,7 @@ from pugc.logs import setup_logging
 from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Outputs, Progress,
                                 resume, run_in_chunks)
 from pugc.runner.sharding import shard_range
+from pugc.runner.selection import apply_selection
 from pugc.runner.tally import Tally, format_dropped
 from pugc.secrets import load_hf_token
 from pugc.stages.llm import check_engine_errors
@@ -75,6 +76,11 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     finally:
         lazy.close()
         joiner.close()
+    selection = spec.select(config) if spec.select else None
+    if selection is not None:
+        if shard_count > 1:  # a count over the whole output: a shard cannot know the others' records
+            raise ValueError(f"{stage}: a limit on its output needs the stage unsharded (shard_count {shard_count})")
+        apply_selection(selection, output_path, dropped_path, spec.output_type, tally)
     if checkpoints and not keep_checkpoints:
         checkpoints.clear()  # the outputs are whole now; a rerun would be a new task with its own outputs
     engine = lazy.engine

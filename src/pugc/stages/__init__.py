@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pugc.metrics import MetricRules
 from pugc.records import Document, Instruction, PreferencePair, Response, ScoredResponse
@@ -19,6 +19,9 @@ from pugc.stages import (
     reward_scoring,
     ugc_filter,
 )
+
+if TYPE_CHECKING:
+    from pugc.selection import Selection
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class StageSpec:
     # pugc.config.STAGE_CONFIGS[name]); stages that share a section (the evaluation passes) name it.
     config: type | None = None
     section: str | None = None
+    # A limit on the whole output, applied after the last chunk (pugc.selection), or None for this config.
+    select: Callable[[object], "Selection | None"] | None = None
 
 
 STAGE_SPECS = {
@@ -62,7 +67,8 @@ STAGE_SPECS = {
                   joins=(DOCUMENT_TEXT, QUESTION), side_output="judge_outputs", metrics=reward_scoring.METRICS),
         StageSpec("preference_pairs", ScoredResponse, PreferencePair, None,
                   lambda rows, config, engine, **tables: preference_pairs.run(rows, config, **tables),
-                  shard_group="instruction_id", joins=(QUESTION,), metrics=preference_pairs.METRICS),
+                  shard_group="instruction_id", joins=(QUESTION,), metrics=preference_pairs.METRICS,
+                  select=preference_pairs.pair_limit),
     )
 }
 

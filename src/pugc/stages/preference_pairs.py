@@ -10,6 +10,7 @@ from pugc.config import PreferencePairsConfig
 from pugc.metrics import RECOMPUTED, SUM, MetricRules
 from pugc.records import Dropped, PreferencePair, ScoredResponse, StageResult
 from pugc.safety import neutralize_special_tokens
+from pugc.selection import Selection, id_rank
 from pugc.stages.response_sampling import policy_prompt
 
 STAGE = "preference_pairs"
@@ -95,3 +96,16 @@ def run(scored: list[ScoredResponse], config: PreferencePairsConfig, instruction
     figures = {"responses": float(len(scored)), "cut_responses": float(sum(map(_is_cut, scored))),
                "cut_chosen": float(cut_chosen), "cut_rejected": float(cut_rejected)}
     return StageResult(STAGE, len(groups), pairs, dropped, metrics={**pair_figures(pairs), **figures})
+
+
+def pair_limit(config: PreferencePairsConfig) -> Selection | None:
+    """`max_pairs`: the pairs of the questions whose ids hash lowest under `subsample_seed` (nested across limits)."""
+    if config.max_pairs is None:
+        return None
+
+    def drop(pair: PreferencePair) -> Dropped:
+        return Dropped(STAGE, "over_max_pairs", pair.instruction_id,
+                       f"not among the {config.max_pairs} pairs kept (max_pairs, subsample_seed {config.subsample_seed})",
+                       {"instruction_id": pair.instruction_id, "doc_id": pair.doc_id})
+
+    return Selection(config.max_pairs, lambda pair: id_rank(config.subsample_seed, pair.instruction_id), drop)

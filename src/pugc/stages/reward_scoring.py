@@ -1,18 +1,21 @@
 """Stage 5: score every response 1-5 with a Prometheus-style judge, the UGC document as reference answer."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Iterable
 
 from pugc.config import RewardScoringConfig
-from pugc.engines.base import Engine, Prompt
+from pugc.engines.base import Engine, Prompt, ScalarRewardModel
 from pugc.metrics import MEAN, RECOMPUTED, SUM, MetricRules
 from pugc.prompts import load_template
-from pugc.records import JudgeOutputs, Response, ScoredResponse, StageResult, to_row
+from pugc.records import Dropped, JudgeOutputs, Response, ScoredResponse, StageResult, ids_of, to_row
+from pugc.stages.response_sampling import policy_prompt
 from pugc.stages.llm import Judgement, drop_unscored, fit_documents, judge
 from pugc.stages.verdicts import RESULT_1_TO_5
 
 STAGE = "reward_scoring"
+log = logging.getLogger(__name__)
 RESULT_MARKER = "[RESULT]"
 
 
@@ -60,6 +63,8 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine, 
     """Outputs keep the input order; only the engine sees the prefix-grouped order. `documents` (doc_id -> text)
     and `instructions` (instruction_id -> question) are joined from their tables. The judge's raw text goes to
     the side artifact (`StageResult.side`), not onto the scored responses."""
+    if isinstance(engine, ScalarRewardModel):
+        return run_reward_model(responses, config, engine, instructions)
     order = judge_order(responses)
     doc_ids = list(dict.fromkeys(r.doc_id for r in responses))
     fitted, truncated = fit_documents(engine, [documents[d] for d in doc_ids], config.max_document_tokens)
@@ -89,3 +94,27 @@ def run(responses: list[Response], config: RewardScoringConfig, engine: Engine, 
         },
         side=side,
     )
+
+
+def run_reward_model(responses: list[Response], config: RewardScoringConfig, engine: "ScalarRewardModel",
+                     instructions: dict[str, str]) -> StageResult:
+    """A scalar reward model's score for each answer to its question (pugc.engines.reward_model). Such a model
+    takes no reference, so the UGC document is not shown (said once per chunk); a reward that is not a finite
+    number drops the response as `non_finite_reward`."""
+    if config.reference:
+        log.warning("%s is a scalar reward model: it takes no reference answer, so the UGC documents are not shown "
+                    "to it (reward_scoring.reference ignored)", engine.model_id)
+    rewards = engine.score([
+        [*policy_prompt(instructions[r.instruction_id]).messages, {"role": "assistant", "content": r.response}]
+        for r in responses])
+    kept, dropped, side = [], [], []
+    for response, reward in zip(responses, rewards):
+        side.append(JudgeOutputs(response.id, response.instruction_id, [f"reward {reward!r}"]))
+        if not math.isfinite(reward):
+            dropped.append(Dropped(STAGE, "non_finite_reward", response.id, f"the reward model gave {reward!r}",
+                                   ids_of(response)))
+            continue
+        kept.append(ScoredResponse(**to_row(response), score=round(reward, 4), judge_scores=[reward]))
+    metrics = {**score_figures(kept), "parse_rate": len(kept) / len(responses) if responses else 0.0,
+               "judge_generated_tokens": 0.0, "documents_truncated": 0.0}
+    return StageResult(STAGE, len(responses), kept, dropped, metrics=metrics, side=side)

@@ -130,14 +130,24 @@ def _fault_injection():
     return [ExitAfterSave()] if limit else []
 
 
+def _revision(config: DPOTrainingConfig) -> dict:
+    revision = hub_revision(config.reference_model, config.reference_revision)
+    return {"revision": revision} if revision else {}
+
+
 def _load_models(config: DPOTrainingConfig, base: str, master: str, compute: str, args, pinned: dict):
     """The policy in the master dtype; for full-parameter DPO a frozen reference in the compute dtype (bf16 under
     bf16 autocast), unless its log-probs are precomputed (then TRL scores the untouched policy once, up front)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(master), **pinned)
-    needs_ref = config.method == "dpo" and config.lora is None and not getattr(args, "precompute_ref_log_probs", False)
-    ref_model = AutoModelForCausalLM.from_pretrained(base, dtype=_torch_dtype(compute), **pinned) if needs_ref else None
+    # A reference of its own (rounds_reference: initial) is loaded even when its log-probs are precomputed:
+    # TRL computes them with the untouched policy only when it is given no reference model.
+    own_reference = config.reference_model is not None
+    needs_ref = config.method == "dpo" and config.lora is None and (
+        own_reference or not getattr(args, "precompute_ref_log_probs", False))
+    reference, ref_pinned = (resolve_model(config.reference_model), _revision(config)) if own_reference else (base, pinned)
+    ref_model = AutoModelForCausalLM.from_pretrained(reference, dtype=_torch_dtype(compute), **ref_pinned) if needs_ref else None
     if ref_model is not None:
         ref_model.requires_grad_(False).eval()
     return model, ref_model
@@ -236,9 +246,10 @@ def _reference_kind(config: DPOTrainingConfig, args, compute: str) -> str:
         return "none (SimPO is reference-free)"
     if config.lora is not None:
         return "policy with adapters disabled"
+    of = f"{config.reference_model} (reference_model)" if config.reference_model else "the starting model"
     if getattr(args, "precompute_ref_log_probs", False):
-        return "log-probs precomputed before training"
-    return f"frozen copy in {compute}"
+        return f"log-probs of {of} precomputed before training"
+    return f"frozen copy of {of} in {compute}"
 
 
 def _save(trainer, config: DPOTrainingConfig, tokenizer, output_dir: str) -> None:
