@@ -19,7 +19,7 @@ from pugc.config import EngineConfig
 from pugc.engines.base import Prompt, SamplingParams
 from pugc.engines.openai_engine import OpenAIEngine, RequestFailed, chat_body
 
-from tests.vllm.conftest import MAX_MODEL_LEN, MODEL, VOCAB
+from tests.vllm.conftest import MAX_MODEL_LEN, MODEL, VOCAB, engine_config
 
 START_TIMEOUT_S = 300
 DIGITS = ["1", "2", "3", "4", "5"]
@@ -112,6 +112,27 @@ def test_expected_verdict_matches_the_model_distribution(vllm_server, hf_engine)
         everything = hf_engine.top_logprobs(prompt, VOCAB)
         expected = [sum(math.exp(lp) for token, lp in everything if token.strip() == d) for d in DIGITS]
         assert list(probs.values()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_prometheus_format_goes_to_the_completions_endpoint_as_the_local_engine_renders_it(vllm_server):
+    """prompt_format prometheus: the engine renders "[INST] {system}\\n{user} [/INST]" and sends the text to vLLM's
+    /v1/completions, which tokenises it as the local engine does: the same greedy answers and verdict odds."""
+    from pugc.engines.hf import HFEngine
+
+    judge = [Prompt(messages=({"role": "system", "content": "You are a fair judge."}, *p.messages)) for p in PROMPTS[:2]]
+    remote = OpenAIEngine(EngineConfig(backend="openai", model=MODEL, prompt_format="prometheus",
+                                       options={"base_url": vllm_server, "verdict_top_logprobs": VOCAB}))
+    local = HFEngine(replace(engine_config("hf"), prompt_format="prometheus"))
+    try:
+        params = SamplingParams(max_tokens=6, temperature=0.0)
+        assert texts(remote.generate(judge, params)) == texts(local.generate(judge, params))
+        verdicts = [replace(p, assistant_prefix="Fine. [RESULT] ") for p in judge]
+        for prompt, probs in zip(verdicts, remote.next_token_probs(verdicts, DIGITS)):
+            everything = local.top_logprobs(prompt, VOCAB)
+            expected = [sum(math.exp(lp) for token, lp in everything if token.strip() == d) for d in DIGITS]
+            assert list(probs.values()) == pytest.approx(expected, abs=1e-5)
+    finally:
+        local.close()
 
 
 def test_reward_scoring_stage_judges_over_http(vllm_server, tmp_path):
