@@ -208,7 +208,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         # Nothing run-specific goes in as a parameter (the cache key holds every parameter's value): a task
         # scopes its checkpoints by its output URI at run time (pugc.checkpoint.task_scope).
         llm = dict(engines=engines, runtime=runtime, recipe_digest=recipe_digest, identity=vertex_service_account)
-        fingerprint = tasks["input_fingerprint"] = input_fingerprint(input_uri=input_uri)
+        fingerprint = tasks["input_fingerprint"] = input_fingerprint(input_uri=input_uri,
+                                                                     opt_out_uri=recipe.input.opt_out or "")
         ingest = dict(input_uri=input_uri, config=input_config, input_fingerprint=fingerprint.output)
         if import_input:
             ugc_source = dsl.importer(artifact_uri=input_uri, artifact_class=Dataset, reimport=False)

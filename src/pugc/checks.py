@@ -77,6 +77,30 @@ def resolve_input(cli_input: str | None, recipe_uri: str | None, recipe_path: Pa
     raise UserError("no input: pass --input FILE (JSONL or Parquet) or set input.uri in the recipe")
 
 
+def check_screens(config: InputConfig, recipe_path: Path | None) -> str | None:
+    """The consent and language screens set up once before launch (pugc.consent): input.opt_out resolved as
+    input.uri is (from the recipe's folder) and read, the language codes checked. Returns the opt-out URI."""
+    from pugc.consent import LanguageFilter, load_opt_out
+
+    uri = config.opt_out
+    if uri and "://" not in uri:
+        base = recipe_path.resolve().parent if recipe_path else Path.cwd()
+        uri = str((base / Path(uri).expanduser()).resolve())
+        try:
+            load_opt_out(uri, config)
+        except FileNotFoundError:
+            raise UserError(f"input.opt_out {uri}: no such file (a relative path is read from the recipe's "
+                            "folder)") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"input.opt_out: {exc}") from None
+    if config.languages:
+        try:
+            LanguageFilter(config)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return uri
+
+
 def check_input(uri: str, config: InputConfig) -> InputSummary:
     """The input exists, is not empty, is JSONL or Parquet, and its records carry the text (and id) field."""
     if "://" in uri:

@@ -62,18 +62,22 @@ def _print_table(summary: dict) -> None:
 
 def cmd_run(args) -> int:
     """Check everything a user can get wrong (input, fields, models, run folder) before any task starts."""
-    from pugc.checks import check_input, check_models, resolve_input
+    import dataclasses
+
+    from pugc.checks import check_input, check_models, check_screens, resolve_input
 
     started = time.monotonic()
     recipe_path = find_recipe(args.recipe)
     input_config = load_section(recipe_path, "input", _overrides(args))
     input_uri = resolve_input(args.input, input_config.uri, recipe_path)
     input_summary = check_input(input_uri, input_config)
+    opt_out = check_screens(input_config, recipe_path)
     models = check_models(load_section(recipe_path, "engines", _overrides(args)),
                           load_section(recipe_path, "evaluation", _overrides(args)))
     if args.run_id and (Path(args.output) / args.run_id).exists():
         raise UserError(f"run folder {Path(args.output) / args.run_id} already exists: pick another --run-id or remove it")
     recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds
+    recipe = dataclasses.replace(recipe, input=dataclasses.replace(recipe.input, opt_out=opt_out))
     if args.dry_run:
         return _print_plan(recipe, input_uri, input_summary, models)
     return _run(args, recipe, input_uri, started)

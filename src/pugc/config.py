@@ -142,6 +142,29 @@ class InputConfig:
     near_duplicates: Bool = True  # drop near-duplicates (MinHash Jaccard over word 3-grams) as `duplicate`
     near_duplicate_threshold: number(gt=0, le=1) = 0.8
     max_malformed_fraction: Fraction = 0.5  # above this share of quarantined lines the run stops before any model
+    # Consent (pugc.consent): with license_field, documents whose licence is not in allowed_licenses are dropped
+    # (license_not_allowed); opt_out is a file (local or gs://) of document ids, "author:NAME" and
+    # "domain:example.com" lines, matched on id, author_field and url_field (opted_out).
+    license_field: Optional[Str] = None
+    allowed_licenses: list[Str] = field(default_factory=list)
+    opt_out: Optional[Str] = None
+    author_field: Optional[Str] = None
+    url_field: Optional[Str] = None
+    # Language identification (py3langid, offline): keep documents identified as one of these ISO 639-1 codes
+    # with at least language_min_confidence, drop the rest (language_not_kept), count every language. [] = off.
+    languages: list[Str] = field(default_factory=list)
+    language_min_confidence: Fraction = 0.5
+
+    @model_validator(mode="after")
+    def _licences_named(self) -> "InputConfig":
+        if bool(self.license_field) != bool(self.allowed_licenses):
+            raise KeyProblem("input.license_field and input.allowed_licenses go together: the field holding each "
+                             "document's licence, and the licences that may be used")
+        bad = [code for code in self.languages if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if bad:
+            raise KeyProblem(f"input.languages: {', '.join(map(repr, bad))} is not an ISO 639-1 code (two lower-case "
+                             "letters, such as en)")
+        return self
 
 
 @dataclass

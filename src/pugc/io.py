@@ -21,6 +21,15 @@ def _local(uri: str | os.PathLike) -> Path:
     return Path(text)
 
 
+def read_text(uri: str | os.PathLike) -> str:
+    """A small text file (a list, a table) from a local path or gs://, as UTF-8."""
+    from pugc import gcs
+
+    text = str(uri)
+    data = gcs.read_bytes(text) if gcs.is_gcs(text) else Path(text).read_bytes()
+    return data.decode("utf-8")
+
+
 def input_files(uri: str | os.PathLike) -> list[str]:
     """The files behind an input URI: a file, a local folder of shards, or a gs:// file or prefix."""
     from pugc import gcs

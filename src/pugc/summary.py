@@ -160,4 +160,6 @@ def summarize(lineages: list[dict]) -> dict:
         "stages": stages,
         "preference_pairs": stages.get("preference_pairs", {}).get("out", 0),
         "training": training,
+        # documents kept at ingest by licence (input.license_field; empty without one)
+        "input_licenses": {name: as_int(n) for name, n in (ingest.get("licenses") or {}).items()},
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pugc.lineage import decode, encode
 
 LINEAGE_EXTRAS = ("input_fingerprint", "input_lines", "quarantined", "training", "shard_index", "shard_count", "shards",
-                  "join_index_bytes")
+                  "join_index_bytes", "licenses")
 
 
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:

@@ -6,6 +6,7 @@ import time
 
 from pugc import __version__
 from pugc.config import InputConfig, build
+from pugc.consent import Screens
 from pugc.io import JsonlWriter, iter_input_rows
 from pugc.logs import setup_logging
 from pugc.records import Document
@@ -27,7 +28,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
     with JsonlWriter(ugc_path) as ugc, JsonlWriter(quarantine_path) as quarantine, \
             JsonlWriter(dropped_path) as dropped:
         rows = iter_input_rows(input_uri, config.format, config.max_line_bytes)
-        for item in ingest.stream(_renamed(rows, named_as) if named_as else rows, config, counts):
+        screens = Screens.for_config(config)  # the opt-out list and language model, before the first line
+        for item in ingest.stream(_renamed(rows, named_as) if named_as else rows, config, counts, screens):
             (ugc if isinstance(item, Document) else quarantine if isinstance(item, ingest.Quarantined)
              else dropped).write(item)
         ingest.check_usable(counts, config)  # before the outputs appear: an unusable input leaves none
@@ -36,19 +38,21 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
         log.warning("%s", quarantine_summary(counts))
     if counts.repaired:
         log.warning("%s", repair_summary(counts))
-    duplicates = sum(counts.dropped.values())
+    duplicates = sum(counts.dropped.values())  # duplicates, and documents refused consent or language
     report = {
         "stage": ingest.STAGE,
         "counts": {"in": counts.input_lines - quarantined, "out": counts.documents, "dropped": dict(sorted(counts.dropped.items()))},
         "input_lines": counts.input_lines, "quarantined": quarantined, "model": None,
-        "metrics": {f"repaired_{rule}": float(lines) for rule, lines in sorted(counts.repaired.items())},
+        "metrics": {**{f"repaired_{rule}": float(lines) for rule, lines in sorted(counts.repaired.items())},
+                    **{f"language_{code}": float(n) for code, n in sorted(counts.languages.items())}},
+        "licenses": dict(sorted(counts.licenses.items())),
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
     if counts.documents + duplicates + quarantined != counts.input_lines:
         raise RuntimeError(f"ingest: {counts.input_lines} lines, but {counts.documents + duplicates} "
                            f"documents or duplicates and {quarantined} quarantined")
-    log.info("ingest: %d lines, %d documents, %d quarantined, %d duplicates", counts.input_lines, counts.documents,
-             quarantined, duplicates)
+    log.info("ingest: %d lines, %d documents, %d quarantined, %d dropped (%s)", counts.input_lines, counts.documents,
+             quarantined, duplicates, ", ".join(f"{r} {n}" for r, n in sorted(counts.dropped.items())) or "none")
     return report
 
 

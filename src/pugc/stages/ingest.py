@@ -1,8 +1,9 @@
 """Stage 0: read raw UGC lines into Documents; quarantine malformed lines, drop duplicates, fail fast.
 
 Every input line ends up in exactly one place: a Document, the quarantine (file, line number, reason code,
-error), or a `duplicate` drop (exact, or near-duplicate by MinHash). input_lines = documents + quarantined
-+ duplicates. An input with no valid record, or with more malformed lines than `max_malformed_fraction`,
+error), or a drop: not consented or not in a kept language (pugc.consent: `license_not_allowed`, `opted_out`,
+`language_not_kept`), or a duplicate (exact, or near-duplicate by MinHash). input_lines = documents +
+quarantined + dropped. An input with no valid record, or with more malformed lines than `max_malformed_fraction`,
 stops the run here with `InputError`, before any model loads.
 
 Hostile input never stops the run on its own (pugc.text states the rules): a line that is too long, not UTF-8,
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from pugc.config import InputConfig
+from pugc.consent import Screens, licence_of
 from pugc.records import Document, Dropped, StageResult, content_id
 from pugc.text import (MAX_NESTING, REPLACEMENT, has_control_characters, nesting_exceeds, repair_surrogates,
                        without_control_characters, without_lone_surrogates)
@@ -112,17 +114,21 @@ class IngestCounts:
         self.repaired: Counter = Counter()  # lines repaired, by rule (pugc.text): lone_surrogates, control_characters
         self.sources: set[str] = set()
         self.examples: list[Quarantined] = []  # the first few malformed lines, for the one-line warning
+        self.languages: dict[str, int] = {}  # identified language -> documents (with input.languages)
+        self.licenses: Counter = Counter()  # licence -> documents kept (with input.license_field)
 
 
 EXAMPLES_KEPT = 2
 
 
-def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig,
-           counts: IngestCounts) -> Iterator[Document | Quarantined | Dropped]:
-    """Each input row as exactly one of a Document, a Quarantined line or a duplicate `Dropped`, one at a time.
+def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig, counts: IngestCounts,
+           screens: Screens | None = None) -> Iterator[Document | Quarantined | Dropped]:
+    """Each input row as exactly one of a Document, a Quarantined line or a `Dropped`, one at a time.
     `rows` as yielded by `pugc.io.iter_input_rows`: (file, line number, parsed row, None), or (file, line
-    number, raw text, parse error) for a line that does not parse. Held in memory: the ids and text digests
-    seen, and the near-duplicate index."""
+    number, raw text, parse error) for a line that does not parse. `screens`: consent and language
+    (pugc.consent), checked before duplicates, so a withdrawn document is never anyone's original. Held in
+    memory: the ids and text digests seen, and the near-duplicate index."""
+    screens = screens or Screens()
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
     near = _near_duplicate_index(config)
@@ -148,6 +154,10 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
         given_id = row.get(config.id_field)
         doc_id = str(given_id) if given_id not in (None, "") else digest
         where = {"doc_id": doc_id, "file": source, "line": number}
+        if refused := screens.reason(doc_id, row, text, config, counts.languages):
+            counts.dropped[refused[0]] += 1
+            yield Dropped(STAGE, refused[0], doc_id, f"{source}:{number}: {refused[1]}", where)
+            continue
         duplicate = None
         if digest in seen_text:
             duplicate = Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where)
@@ -165,6 +175,8 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
         meta = {k: v for k, v in row.items() if k not in (config.text_field, config.id_field)}
         meta.update(source_file=source, source_line=number)
         counts.documents += 1
+        if config.license_field:
+            counts.licenses[licence_of(row, config)] += 1
         yield Document(id=doc_id, text=text, meta=meta)
 
 
@@ -183,7 +195,7 @@ def run(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig) -
     """Ingest held in memory (small inputs, tests); tasks write `stream`'s items as they come."""
     docs, quarantined, dropped = [], [], []
     counts = IngestCounts()
-    for item in stream(rows, config, counts):
+    for item in stream(rows, config, counts, Screens.for_config(config)):
         (docs if isinstance(item, Document) else quarantined if isinstance(item, Quarantined) else dropped).append(item)
     check_usable(counts, config)
     return IngestResult(counts.input_lines, StageResult(STAGE, counts.input_lines - len(quarantined), docs, dropped),
@@ -195,8 +207,11 @@ def check_usable(counts: IngestCounts, config: InputConfig) -> None:
     sources = sorted(counts.sources) or ["the input"]
     where = sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1} more files)"
     if not counts.documents:
-        raise InputError(f"input {where}: no valid records in {counts.input_lines} lines"
-                         + (f" (quarantined: {reasons})" if reasons else ""))
+        dropped = ", ".join(f"{r} {n}" for r, n in sorted(counts.dropped.items()))
+        raise InputError(f"input {where}: " + (f"no valid records in {counts.input_lines} lines" if not dropped
+                                               else f"no documents left of {counts.input_lines} lines")
+                         + (f" (quarantined: {reasons})" if reasons else "")
+                         + (f" (dropped: {dropped})" if dropped else ""))
     malformed = sum(counts.quarantined.values())
     fraction = malformed / counts.input_lines
     if fraction > config.max_malformed_fraction:
