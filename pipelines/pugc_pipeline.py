@@ -231,8 +231,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             "relevant_instructions", tasks, config=relevance_filter_config, **llm)
         questions = relevance_filter_task.outputs["merged"]  # the question table, joined by instruction_id
         held_out_split_task = tasks["held_out_split"] = held_out_split(
-            relevant_instructions=relevance_filter_task.outputs["merged"], config=evaluation_config,
-            recipe_digest=recipe_digest)
+            relevant_instructions=relevance_filter_task.outputs["merged"], documents=documents,
+            config=evaluation_config, recipe_digest=recipe_digest)
         data = dict(training_questions=held_out_split_task.outputs["training_questions"],
                     evaluation_questions=held_out_split_task.outputs["evaluation_questions"], documents=documents,
                     questions=questions)

@@ -409,6 +409,19 @@ class GateConfig:
 
 
 @dataclass
+class DecontaminationConfig:
+    """Training questions whose text or UGC document contains an evaluation prompt (a prompt set's, an extra
+    benchmark file's, or a held-out question's) are dropped as `contaminated` at held_out_split, before any
+    sampling (pugc.decontamination: word n-grams of `ngram` words retrieve, `threshold` of the prompt's words
+    matched in order confirms)."""
+
+    enabled: Bool = True
+    ngram: integer(ge=3) = 8
+    threshold: number(gt=0, le=1) = 0.5
+    extra_sets: list[Str] = field(default_factory=list)  # more benchmark JSONL files (local or gs://) to check
+
+
+@dataclass
 class EvaluationConfig(SamplingConfig):
     """Head-to-head evaluation of the trained model against a baseline, and the gate on its export.
 
@@ -427,6 +440,7 @@ class EvaluationConfig(SamplingConfig):
     max_tokens: Count = 512
     judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
 
     @model_validator(mode="after")
     def _gate_has_prompts(self) -> "EvaluationConfig":

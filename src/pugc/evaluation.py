@@ -28,10 +28,11 @@ LOCAL_BACKEND = "hf"  # what answers for a served (openai) policy's checkpoints:
 
 # ------------------------------------------------------------------------------------- held-out split
 def run_held_out_split(questions_path: str, section: dict, training_path: str, evaluation_path: str,
-                       dropped_path: str) -> dict:
-    """Relevant questions -> training questions (on to sampling) and the evaluation set (never trained on)."""
+                       dropped_path: str, documents_path: str) -> dict:
+    """Relevant questions -> training questions (on to sampling; those containing an evaluation prompt dropped
+    as contaminated) and the evaluation set (never trained on)."""
     return run_stage(evaluate.SPLIT_STAGE, questions_path, training_path, dropped_path, section,
-                     side_path=evaluation_path)
+                     side_path=evaluation_path, tables={"documents": documents_path})
 
 
 # ------------------------------------------------------------------------------------------- evaluate

@@ -33,7 +33,8 @@ def run_in_process(recipe: Recipe, input_uri: str, work_dir: str | Path) -> dict
         if stage == "response_sampling":  # the held-out questions never reach sampling (pugc.evaluation)
             reports["held_out_split"] = run_held_out_split(
                 str(current), sections["evaluation"], str(work / "training_questions.jsonl"),
-                str(work / "evaluation_questions.jsonl"), str(work / "held_out_split.dropped.jsonl"))
+                str(work / "evaluation_questions.jsonl"), str(work / "held_out_split.dropped.jsonl"),
+                tables["documents"])
             current = work / "training_questions.jsonl"
         output = work / f"{stage}.jsonl"
         reports[stage] = run_stage(stage, str(current), str(output), str(work / f"{stage}.dropped.jsonl"),

@@ -53,8 +53,9 @@ def test_dag_reads_like_the_method(tmp_path):
     assert set(by_name) == set(chain) | set(evaluation) | {"run_summary", "ugc_source", "input_fingerprint"}
     assert sorted(tasks[by_name["ingest_ugc"]]["dependentTasks"]) == sorted(
         [by_name["ugc_source"], by_name["input_fingerprint"]])
-    # stages that join text by id also read the document table (ingest) and the question table (relevance)
-    tables = {"relevance_filter-shards": ["ingest_ugc"],
+    # stages that join text by id also read the document table (ingest) and the question table (relevance);
+    # held_out_split reads the documents to decontaminate the training questions
+    tables = {"relevance_filter-shards": ["ingest_ugc"], "held_out_split": ["ingest_ugc"],
               "reward_scoring-shards": ["ingest_ugc", "relevance_filter_merge"],
               "preference_pairs": ["relevance_filter_merge"]}
     for before, after in zip(chain, chain[1:]):

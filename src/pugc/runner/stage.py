@@ -55,9 +55,11 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     if spec.side_output and not side_path:
         side_path = f"{Path(output_path).with_suffix('')}.{spec.side_output}.jsonl"
 
+    prepared = spec.prepare(config, input_path) if spec.prepare else {}
+
     def call(chunk: list):
         lookups = joiner.lookups(chunk) if spec.joins else {}
-        result = spec.run(chunk, config, lazy.get(), **lookups)
+        result = spec.run(chunk, config, lazy.get(), **lookups, **prepared)
         # Before the chunk is checkpointed: a stage stopped for engine errors resumes from the chunks that passed.
         check_engine_errors(result, getattr(config, "max_engine_error_fraction", 0.0))
         return result

@@ -50,6 +50,9 @@ class StageSpec:
     section: str | None = None
     # A limit on the whole output, applied after the last chunk (pugc.selection), or None for this config.
     select: Callable[[object], "Selection | None"] | None = None
+    # A read-only lookup built once from the config and the whole input before the first chunk (e.g. the
+    # decontamination index), passed to `run` as keyword arguments.
+    prepare: Callable[[object, str], dict] | None = None
 
 
 STAGE_SPECS = {

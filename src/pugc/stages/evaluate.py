@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from pugc.config import EvaluationConfig, PairwiseJudgeConfig
+from pugc.decontamination import ContaminationIndex
 from pugc.engines.base import Engine, Prompt
 from pugc.metrics import MEAN, RECOMPUTED, MetricRules
 from pugc.prompts import load_template
@@ -30,6 +31,7 @@ from pugc.text import without_lone_surrogates
 STAGE = "evaluate"
 SPLIT_STAGE = "held_out_split"
 HELD_OUT = "held_out"
+CONTAMINATED = "contaminated"
 RESULT_MARKER = "[RESULT]"
 OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "lose": 0.0}
 
@@ -58,9 +60,42 @@ def split_held_out(questions: list[Instruction], fraction: float) -> tuple[Stage
     return result, held_out
 
 
-def split_chunk(questions: list[Instruction], config: EvaluationConfig, engine=None) -> StageResult:
-    """held_out_split as a runner stage: training questions out, the evaluation set as its side output."""
-    return split_held_out(questions, config.held_out_fraction)[0]
+def split_chunk(questions: list[Instruction], config: EvaluationConfig, engine=None, documents: dict | None = None,
+                contamination: ContaminationIndex | None = None) -> StageResult:
+    """held_out_split as a runner stage: training questions out, the evaluation set as its side output; a
+    training question that contains an evaluation prompt, or whose document does, dropped as `contaminated`."""
+    result = split_held_out(questions, config.held_out_fraction)[0]
+    if not contamination:
+        return result
+    kept, dropped = [], list(result.dropped)
+    for question in result.kept:
+        found = contamination.match(question.instruction)
+        where = "question"
+        if found is None and documents is not None and question.doc_id in documents:
+            found, where = contamination.match(documents[question.doc_id]), "document"
+        if found is None:
+            kept.append(question)
+            continue
+        dropped.append(Dropped(SPLIT_STAGE, CONTAMINATED, question.id, f"its {where} contains {found.prompt_set} "
+                               f"prompt {found.prompt} ({found.overlap:.0%} of its words)", ids_of(question)))
+    return replace(result, kept=kept, dropped=dropped)
+
+
+def contamination_index(config: EvaluationConfig, questions_path: str) -> dict:
+    """Every prompt the evaluation reads (its prompt sets, extra benchmark files, the held-out questions of this
+    input), indexed once before the first chunk (StageSpec.prepare)."""
+    from pugc.decontamination import add_prompt_files
+    from pugc.io import iter_records
+
+    settings = config.decontamination
+    if not settings.enabled:
+        return {}
+    index = ContaminationIndex(settings.ngram, settings.threshold)
+    add_prompt_files(index, [*config.prompt_sets, *settings.extra_sets])
+    for question in iter_records(questions_path, Instruction):
+        if is_held_out(question.id, config.held_out_fraction):
+            index.add(HELD_OUT, question.id, question.instruction)
+    return {"contamination": index}
 
 
 # ----------------------------------------------------------------------------------------- records
@@ -344,7 +379,8 @@ EVALUATION_SPECS = {
     spec.name: spec
     for spec in (
         StageSpec(SPLIT_STAGE, Instruction, Instruction, None, split_chunk, side_output="evaluation_questions",
-                  metrics=MetricRules({"held_out_fraction": MEAN}), config=EvaluationConfig, section="evaluation"),
+                  joins=(DOCUMENT_TEXT,), metrics=MetricRules({"held_out_fraction": MEAN}), config=EvaluationConfig,
+                  section="evaluation", prepare=contamination_index),
         *(StageSpec(f"{STAGE}_{role}", EvalPrompt, EvalPrompt, role, _answer_pass(role), config=EvaluationConfig, section="evaluation")
           for role in ANSWER_ROLES),
         StageSpec(STAGE, EvalPrompt, PairwiseResult, "judge", _judge_pass, joins=(DOCUMENT_TEXT,),
