@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from pugc.checks import UserError
@@ -190,13 +191,19 @@ def cmd_submit(args) -> int:
         _check_google_credentials()
     recipe = load_recipe(args.recipe, _overrides(args))
     _warn_default_registry()
-    plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
-                       run_name=args.run_name, experiment=args.experiment, schedule=args.schedule, host=args.host,
-                       project=args.project, region=args.region, service_account=args.service_account,
-                       namespace=args.namespace)
-    if args.dry_run:
-        print(json.dumps(submit.dry_run(plan), indent=2))
-        return 0
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        plan = submit.plan(recipe, args.target, args.output, input_uri=args.input, pipeline_root=args.pipeline_root,
+                           run_name=args.run_name, experiment=args.experiment, schedule=args.schedule,
+                           host=args.host, project=args.project, region=args.region,
+                           service_account=args.service_account, namespace=args.namespace)
+        if args.dry_run:
+            print(json.dumps(submit.dry_run(plan), indent=2))
+            return 0
+    except GoogleAuthError as exc:  # Vertex AI's job object wants a project even offline
+        raise UserError(f"Vertex AI needs a Google Cloud project and found none ({type(exc).__name__}): pass "
+                        "--project PROJECT (and --region), or set one with `gcloud config set project PROJECT`") from None
     if args.wait and (plan.target != "kfp" or plan.schedule):
         raise UserError("--wait follows one run on Kubeflow Pipelines (--target kfp, no --schedule)")
     try:
@@ -204,7 +211,9 @@ def cmd_submit(args) -> int:
         print(json.dumps(submitted, indent=2))
         if args.wait:
             return _follow(lambda: submit.kfp_client(plan), submitted["run_id"], plan.pipeline_root,
-                           args.poll_seconds)
+                           args.poll_seconds, host=host)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001  (client libraries raise many types; see _submission_error)
         message = _submission_error(exc, plan)
         if message is None:
@@ -214,29 +223,41 @@ def cmd_submit(args) -> int:
 
 
 def cmd_status(args) -> int:
-    """One look at a KFP run: its state, its tasks, and once it succeeded its stage counts and gate."""
+    """One look at a KFP run: its state, its tasks, and once it succeeded its stage counts and gate. Exit 2 when
+    the API could not be asked (unreachable, credentials refused, no such run): never one of the run's outcomes."""
     import kfp
 
     from pugc.pipelines.submit import token_source
 
+    from pugc.pipelines.run_status import probe
+
+    host = args.host or os.environ.get("KFP_HOST")
+    probe(host, token_source()[0], args.run_id)
+
     def client():
-        return kfp.Client(host=args.host or os.environ.get("KFP_HOST"), existing_token=token_source()[0])
+        with warnings.catch_warnings():  # kfp's "only works with v2.0.0-beta.2 and later": preflight checks that
+            warnings.simplefilter("ignore", FutureWarning)
+            return kfp.Client(host=host, existing_token=token_source()[0])
 
-    return _follow(client, args.run_id, args.pipeline_root, poll_seconds=None)
+    return _follow(client, args.run_id, args.pipeline_root, poll_seconds=None, host=host)
 
 
-def _follow(new_client, run_id: str, pipeline_root: str | None, poll_seconds: float | None) -> int:
+def _follow(new_client, run_id: str, pipeline_root: str | None, poll_seconds: float | None,
+            host: str | None = None) -> int:
     """Report a run (`poll_seconds` None: as it is now; else until it ends) and exit as its gate says:
-    0 passed, 1 the run failed, 3 the gate failed, 4 not ended yet. `new_client` makes a KFP client with the
-    token as it is now: each poll makes one, so a rotated in-cluster token is picked up on a long wait."""
+    0 passed, 1 the run failed, 3 the gate failed, 4 not ended yet, 2 the API could not be asked (a waiting
+    poll first tries again, run_status.MISSED_POLLS times). `new_client` makes a KFP client with the token as it
+    is now: each poll makes one, so a rotated in-cluster token is picked up on a long wait."""
     from pugc.pipelines import run_status
 
     if poll_seconds is None:
-        status = run_status.run_status(new_client(), run_id, pipeline_root)
+        status = run_status.run_status(run_status.ask(new_client, host, run_id), run_id, pipeline_root, host)
         print("\n".join(run_status.describe(status)))
     else:
         status = run_status.wait_for_run(new_client, run_id, pipeline_root, poll_seconds,
-                                         report=lambda s: print("\n".join(run_status.describe(s)), flush=True))
+                                         report=lambda s: print("\n".join(run_status.describe(s)), flush=True),
+                                         report_miss=lambda line: print(f"pugc: warning: {line}", file=sys.stderr,
+                                                                        flush=True), host=host)
     if status.summary:
         _print_table(status.summary)
         _report_gate(status.summary)
