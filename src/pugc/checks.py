@@ -230,7 +230,7 @@ def check_model(model_id: str, key: str, revision: str | None = None) -> str:
     from pugc.models import TINY_PREFIX
 
     if model_id.startswith(TINY_PREFIX):
-        return "built locally"
+        return _check_tiny_model(model_id, key)
     path = Path(model_id).expanduser()
     if path.exists() or model_id.startswith(("/", ".", "~")) or model_id.count("/") != 1:
         if not (path / "config.json").is_file():
@@ -239,6 +239,24 @@ def check_model(model_id: str, key: str, revision: str | None = None) -> str:
                             "Hugging Face hub id (org/name)")
         return "local folder"
     return _check_hub_model(model_id, key, revision)
+
+
+def _check_tiny_model(model_id: str, key: str) -> str:
+    """A tiny model is built here, so its name is checked here: a misspelt one would fail only when its task
+    starts."""
+    from pugc.models import TINY_PREFIX
+    from pugc.models.tiny import MISTRAL_ROLE, TINY_MODELS, mistral_tokenizer_file
+
+    role = model_id[len(TINY_PREFIX):]
+    if role not in TINY_MODELS:
+        known = ", ".join(TINY_PREFIX + name for name in TINY_MODELS)
+        raise UserError(f"{key}: no tiny model {model_id!r}; the tiny models are {known}")
+    if role == MISTRAL_ROLE:
+        try:
+            mistral_tokenizer_file()
+        except ValueError as exc:
+            raise UserError(f"{key}: {exc}") from None
+    return "built locally"
 
 
 def _offline() -> bool:

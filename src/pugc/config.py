@@ -103,8 +103,8 @@ class EnginesConfig:
         # DPO renders the pairs with the tokenizer's chat template (a Jinja format is installed on it first),
         # so the policy's format must be one a tokenizer can hold.
         if self.policy.prompt_format == "prometheus":
-            raise KeyProblem("engines.policy.prompt_format: prometheus is a judge's format; the policy trains on a "
-                             "chat template (chat_template, or a Jinja template of its own)")
+            raise KeyProblem("prometheus is a judge's format; the policy trains on a chat template (chat_template, "
+                             "or a Jinja template of its own)", key="policy.prompt_format")
         for role in ("policy", "generator", "evaluator"):
             engine = getattr(self, role)
             if engine is not None and engine.backend == "reward_model":
@@ -725,7 +725,15 @@ def _schema_error(exc: ValidationError, cls: type, prefix: str) -> ConfigError:
         by_path.setdefault(_join(prefix, path), []).append({**error, "key_error": key_error})
     messages = [_message(path, errors, cls, prefix) for path, errors in by_path.items()]
     more = f" (and {len(messages) - 3} more)" if len(messages) > 3 else ""
-    return ConfigError("; ".join(messages[:3]) + more)
+    error = ConfigError("; ".join(messages[:3]) + more)
+    error.paths = [_problem_path(path, errors[0]) for path, errors in by_path.items()]  # to tell the --set at fault
+    return error
+
+
+def _problem_path(path: str, error: dict) -> str:
+    """The key a problem is about: a section check's KeyProblem may name one below the section."""
+    problem = (error.get("ctx") or {}).get("error") if error["type"] == "value_error" else None
+    return _join(path, problem.key) if isinstance(problem, KeyProblem) and problem.key else path
 
 
 def _message(path: str, errors: list[dict], cls: type, prefix: str) -> str:
@@ -878,7 +886,10 @@ def find_recipe(name_or_path: str | Path) -> Path:
     for folder in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes"):
         if (folder / name).is_file():
             return folder / name
-    raise ConfigError(f"recipe {str(name_or_path)!r} not found (a YAML path, or a name under recipes/)")
+    names = sorted({f.stem for folder in (Path.cwd() / "recipes", Path(__file__).resolve().parents[2] / "recipes")
+                    if folder.is_dir() for f in folder.glob("*.yaml")})
+    raise ConfigError(f"recipe {str(name_or_path)!r} not found: give a YAML path or one of the recipes "
+                      f"{', '.join(names)}")
 
 
 def read_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> tuple[Path, dict]:
@@ -894,26 +905,37 @@ def read_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) 
     try:
         return path, apply_overrides(data, overrides)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"--set: {exc}") from None  # the command line's words, not the recipe file's
 
 
 def load_section(name_or_path: str | Path, section: str, overrides: typing.Iterable[str] = ()) -> Any:
     """One section of a recipe, validated on its own: quick, for checks that must not wait for the whole
     recipe (validating `dpo_training:` imports TRL, seconds)."""
+    overrides = list(overrides)
     path, data = read_recipe(name_or_path, overrides)
     cls = typing.get_type_hints(Recipe)[section]
     try:
         return build(cls, data.get(section), section)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{blamed(path, exc, overrides)}: {exc}") from None
 
 
 def load_recipe(name_or_path: str | Path, overrides: typing.Iterable[str] = ()) -> Recipe:
+    overrides = list(overrides)
     path, data = read_recipe(name_or_path, overrides)
     try:
         return recipe_from_dict(data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{blamed(path, exc, overrides)}: {exc}") from None
+
+
+def blamed(path: Path, error: ConfigError, overrides: list[str]) -> str:
+    """Where a schema error comes from: the `--set` whose key it names, else the recipe file."""
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if any(p == key or p.startswith(key + ".") for p in getattr(error, "paths", ())):
+            return f"--set {text}"
+    return str(path)
 
 
 def dump_recipe(recipe: Recipe) -> str:
