@@ -134,3 +134,26 @@ def test_the_licences_kept_reach_the_summary_through_the_lineage(ingested):
     summary = summarize([decode(encode(lineage))])
     assert summary["input_licenses"] == {"CC-BY-4.0": 1}
     assert summary["stages"]["ingest_ugc"]["dropped"]["opted_out"] == 3
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=200)  # lone surrogates included
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(ANY_TEXT, max_size=5), author=ANY_TEXT, url=ANY_TEXT)
+def test_any_opt_out_line_author_or_url_is_handled_without_raising(lines, author, url):
+    try:
+        listed = OptOutList.parse(lines, "list")
+    except ValueError as exc:  # only the one stated refusal: an author: or domain: entry naming nothing
+        assert "names no" in str(exc)
+        return
+    config = InputConfig(author_field="author", url_field="url")
+    assert listed.match("id", {"author": author, "url": url}, config) in (None, "document id", "author", "domain")
+
+
+@pytest.mark.parametrize("text", ["", " " * 100_000, "a\ud800b", "x" * 100_000])
+def test_language_identification_takes_hostile_text(text):
+    from pugc.consent import UNDETERMINED, LanguageFilter
+
+    language, confidence = LanguageFilter(InputConfig(languages=["en"])).identify(text)
+    assert language == UNDETERMINED and 0.0 <= confidence <= 1.0

@@ -107,3 +107,22 @@ def test_a_prompt_inserted_anywhere_is_found_and_no_text_makes_matching_raise(pr
                                               ("", [])])
 def test_normalisation_folds_case_width_and_punctuation(text, normalised):
     assert words(text) == normalised
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=300)  # lone surrogates included
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=ANY_TEXT)
+def test_any_text_with_lone_surrogates_is_matched_or_not_without_raising(text):
+    index = ContaminationIndex(ngram=8, threshold=0.5)
+    index.add("set", 1, "Write a short story about a lighthouse keeper who finds a message in a bottle.")
+    assert index.match(text) is None or index.match(text).prompt_set == "set"
+    assert all(" " not in word and word for word in words(text))
+
+
+@pytest.mark.parametrize("text", ["", " " * 100_000, "word " * 20_000, "\ud800" * 1000])
+def test_hostile_samples_are_checked_in_bounded_work(text):
+    index = ContaminationIndex()
+    index.add("set", 1, "Write a short story about a lighthouse keeper who finds a message in a bottle.")
+    assert index.match(text) is None
