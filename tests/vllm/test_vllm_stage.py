@@ -52,3 +52,11 @@ def test_sampled_scores_account_for_every_response(tmp_path):
     assert report["counts"]["dropped"] == {"unparsable_judgement": 6}
     assert report["engine_stats"]["prompts"] == 12  # 6 prompts, then the 6 re-drawn
     assert report["engine_stats"]["generated_tokens"] > 0
+
+
+def test_a_scalar_reward_model_scores_every_response_in_the_vllm_image_environment(tmp_path):
+    """reward_scoring runs in the vllm image; a reward_model judge (transformers) must run there as well."""
+    engines = {"judge": {"backend": "reward_model", "model": "pugc-tiny/reward", "batch_size": 4}}
+    report, scored = score_with(tmp_path, {"reference": False}, engines)
+    assert report["counts"] == {"in": 6, "out": 6, "dropped": {}} and report["model"] == "pugc-tiny/reward"
+    assert report["engine_stats"]["scored_prompts"] == 6 and len({r.score for r in scored}) > 1
