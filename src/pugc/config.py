@@ -401,11 +401,14 @@ class GateConfig:
     """Export only a model that beats the baseline by these figures (fractions 0-1); None = not checked."""
 
     min_win_rate: Optional[WinRate] = None
-    min_lc_win_rate: Optional[WinRate] = None
+    min_lc_win_rate: Optional[WinRate] = None  # the project's fit, over the held-out set and prompt sets
+    min_alpaca_eval_lc_win_rate: Optional[WinRate] = None  # AlpacaEval 2's own GLM (benchmarks.alpaca_eval)
+    min_mt_bench: Optional[number(ge=1, le=10)] = None  # the trained model's MT-Bench score (benchmarks.mt_bench)
 
     @property
     def thresholds(self) -> dict:
-        return {"min_win_rate": self.min_win_rate, "min_lc_win_rate": self.min_lc_win_rate}
+        return {"min_win_rate": self.min_win_rate, "min_lc_win_rate": self.min_lc_win_rate,
+                "min_alpaca_eval_lc_win_rate": self.min_alpaca_eval_lc_win_rate, "min_mt_bench": self.min_mt_bench}
 
 
 @dataclass
@@ -419,6 +422,33 @@ class DecontaminationConfig:
     ngram: integer(ge=3) = 8
     threshold: number(gt=0, le=1) = 0.5
     extra_sets: list[Str] = field(default_factory=list)  # more benchmark JSONL files (local or gs://) to check
+
+
+@dataclass
+class AlpacaEvalConfig:
+    """AlpacaEval 2 (pugc.stages.benchmarks): the trained model against a reference model's outputs, judged by the
+    evaluator; the length-controlled win rate by alpaca_eval's own GLM. Both files are the user's copies (local
+    or gs://) of the hub dataset tatsu-lab/alpaca_eval: nothing is downloaded during a run."""
+
+    reference_outputs: Str  # e.g. alpaca_eval_gpt4_baseline.json: instruction, output, generator (JSON or JSONL)
+    glm_data: Str  # df_gamed.csv: instruction difficulties and the gamed baselines the GLM is regularised to
+
+
+@dataclass
+class MTBenchConfig:
+    """MT-Bench (pugc.stages.benchmarks): both turns, each graded 1-10 by the evaluator with MT-Bench's
+    single-answer judge prompts; files are the user's copies (local or gs://) of FastChat's llm_judge data."""
+
+    questions: Str  # question.jsonl: question_id, category, turns (two), optionally reference
+    judge_prompts: Str  # judge_prompts.jsonl: the single-v1 and single-math-v1 families are used
+    reference_answers: Str = ""  # reference_answer/gpt-4.jsonl: for math, reasoning and coding
+    judge_max_tokens: Count = 2048  # MT-Bench's judge budget (greedy, as MT-Bench grades)
+
+
+@dataclass
+class BenchmarksConfig:
+    alpaca_eval: Optional[AlpacaEvalConfig] = None
+    mt_bench: Optional[MTBenchConfig] = None
 
 
 @dataclass
@@ -441,14 +471,24 @@ class EvaluationConfig(SamplingConfig):
     judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+    benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
 
     @model_validator(mode="after")
     def _gate_has_prompts(self) -> "EvaluationConfig":
-        gated = [name for name, floor in self.gate.thresholds.items() if floor is not None]
+        gated = [name for name in ("min_win_rate", "min_lc_win_rate") if self.gate.thresholds[name] is not None]
         if gated and self.held_out_fraction == 0 and not self.prompt_sets:
             raise KeyProblem(f"evaluation.gate.{gated[0]} is set, but the evaluation has no prompts: "
                              "evaluation.held_out_fraction is 0 and evaluation.prompt_sets is empty")
+        for threshold, benchmark in (("min_alpaca_eval_lc_win_rate", "alpaca_eval"), ("min_mt_bench", "mt_bench")):
+            if self.gate.thresholds[threshold] is not None and getattr(self.benchmarks, benchmark) is None:
+                raise KeyProblem(f"evaluation.gate.{threshold} is set, but evaluation.benchmarks.{benchmark} is not")
         return self
+
+    @property
+    def benchmark_files(self) -> list[str]:
+        """Every benchmark file whose prompts the training data must not contain (decontamination)."""
+        alpaca, mt_bench = self.benchmarks.alpaca_eval, self.benchmarks.mt_bench
+        return [*([alpaca.reference_outputs] if alpaca else []), *([mt_bench.questions] if mt_bench else [])]
 
 
 # ----------------------------------------------------------------------------------------------- cluster

@@ -96,11 +96,21 @@ def benchmark_text(row: dict) -> str | None:
 
 
 def add_prompt_files(index: ContaminationIndex, uris: Iterable[str]) -> None:
+    """Every prompt of these JSONL files (or JSON arrays, as alpaca_eval ships its sets); a line that is not a
+    JSON row is the evaluation's to report, and skipped here."""
     from pathlib import Path
 
     from pugc.io import iter_input_rows
 
     for uri in uris:
-        for position, (_, line, row, error) in enumerate(iter_input_rows(uri, "jsonl")):
-            if error is None and isinstance(row, dict) and (text := benchmark_text(row)):
+        rows = _json_array_rows(uri) if str(uri).endswith(".json") else (
+            (line, row) for _, line, row, error in iter_input_rows(uri, "jsonl") if error is None)
+        for line, row in rows:
+            if isinstance(row, dict) and (text := benchmark_text(row)):
                 index.add(Path(uri).name, line, text)
+
+
+def _json_array_rows(uri: str):
+    from pugc.stages.benchmarks import read_rows
+
+    return read_rows(uri, "evaluation.decontamination")

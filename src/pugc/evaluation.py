@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pugc import __version__
-from pugc.config import EngineConfig, EvaluationConfig, build
+from pugc.config import BenchmarksConfig, EngineConfig, EvaluationConfig, build
 from pugc.io import JsonlWriter, iter_input_rows, iter_records, iter_rows, read_records, write_json
 from pugc.logs import setup_logging
 from pugc.records import Instruction
@@ -36,8 +36,10 @@ def run_held_out_split(questions_path: str, section: dict, training_path: str, e
 
 
 # ------------------------------------------------------------------------------------------- evaluate
-def write_evaluation_prompts(held_out_path: str, prompt_sets: list[str], target: str) -> int:
-    """The held-out questions, then every prompt set's rows, in file order, as EvalPrompt rows (streamed)."""
+def write_evaluation_prompts(held_out_path: str, prompt_sets: list[str], target: str,
+                             benchmarks: BenchmarksConfig | None = None) -> int:
+    """The held-out questions, every prompt set's rows in file order, then the benchmarks' prompts, as
+    EvalPrompt rows (streamed)."""
     with JsonlWriter(target) as prompts:
         for question in iter_records(held_out_path, Instruction):
             prompts.write(evaluate.held_out_prompt(question))
@@ -47,6 +49,7 @@ def write_evaluation_prompts(held_out_path: str, prompt_sets: list[str], target:
                     raise ValueError(f"evaluation.prompt_sets: {source} line {line}: {error}")
                 if not error:
                     prompts.write(evaluate.prompt_from_row(row, Path(uri).name, line))
+        prompts.write_all(evaluate.benchmark_prompts(benchmarks or BenchmarksConfig()))
     return prompts.count
 
 
@@ -82,7 +85,7 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     common = dict(engines=roles, runtime=runtime, scope=scope)
     with scratch_folder("evaluate") as work:
         prompts = str(work / "prompts.jsonl")
-        count = write_evaluation_prompts(held_out_path, config.prompt_sets, prompts)
+        count = write_evaluation_prompts(held_out_path, config.prompt_sets, prompts, config.benchmarks)
         log.info("evaluate: %d evaluation prompts (%d held out, the rest from evaluation.prompt_sets)", count,
                  sum(1 for _ in iter_records(held_out_path, Instruction)))
         trained = run_stage(f"{evaluate.STAGE}_trained", prompts, str(work / "trained.jsonl"),
@@ -151,10 +154,11 @@ def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, r
     roles = build(EnginesConfig, engines or {}, "engines")
     results = read_records(judged_path, evaluate.PairwiseResult)
     figures = evaluate.figures(results)
-    decision = evaluate.decide_gate(figures, config.gate.min_win_rate, config.gate.min_lc_win_rate)
+    benchmarks = benchmark_figures(results, config.benchmarks, roles.grader.model)
+    decision = evaluate.decide_gate({**figures, **gate_figures(benchmarks)}, config.gate)
     if roles.self_judged:
         decision = evaluate.GateDecision(decision.passed, f"{decision.reason}; {SELF_JUDGED}")
-    summary = evaluation_summary(figures, decision, config, roles)
+    summary = evaluation_summary(figures, decision, config, roles, benchmarks)
     write_json(evaluation_path, summary)
     Path(report_path).write_text(evaluation_report_html(summary, results), encoding="utf-8")
     verdict = "passed" if decision.passed else "failed"
@@ -167,8 +171,30 @@ def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, r
 SELF_JUDGED = "self-judged: the reward judge, whose scores made the training pairs, graded it"
 
 
+def benchmark_figures(results: list, benchmarks: BenchmarksConfig, annotator: str) -> dict:
+    """Each configured benchmark's figures, by its own protocol (pugc.stages.benchmarks)."""
+    from pugc.stages import benchmarks as protocols
+
+    figures = {}
+    if benchmarks.alpaca_eval:
+        judged = [r for r in results if r.benchmark == protocols.ALPACA_EVAL]
+        annotations = protocols.alpaca_eval_annotations(judged, annotator)
+        figures["alpaca_eval"] = {**protocols.alpaca_eval_figures(annotations, benchmarks.alpaca_eval.glm_data),
+                                  "reference_generator": judged[0].reference_generator if judged else None}
+    if benchmarks.mt_bench:
+        figures["mt_bench"] = protocols.mt_bench_figures(r for r in results if r.benchmark == protocols.MT_BENCH)
+    return figures
+
+
+def gate_figures(benchmarks: dict) -> dict:
+    """The benchmark figures the gate may bound (evaluate.GATE_FIGURES)."""
+    alpaca, mt_bench = benchmarks.get("alpaca_eval") or {}, benchmarks.get("mt_bench") or {}
+    return {"alpaca_eval_prompts": alpaca.get("prompts", 0), "alpaca_eval_lc_win_rate": alpaca.get("lc_win_rate"),
+            "mt_bench_questions": mt_bench.get("questions", 0), "mt_bench_score": mt_bench.get("trained")}
+
+
 def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: EvaluationConfig,
-                       engines=None) -> dict:
+                       engines=None, benchmarks: dict | None = None) -> dict:
     """The `evaluation` block of summary.json (design.md section 5), with who graded it when `engines` is given."""
     graded = {} if engines is None else {
         "evaluator": {"model": engines.grader.model, "revision": engines.grader.revision},
@@ -183,9 +209,8 @@ def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: E
                                 "cut_fraction": round(figures[f"{model}_cut_fraction"], 4)}
                         for model in ("trained", "baseline")},
         "baseline": config.baseline or "engines.policy",
-        "gate": {"passed": decision.passed, "reason": decision.reason,
-                 "thresholds": {"min_win_rate": config.gate.min_win_rate,
-                                "min_lc_win_rate": config.gate.min_lc_win_rate}},
+        **({"benchmarks": benchmarks} if benchmarks else {}),
+        "gate": {"passed": decision.passed, "reason": decision.reason, "thresholds": config.gate.thresholds},
     }
 
 

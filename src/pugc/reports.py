@@ -233,8 +233,44 @@ def evaluation_sentence(evaluation: dict) -> str:
     gate = evaluation["gate"]
     return (f"evaluation on {plural(evaluation['prompts'], 'prompt')}: win {evaluation['win']}, tie "
             f"{evaluation['tie']}, lose {evaluation['lose']}; win rate {number(evaluation['win_rate'])}, "
-            f"length-controlled {number(evaluation['lc_win_rate'])}; gate {'passed' if gate['passed'] else 'FAILED'}"
-            f" ({gate['reason']})")
+            f"length-controlled {number(evaluation['lc_win_rate'])}; {benchmark_clause(evaluation)}"
+            f"gate {'passed' if gate['passed'] else 'FAILED'} ({gate['reason']})")
+
+
+def benchmark_clause(evaluation: dict) -> str:
+    """AlpacaEval 2's and MT-Bench's headline figures, where the run has them ("" otherwise)."""
+    bench = evaluation.get("benchmarks") or {}
+    parts = []
+    if "alpaca_eval" in bench:
+        alpaca = bench["alpaca_eval"]
+        parts.append(f"AlpacaEval 2 LC {number(alpaca.get('lc_win_rate'))}, win rate {number(alpaca.get('win_rate'))} "
+                     f"on {plural(alpaca.get('prompts'), 'prompt')}")
+    if "mt_bench" in bench:
+        mt = bench["mt_bench"]
+        parts.append(f"MT-Bench {number(mt.get('trained'))} (baseline {number(mt.get('baseline'))}) on "
+                     f"{plural(mt.get('questions'), 'question')}")
+    return "".join(f"{part}; " for part in parts)
+
+
+def _benchmark_tables(evaluation: dict) -> str:
+    bench = evaluation.get("benchmarks") or {}
+    html = ""
+    if "alpaca_eval" in bench:
+        alpaca = bench["alpaca_eval"]
+        html += ("<h2>AlpacaEval 2</h2><p>Against the outputs of "
+                 f"{esc(str(alpaca.get('reference_generator')))}; the length-controlled win rate is alpaca_eval's own "
+                 "GLM (length_controlled_v1).</p>"
+                 + _table(["figure", "value"], [[k, number(v)] for k, v in alpaca.items()
+                                                 if k != "reference_generator"], {1}))
+    if "mt_bench" in bench:
+        mt = bench["mt_bench"]
+        keys = sorted({k.split("_", 1)[1] for k in mt if k.startswith(("trained_", "baseline_"))})
+        rows = [["overall", number(mt.get("trained")), number(mt.get("baseline"))]] + [
+            [key.replace("_", " "), number(mt.get(f"trained_{key}")), number(mt.get(f"baseline_{key}"))] for key in keys]
+        html += ("<h2>MT-Bench</h2><p>Mean single-answer rating, 1-10; "
+                 f"{number(mt.get('unparsed_ratings'))} ratings could not be read and are left out.</p>"
+                 + _table(["", "trained", "baseline"], rows, {1, 2}))
+    return html
 
 
 OUTCOME_ORDER = {"lose": 0, "tie": 1, "win": 2}
@@ -248,18 +284,32 @@ def evaluation_report_html(evaluation: dict, results: list) -> str:
         ["mean length (characters)", number(lengths["trained"]["chars"]), number(lengths["baseline"]["chars"])],
         ["cut at max_tokens", *(f"{100 * (lengths[m].get('cut_fraction') or 0):.1f}%" for m in ("trained", "baseline"))]],
         {1, 2})
-    ordered = sorted(results, key=lambda r: (OUTCOME_ORDER[r.outcome], r.trained_first + r.baseline_first))
-    rows = [[r.outcome, r.source, r.instruction, r.trained, r.baseline,
-             f"{number(r.trained_first)} / {number(r.baseline_first)}"] for r in ordered]
+    ordered = sorted(results, key=lambda r: (OUTCOME_ORDER[r.outcome], _preference(r)))
+    rows = [[r.outcome, r.source, r.instruction, r.trained, r.baseline, _verdict_cell(r)] for r in ordered]
     grader = evaluation.get("evaluator") or {}
     graded = (f"<p>Graded by {esc(grader.get('model', ''))}"
               + (" (self-judged: the reward judge that made the training pairs)" if evaluation.get("self_judged")
                  else f"; the training pairs were scored by {esc((evaluation.get('judge') or {}).get('model', ''))}")
               + ".</p>") if grader else ""
-    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{graded}{figures}<h2>Side by side</h2>"
-            "<p>P(trained better) with the trained answer shown first / second.</p>"
+    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{graded}{figures}{_benchmark_tables(evaluation)}"
+            "<h2>Side by side</h2><p>P(trained better) with the trained answer shown first / second; for MT-Bench, "
+            "each model's ratings of turns 1 and 2.</p>"
             + _table(["outcome", "source", "prompt", "trained", "baseline", "P(trained better)"], rows))
     return page(TITLES["evaluation_report"], body)
+
+
+def _preference(result) -> float:
+    if result.trained_first is not None:
+        return result.trained_first + result.baseline_first
+    rated = [t - b for t, b in zip(result.trained_ratings, result.baseline_ratings) if t is not None and b is not None]
+    return sum(rated) / 10 if rated else 0.0
+
+
+def _verdict_cell(result) -> str:
+    if result.trained_first is not None:
+        return f"{number(result.trained_first)} / {number(result.baseline_first)}"
+    return " ".join(f"{model} {'/'.join(number(r) for r in getattr(result, f'{model}_ratings'))}"
+                    for model in ("trained", "baseline"))
 
 
 def training_sentence(training: dict) -> str:

@@ -129,3 +129,44 @@ def test_judge_errors_over_the_budget_stop_evaluate_naming_the_error(data, tmp_p
     with pytest.raises(StageEngineError, match=r"^evaluate: 1 of 15 records failed in the engine .*the judge: .*500"):
         evaluate_shard(data, tmp_path, sections, engines=served(sections, served_judge.url))
     assert not (tmp_path / "judged.jsonl").exists()
+
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "data", "benchmarks")
+
+
+def test_the_benchmarks_run_by_their_own_protocols_on_the_tiny_models(data, tmp_path):
+    """AlpacaEval's 20 prompts against their reference outputs and MT-Bench's four questions through the three
+    passes and the gate: every prompt accounted, both MT-Bench turns answered and graded, AlpacaEval's LC
+    fitted by alpaca_eval on the tiny judge's verdicts."""
+    from pugc.stages.benchmarks import alpaca_eval_annotations, alpaca_eval_figures
+
+    glm_data = os.path.join(BENCHMARKS, "df_gamed.csv")
+    sections = recipe_sections(
+        f"evaluation.benchmarks.alpaca_eval.reference_outputs={BENCHMARKS}/alpaca_eval_reference.json",
+        f"evaluation.benchmarks.alpaca_eval.glm_data={glm_data}",
+        f"evaluation.benchmarks.mt_bench.questions={BENCHMARKS}/mt_bench_questions.jsonl",
+        f"evaluation.benchmarks.mt_bench.judge_prompts={BENCHMARKS}/mt_bench_judge_prompts.jsonl",
+        "evaluation.benchmarks.mt_bench.judge_max_tokens=12", "evaluation.gate.min_mt_bench=1")
+    report = evaluate_shard(data, tmp_path, sections)
+    judged = read_records(tmp_path / "judged.jsonl", PairwiseResult)
+    dropped = [row for _, row in iter_rows(tmp_path / "dropped.jsonl")]
+    assert report["counts"]["in"] == 15 + 20 + 4 == len(judged) + len(dropped)
+    assert report["metrics"] == pytest.approx(figures(judged))  # the held-out set and prompt set alone
+    alpaca = [r for r in judged if r.benchmark == "alpaca_eval"]
+    mt_bench = [r for r in judged if r.benchmark == "mt_bench"]
+    assert alpaca and all(r.baseline.startswith(r.instruction.split()[3].capitalize()[:3]) for r in alpaca)
+    assert all(r.trained_followup is not None and r.baseline_followup is not None for r in mt_bench)
+    assert all(len(r.trained_ratings) == len(r.baseline_ratings) == 2 and len(r.judge_outputs) == 4 for r in mt_bench)
+
+    summary = run_evaluation_gate(str(tmp_path / "judged.jsonl"), sections["evaluation"],
+                                  str(tmp_path / "evaluation.json"), str(tmp_path / "evaluation.html"),
+                                  sections["engines"])
+    bench = summary["benchmarks"]
+    expected = alpaca_eval_figures(alpaca_eval_annotations(alpaca, summary["evaluator"]["model"]), glm_data)
+    assert bench["alpaca_eval"]["lc_win_rate"] == expected["lc_win_rate"]
+    assert bench["alpaca_eval"]["prompts"] == len(alpaca) and bench["mt_bench"]["questions"] == len(mt_bench)
+    assert bench["mt_bench"]["unparsed_ratings"] + sum(
+        r is not None for x in mt_bench for r in x.trained_ratings + x.baseline_ratings) == 4 * len(mt_bench)
+    # random tiny models write no rating MT-Bench can read: the gate on it fails and says so
+    if "trained" not in bench["mt_bench"]:
+        assert not summary["gate"]["passed"] and "MT-Bench" in summary["gate"]["reason"]

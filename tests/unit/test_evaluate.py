@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from pugc.config import EvaluationConfig, PairwiseJudgeConfig
+from pugc.config import EvaluationConfig, GateConfig, PairwiseJudgeConfig
 from pugc.records import Instruction
 from pugc.stages import evaluate
 from pugc.stages.evaluate import EvalPrompt, PairwiseResult
@@ -170,12 +170,13 @@ def test_length_controlled_win_rate_is_the_plain_rate_without_length_spread_and_
     (0.6, 0.45, (None, None), True, "no thresholds set"),
 ])
 def test_the_gate_checks_each_configured_floor_and_says_why(win_rate, lc, floors, passed, reason):
-    decision = evaluate.decide_gate({"prompts": 10, "win_rate": win_rate, "lc_win_rate": lc}, *floors)
+    gate = GateConfig(min_win_rate=floors[0], min_lc_win_rate=floors[1])
+    decision = evaluate.decide_gate({"prompts": 10, "win_rate": win_rate, "lc_win_rate": lc}, gate)
     assert (decision.passed, decision.reason) == (passed, reason)
 
 
 def test_the_gate_fails_a_threshold_when_nothing_was_judged():
-    decision = evaluate.decide_gate(evaluate.figures([]), 0.0, None)
+    decision = evaluate.decide_gate(evaluate.figures([]), GateConfig(min_win_rate=0.0))
     assert not decision.passed and "no evaluation prompts" in decision.reason
 
 

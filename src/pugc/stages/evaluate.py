@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from pugc.config import EvaluationConfig, PairwiseJudgeConfig
+from pugc.config import BenchmarksConfig, EvaluationConfig, GateConfig, MTBenchConfig, PairwiseJudgeConfig
 from pugc.decontamination import ContaminationIndex
-from pugc.engines.base import Engine, Prompt
+from pugc.engines.base import Engine, Prompt, SamplingParams
 from pugc.metrics import MEAN, RECOMPUTED, MetricRules
 from pugc.prompts import load_template
 from pugc.records import Dropped, Instruction, StageResult, content_id, ids_of
 from pugc.stages import StageSpec
+from pugc.stages.benchmarks import (ALPACA_EVAL, MT_BENCH, alpaca_eval_items, grading_prompt, load_judge_prompts,
+                                   mt_bench_items, parse_rating)
 from pugc.stages.llm import engine_error_drop, fit_documents, generate_parsed, judge
 from pugc.stages.response_sampling import policy_prompt
 from pugc.stages.verdicts import RESULT_A_OR_B
@@ -91,7 +93,7 @@ def contamination_index(config: EvaluationConfig, questions_path: str) -> dict:
     if not settings.enabled:
         return {}
     index = ContaminationIndex(settings.ngram, settings.threshold)
-    add_prompt_files(index, [*config.prompt_sets, *settings.extra_sets])
+    add_prompt_files(index, [*config.prompt_sets, *config.benchmark_files, *settings.extra_sets])
     for question in iter_records(questions_path, Instruction):
         if is_held_out(question.id, config.held_out_fraction):
             index.add(HELD_OUT, question.id, question.instruction)
@@ -114,6 +116,15 @@ class EvalPrompt:
     baseline_tokens: int = 0
     trained_cut: bool = False  # the answer was cut at max_tokens (finish_reason "length")
     baseline_cut: bool = False
+    # a benchmark's prompt (evaluation.benchmarks, pugc.stages.benchmarks); None: the held-out set, a prompt set
+    benchmark: str | None = None
+    benchmark_index: int | None = None  # AlpacaEval: the instruction's position (its difficulty in the GLM)
+    reference_generator: str | None = None  # AlpacaEval: the model whose outputs are the baseline answers
+    category: str | None = None  # MT-Bench
+    followup: str | None = None  # MT-Bench's second turn, asked after the answer to the first
+    references: list = field(default_factory=list)  # MT-Bench's reference answers to both turns, where supplied
+    trained_followup: str | None = None
+    baseline_followup: str | None = None
 
 
 @dataclass
@@ -134,6 +145,15 @@ class PairwiseResult:
     judge_outputs: list = field(default_factory=list)
     trained_cut: bool = False  # the answer was cut at max_tokens
     baseline_cut: bool = False
+    benchmark: str | None = None  # as on EvalPrompt
+    benchmark_index: int | None = None
+    reference_generator: str | None = None
+    category: str | None = None
+    followup: str | None = None
+    trained_followup: str | None = None
+    baseline_followup: str | None = None
+    trained_ratings: list = field(default_factory=list)  # MT-Bench: 1-10 per turn, None where none parsed
+    baseline_ratings: list = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -158,6 +178,21 @@ def prompts_from_rows(rows: Iterable[dict], source: str) -> list[EvalPrompt]:
     return [prompt_from_row(row, source, line) for line, row in enumerate(rows, start=1)]
 
 
+def benchmark_prompts(benchmarks: BenchmarksConfig) -> Iterator[EvalPrompt]:
+    """AlpacaEval's instructions with the reference model's outputs as the baseline answers, and MT-Bench's
+    questions with their second turns, categories and reference answers."""
+    if benchmarks.alpaca_eval:
+        for item in alpaca_eval_items(benchmarks.alpaca_eval.reference_outputs):
+            yield EvalPrompt(id=content_id(ALPACA_EVAL, str(item.index), item.instruction), source=ALPACA_EVAL,
+                             instruction=item.instruction, baseline=item.reference, benchmark=ALPACA_EVAL,
+                             benchmark_index=item.index, reference_generator=item.generator)
+    if benchmarks.mt_bench:
+        for item in mt_bench_items(benchmarks.mt_bench.questions, benchmarks.mt_bench.reference_answers):
+            yield EvalPrompt(id=content_id(MT_BENCH, item.question_id), source=MT_BENCH, instruction=item.turns[0],
+                             followup=item.turns[1], category=item.category, references=list(item.references or ()),
+                             benchmark=MT_BENCH)
+
+
 def held_out_prompt(question: Instruction) -> EvalPrompt:
     """A held-out question; its document (by doc_id) is joined as the judge's reference."""
     return EvalPrompt(id=question.id, source=HELD_OUT, instruction=question.instruction, doc_id=question.doc_id)
@@ -169,9 +204,18 @@ ANSWER_ROLES = ("trained", "baseline")
 
 def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig, role: str) -> StageResult:
     """`role`'s answer to every prompt, as the policy sees a question in training (the question alone), with
-    the evaluation's sampling for both models. A failed request drops its prompt (`engine_error`)."""
+    the evaluation's sampling for both models; an MT-Bench second turn asked in the conversation of the first.
+    AlpacaEval's baseline answers are its reference outputs, already on the prompt. A failed request drops its
+    prompt (`engine_error`)."""
     if role not in ANSWER_ROLES:
         raise ValueError(f"answers come from one of {ANSWER_ROLES}, not {role!r}")
+    given = [p for p in prompts if role == "baseline" and p.benchmark == ALPACA_EVAL]
+    asked, dropped = _first_turns(engine, [p for p in prompts if p not in given], config, role)
+    answered, followup_dropped = _second_turns(engine, asked, config, role)
+    return StageResult(STAGE, len(prompts), given + answered, dropped + followup_dropped)
+
+
+def _first_turns(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig, role: str):
     outputs = generate_parsed(engine, [policy_prompt(p.instruction) for p in prompts], config.sampling_params(),
                               str.strip)
     kept, dropped = [], []
@@ -181,7 +225,27 @@ def answer(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConf
             continue
         kept.append(replace(prompt, **{role: sample.value or "", f"{role}_tokens": sample.completion.num_tokens,
                                        f"{role}_cut": sample.completion.finish_reason == "length"}))
-    return StageResult(STAGE, len(prompts), kept, dropped)
+    return kept, dropped
+
+
+def _second_turns(engine: Engine, prompts: Sequence[EvalPrompt], config: EvaluationConfig, role: str):
+    asked = [p for p in prompts if p.followup is not None]
+    conversations = [Prompt(messages=({"role": "user", "content": p.instruction},
+                                      {"role": "assistant", "content": getattr(p, role)},
+                                      {"role": "user", "content": p.followup})) for p in asked]
+    outputs = dict(zip((p.id for p in asked), generate_parsed(engine, conversations, config.sampling_params(),
+                                                              str.strip)))
+    kept, dropped = [], []
+    for prompt in prompts:
+        if prompt.id not in outputs:
+            kept.append(prompt)
+            continue
+        (sample,) = outputs[prompt.id]
+        if sample.error:
+            dropped.append(engine_error_drop(STAGE, prompt, f"the {role} model's second turn: {sample.error}"))
+        else:
+            kept.append(replace(prompt, **{f"{role}_followup": sample.value or ""}))
+    return kept, dropped
 
 
 # --------------------------------------------------------------------------------------- judging
@@ -234,8 +298,52 @@ def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[s
             trained_tokens=p.trained_tokens, baseline_tokens=p.baseline_tokens,
             outcome=outcome(trained_first, baseline_first), trained_first=round(trained_first, 4),
             baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw,
-            trained_cut=p.trained_cut, baseline_cut=p.baseline_cut))
+            trained_cut=p.trained_cut, baseline_cut=p.baseline_cut, **_benchmark_fields(p)))
     return StageResult(STAGE, len(prompts), kept, dropped, metrics=figures(kept))
+
+
+def _benchmark_fields(p: EvalPrompt) -> dict:
+    return {name: getattr(p, name) for name in ("benchmark", "benchmark_index", "reference_generator", "category",
+                                                 "followup", "trained_followup", "baseline_followup")}
+
+
+def grade_mt_bench(engine: Engine, prompts: Sequence[EvalPrompt], config: MTBenchConfig) -> StageResult:
+    """Both turns of both models' MT-Bench answers, each graded 1-10 with MT-Bench's single-answer prompts
+    (greedy, as MT-Bench grades). A failed request drops its question (`engine_error`); a rating that does
+    not parse is kept as None, left out of the means and counted (MT-Bench's -1)."""
+    judge_prompts = load_judge_prompts(config.judge_prompts)
+    requests = []
+    for p in prompts:
+        turns, references = (p.instruction, p.followup), p.references or None
+        for model in ANSWER_ROLES:
+            answers = (getattr(p, model), getattr(p, f"{model}_followup"))
+            requests += [grading_prompt(judge_prompts, p.category, turns, answers, references, turn) for turn in (1, 2)]
+    outputs = generate_parsed(engine, requests, SamplingParams(max_tokens=config.judge_max_tokens, temperature=0.0),
+                              parse_rating)
+    kept, dropped = [], []
+    for i, p in enumerate(prompts):
+        samples = [sample for (sample,) in outputs[4 * i:4 * i + 4]]
+        error = next((s.error for s in samples if s.error), None)
+        if error:
+            dropped.append(engine_error_drop(STAGE, p, f"the judge: {error}"))
+            continue
+        trained, baseline = [s.value for s in samples[:2]], [s.value for s in samples[2:]]
+        kept.append(PairwiseResult(
+            id=p.id, source=p.source, instruction=p.instruction, trained=p.trained, baseline=p.baseline,
+            trained_tokens=p.trained_tokens, baseline_tokens=p.baseline_tokens, outcome=_rating_outcome(trained, baseline),
+            trained_first=None, baseline_first=None, judge_outputs=[s.completion.text for s in samples],
+            trained_cut=p.trained_cut, baseline_cut=p.baseline_cut, trained_ratings=trained, baseline_ratings=baseline,
+            **_benchmark_fields(p)))
+    return StageResult(STAGE, len(prompts), kept, dropped)
+
+
+def _rating_outcome(trained: list, baseline: list) -> str:
+    """The trained model wins a question whose mean rating (of the turns rated for both) is higher."""
+    both = [(t, b) for t, b in zip(trained, baseline) if t is not None and b is not None]
+    if not both:
+        return "tie"
+    difference = sum(t - b for t, b in both)
+    return "win" if difference > 0 else "lose" if difference < 0 else "tie"
 
 
 def _references(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[str, str],
@@ -257,6 +365,8 @@ def figures(results: Iterable[PairwiseResult]) -> dict[str, float]:
     scores, differences, trained_tokens, baseline_tokens, trained_chars, baseline_chars = [], [], [], [], [], []
     cut = {"trained": 0, "baseline": 0}
     for r in results:
+        if r.benchmark is not None:  # a benchmark's figures are its own (benchmark_figures)
+            continue
         cut["trained"] += r.trained_cut
         cut["baseline"] += r.baseline_cut
         scores.append(r.score)
@@ -343,18 +453,30 @@ class GateDecision:
     reason: str
 
 
-def decide_gate(figures: dict, min_win_rate: float | None, min_lc_win_rate: float | None) -> GateDecision:
-    """Pass when every configured threshold is met; no thresholds pass any model; no prompts fail a threshold."""
-    checks = [(name, floor) for name, floor in (("win_rate", min_win_rate), ("lc_win_rate", min_lc_win_rate))
-              if floor is not None]
+# gate threshold -> (the figure it bounds from below, the figure that counts the prompts behind it)
+GATE_FIGURES = {"min_win_rate": ("win_rate", "prompts"), "min_lc_win_rate": ("lc_win_rate", "prompts"),
+                "min_alpaca_eval_lc_win_rate": ("alpaca_eval_lc_win_rate", "alpaca_eval_prompts"),
+                "min_mt_bench": ("mt_bench_score", "mt_bench_questions")}
+
+
+_NOTHING_JUDGED = {"prompts": "no evaluation prompts were judged",
+                   "alpaca_eval_prompts": "no AlpacaEval prompts were judged",
+                   "mt_bench_questions": "no MT-Bench rating was read"}
+
+
+def decide_gate(figures: dict, gate: GateConfig) -> GateDecision:
+    """Pass when every configured threshold is met; no thresholds pass any model; a threshold whose figure
+    has no judged prompts behind it fails."""
+    checks = [(*GATE_FIGURES[threshold], floor) for threshold, floor in gate.thresholds.items() if floor is not None]
     if not checks:
         return GateDecision(True, "no thresholds set")
-    if not figures.get("prompts"):
-        return GateDecision(False, "no evaluation prompts were judged")
-    failed = [f"{name} {figures[name]:.3f} < {floor}" for name, floor in checks if figures[name] < floor]
+    empty = dict.fromkeys(count for name, count, _ in checks if not figures.get(count) or figures.get(name) is None)
+    if empty:
+        return GateDecision(False, "; ".join(_NOTHING_JUDGED[count] for count in empty))
+    failed = [f"{name} {figures[name]:.3f} < {floor}" for name, _, floor in checks if figures[name] < floor]
     if failed:
         return GateDecision(False, "; ".join(failed))
-    return GateDecision(True, "; ".join(f"{name} {figures[name]:.3f} >= {floor}" for name, floor in checks))
+    return GateDecision(True, "; ".join(f"{name} {figures[name]:.3f} >= {floor}" for name, _, floor in checks))
 
 
 # ------------------------------------------------------------------------------- the runner's passes
@@ -372,7 +494,14 @@ def _answer_pass(role: str):
 
 def _judge_pass(prompts: list[EvalPrompt], config: EvaluationConfig, engine: Engine,
                 documents: dict[str, str]) -> StageResult:
-    return judge_pairs(engine, prompts, documents, config.judge)
+    """Pairwise judging of every prompt but MT-Bench's, which is graded turn by turn (its own protocol)."""
+    graded = [p for p in prompts if p.benchmark == MT_BENCH]
+    judged = judge_pairs(engine, [p for p in prompts if p.benchmark != MT_BENCH], documents, config.judge)
+    if not graded:
+        return judged
+    rated = grade_mt_bench(engine, graded, config.benchmarks.mt_bench)
+    kept = judged.kept + rated.kept
+    return StageResult(STAGE, len(prompts), kept, judged.dropped + rated.dropped, metrics=figures(kept))
 
 
 EVALUATION_SPECS = {
