@@ -101,6 +101,32 @@ def check_screens(config: InputConfig, recipe_path: Path | None) -> str | None:
     return uri
 
 
+def check_benchmarks(config) -> None:
+    """Every local benchmark file of evaluation.benchmarks read before launch (a gs:// one is read by its task):
+    a misspelt path or a row in the wrong format fails now, naming the file and row, not at evaluate."""
+    from pugc.stages import benchmarks
+
+    alpaca, mt_bench = config.benchmarks.alpaca_eval, config.benchmarks.mt_bench
+    readers = []
+    if alpaca:
+        readers += [("alpaca_eval.reference_outputs", alpaca.reference_outputs,
+                     lambda uri: sum(1 for _ in benchmarks.alpaca_eval_items(uri))),
+                    ("alpaca_eval.glm_data", alpaca.glm_data, lambda uri: Path(uri).stat())]
+    if mt_bench:
+        readers += [("mt_bench.questions", mt_bench.questions,
+                     lambda uri: sum(1 for _ in benchmarks.mt_bench_items(uri, mt_bench.reference_answers))),
+                    ("mt_bench.judge_prompts", mt_bench.judge_prompts, benchmarks.load_judge_prompts)]
+    for key, uri, read in readers:
+        if "://" in uri:
+            continue
+        try:
+            read(uri)
+        except FileNotFoundError as exc:
+            raise UserError(f"evaluation.benchmarks.{key} {exc.filename or uri}: no such file") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(str(exc)) from None
+
+
 def check_input(uri: str, config: InputConfig) -> InputSummary:
     """The input exists, is not empty, is JSONL or Parquet, and its records carry the text (and id) field."""
     if "://" in uri:

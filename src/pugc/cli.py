@@ -65,7 +65,7 @@ def cmd_run(args) -> int:
     """Check everything a user can get wrong (input, fields, models, run folder) before any task starts."""
     import dataclasses
 
-    from pugc.checks import check_input, check_models, check_screens, resolve_input
+    from pugc.checks import check_benchmarks, check_input, check_models, check_screens, resolve_input
 
     started = time.monotonic()
     recipe_path = find_recipe(args.recipe)
@@ -73,8 +73,9 @@ def cmd_run(args) -> int:
     input_uri = resolve_input(args.input, input_config.uri, recipe_path)
     input_summary = check_input(input_uri, input_config)
     opt_out = check_screens(input_config, recipe_path)
-    models = check_models(load_section(recipe_path, "engines", _overrides(args)),
-                          load_section(recipe_path, "evaluation", _overrides(args)))
+    evaluation = load_section(recipe_path, "evaluation", _overrides(args))
+    models = check_models(load_section(recipe_path, "engines", _overrides(args)), evaluation)
+    check_benchmarks(evaluation)
     if args.run_id and (Path(args.output) / args.run_id).exists():
         raise UserError(f"run folder {Path(args.output) / args.run_id} already exists: pick another --run-id or remove it")
     recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds

@@ -41,3 +41,18 @@ def test_a_bad_recipe_file_is_still_blamed_on_the_file_beside_a_good_set(capsys,
     assert main(["run", "--dry-run", "--input", str(sample_data), "--recipe", str(recipe),
                  "--set", "reward_scoring.n=2"]) == 2
     assert f"{recipe}: unknown key 'reward_scoring.nn'" in one_line(capsys)
+
+
+def test_a_benchmark_file_that_is_missing_or_malformed_fails_before_launch(sample_data, capsys, tmp_path):
+    bench = "tests/data/benchmarks"
+    alpaca = [f"evaluation.benchmarks.alpaca_eval.reference_outputs={bench}/alpaca_eval_reference.json",
+              f"evaluation.benchmarks.alpaca_eval.glm_data={bench}/df_gamd.csv"]
+    assert main(["run", "--dry-run", "--input", str(sample_data), *sum((["--set", s] for s in alpaca), [])]) == 2
+    line = one_line(capsys)
+    assert "evaluation.benchmarks.alpaca_eval.glm_data" in line and "df_gamd.csv: no such file" in line
+    (tmp_path / "question.jsonl").write_text('{"question_id": 1, "category": "math", "turns": ["only one"]}\n')
+    mt_bench = [f"evaluation.benchmarks.mt_bench.questions={tmp_path}/question.jsonl",
+                f"evaluation.benchmarks.mt_bench.judge_prompts={bench}/mt_bench_judge_prompts.jsonl"]
+    assert main(["run", "--dry-run", "--input", str(sample_data), *sum((["--set", s] for s in mt_bench), [])]) == 2
+    line = one_line(capsys)
+    assert "question.jsonl row 1" in line and "`turns`, a list of 2 strings" in line
