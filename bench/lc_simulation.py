@@ -20,7 +20,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from pugc.stages import benchmarks
+from pugc import alpaca_eval_lc
 from pugc.stages.evaluate import length_controlled_win_rate
 
 
@@ -57,7 +57,7 @@ def trial(prompts: int, bias: float, seed: int, folder: Path) -> dict:
                             "annotator": "simulated", "preference": 1 + p})
         scores.append(p)
         token_deltas.append(delta / 4)  # about four characters a token
-    alpaca = benchmarks.alpaca_eval_figures(annotations, glm_data)
+    alpaca = alpaca_eval_lc.alpaca_eval_figures(annotations, glm_data)
     return {"raw": sum(scores) / prompts, "project_lc": length_controlled_win_rate(scores, token_deltas),
             "alpaca_eval_lc": alpaca["lc_win_rate"], "alpaca_eval_win_rate": alpaca["win_rate"]}
 

@@ -173,13 +173,14 @@ SELF_JUDGED = "self-judged: the reward judge, whose scores made the training pai
 
 def benchmark_figures(results: list, benchmarks: BenchmarksConfig, annotator: str) -> dict:
     """Each configured benchmark's figures, by its own protocol (pugc.stages.benchmarks)."""
+    from pugc.alpaca_eval_lc import alpaca_eval_figures
     from pugc.stages import benchmarks as protocols
 
     figures = {}
     if benchmarks.alpaca_eval:
         judged = [r for r in results if r.benchmark == protocols.ALPACA_EVAL]
         annotations = protocols.alpaca_eval_annotations(judged, annotator)
-        figures["alpaca_eval"] = {**protocols.alpaca_eval_figures(annotations, benchmarks.alpaca_eval.glm_data),
+        figures["alpaca_eval"] = {**alpaca_eval_figures(annotations, benchmarks.alpaca_eval.glm_data),
                                   "reference_generator": judged[0].reference_generator if judged else None}
     if benchmarks.mt_bench:
         figures["mt_bench"] = protocols.mt_bench_figures(r for r in results if r.benchmark == protocols.MT_BENCH)

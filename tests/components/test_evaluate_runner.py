@@ -138,7 +138,8 @@ def test_the_benchmarks_run_by_their_own_protocols_on_the_tiny_models(data, tmp_
     """AlpacaEval's 20 prompts against their reference outputs and MT-Bench's four questions through the three
     passes and the gate: every prompt accounted, both MT-Bench turns answered and graded, AlpacaEval's LC
     fitted by alpaca_eval on the tiny judge's verdicts."""
-    from pugc.stages.benchmarks import alpaca_eval_annotations, alpaca_eval_figures
+    from pugc.alpaca_eval_lc import alpaca_eval_figures
+    from pugc.stages.benchmarks import alpaca_eval_annotations
 
     glm_data = os.path.join(BENCHMARKS, "df_gamed.csv")
     sections = recipe_sections(

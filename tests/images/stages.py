@@ -10,6 +10,7 @@ ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.
 WHY_NO_ENGINE = "runner.stage.LazyEngine imports the engine backends only for a stage with an engine role"
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
                  "near-duplicate filter (pugc.near_duplicates, numpy)")
+WHY_NO_ALPACA_EVAL = "AlpacaEval 2's GLM runs in evaluation_gate's task (base image)"
 WHY_NO_SCREENS = ("only ingest_ugc's task (base image) and `pugc run`'s checks build the consent and language "
                   "screens (py3langid)")
 
@@ -47,7 +48,8 @@ IMAGES = {
         "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args", "pugc.training.launch",
                                                                "pugc.training.trainjob"),
         not_entered={**{backend: WHY_NO_ENGINE + " (dpo_training has none)" for backend in ENGINE_BACKENDS},
-                     "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS},
+                     "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS,
+                     "pugc.alpaca_eval_lc": WHY_NO_ALPACA_EVAL},
     ),
     "vllm": ImageStages(
         "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
@@ -55,7 +57,8 @@ IMAGES = {
         also_runs=(*ENGINE_BACKENDS, "pugc.models.tiny"),  # the recipe picks the backend; tiny models in tests
         not_entered={"pugc.training": "runner.training.run_training and config's DPO section check: the trainer's",
                      "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS,
-                     "pugc.reports": "pugc.evaluation writes its HTML report in evaluation_gate's task (base image)"},
+                     "pugc.reports": "pugc.evaluation writes its HTML report in evaluation_gate's task (base image)",
+                     "pugc.alpaca_eval_lc": WHY_NO_ALPACA_EVAL},
     ),
 }
 

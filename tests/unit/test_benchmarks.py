@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pugc.config import EvaluationConfig, MTBenchConfig, load_recipe
+from pugc import alpaca_eval_lc
 from pugc.stages import benchmarks, evaluate
 from pugc.stages.evaluate import EvalPrompt, PairwiseResult
 from tests.fakes import FakeEngine
@@ -59,7 +60,7 @@ def test_the_length_controlled_win_rate_is_what_alpaca_eval_computes_from_the_hu
 
     results = alpaca_results()
     annotations = benchmarks.alpaca_eval_annotations(results, "the-evaluator")
-    ours = benchmarks.alpaca_eval_figures(annotations, GLM_DATA)
+    ours = alpaca_eval_lc.alpaca_eval_figures(annotations, GLM_DATA)
     # the package unchanged, reading df_gamed.csv through huggingface_hub from an offline cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "DEFAULT_CACHE_DIR", str(hub_cache_holding(tmp_path, "df_gamed.csv", GLM_DATA)))
@@ -84,7 +85,7 @@ def test_annotations_encode_preference_as_alpaca_eval_does():
 def test_alpaca_eval_never_downloads_a_file_it_was_not_given(tmp_path):
     from alpaca_eval.metrics import glm_winrate
 
-    with benchmarks._hub_files(glm_winrate, {"df_gamed.csv": GLM_DATA}):
+    with alpaca_eval_lc._hub_files(glm_winrate, {"df_gamed.csv": GLM_DATA}):
         with pytest.raises(FileNotFoundError, match="instruction_difficulty.csv"):
             glm_winrate.hf_hub_download(repo_id="tatsu-lab/alpaca_eval", filename="instruction_difficulty.csv")
     assert glm_winrate.hf_hub_download.__module__.startswith("huggingface_hub")

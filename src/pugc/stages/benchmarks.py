@@ -7,8 +7,7 @@ Pure logic, engines injected; pugc.stages.evaluate runs them in its three passes
   baseline pass answers nothing for them; the evaluator compares the two in both orders (the project's pairwise
   judge) and each prompt becomes an alpaca_eval annotation, preference = 1 + P(trained better) (1 the
   reference, 2 the trained model, alpaca_eval's encoding). The length-controlled win rate is alpaca_eval's own
-  GLM (`alpaca_eval.metrics.glm_winrate`, `length_controlled_v1`), fitted on the instruction difficulties and
-  gamed-baseline annotations of the hub file `df_gamed.csv`, which the user supplies (nothing is downloaded).
+  GLM (pugc.alpaca_eval_lc, in the gate's task: the package lives in the base image only).
 - MT-Bench: both turns, the second asked in the conversation of the first; each turn of both models graded
   1-10 by the evaluator with MT-Bench's single-answer judge prompts (the user's `judge_prompts.jsonl`: the
   `single-v1` family, the `single-math-v1` family with reference answers for math, reasoning and coding);
@@ -16,11 +15,9 @@ Pure logic, engines injected; pugc.stages.evaluate runs them in its three passes
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from pugc.engines.base import Prompt
@@ -208,60 +205,3 @@ def alpaca_eval_annotations(results: Iterable, annotator: str) -> list[dict]:
              "output_2": r.trained, "generator_1": r.reference_generator or "reference", "generator_2": "trained",
              "annotator": annotator, "preference": 1.0 + (r.trained_first + r.baseline_first) / 2}
             for r in results]
-
-
-def alpaca_eval_figures(annotations: list[dict], glm_data: str) -> dict[str, float]:
-    """alpaca_eval's own win rate and length-controlled win rate (fractions; alpaca_eval reports percent)."""
-    if not annotations:
-        return {"prompts": 0.0}
-    metrics = length_controlled_winrate(annotations, glm_data)
-    percent = {"win_rate": "win_rate", "lc_win_rate": "length_controlled_winrate", "standard_error": "standard_error",
-               "lc_standard_error": "lc_standard_error", "discrete_win_rate": "discrete_win_rate"}
-    return {"prompts": float(len(annotations)),
-            **{name: round(float(metrics[key]) / 100, 4) for name, key in percent.items()}}
-
-
-def length_controlled_winrate(annotations: list[dict], glm_data: str) -> dict:
-    """`alpaca_eval.metrics.glm_winrate.get_length_controlled_winrate` itself, its GLM data read from the
-    user's copy of the hub file instead of downloaded; no weights saved."""
-    import warnings
-
-    # pkg_resources' deprecation (alpaca_eval's imports) and scikit-learn's FutureWarnings on the arguments
-    # alpaca_eval passes: the package's business, not the run's
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from alpaca_eval.metrics import glm_winrate
-
-        with _hub_files(glm_winrate, {"df_gamed.csv": _local_copy(glm_data)}):
-            return glm_winrate.get_length_controlled_winrate(annotations, save_weights_dir=None,
-                                                             is_warn_extreme_changes=False)
-
-
-@contextlib.contextmanager
-def _hub_files(module, files: dict[str, str]):
-    """The module's `hf_hub_download` answering from local files: the package's code runs unchanged, only
-    where it reads its data from changes (a file it was not given is an error, never a download)."""
-    original = module.hf_hub_download
-
-    def from_local(repo_id: str, filename: str, **_) -> str:
-        if filename not in files:
-            raise FileNotFoundError(f"alpaca_eval asked for {repo_id}/{filename}, which the recipe does not supply")
-        return files[filename]
-
-    module.hf_hub_download = from_local
-    try:
-        yield
-    finally:
-        module.hf_hub_download = original
-
-
-def _local_copy(uri: str) -> str:
-    from pugc import gcs
-
-    if not gcs.is_gcs(uri):
-        return str(Path(uri))
-    import tempfile
-
-    target = Path(tempfile.mkdtemp(prefix="pugc-alpaca-eval-")) / Path(uri).name
-    target.write_bytes(gcs.read_bytes(uri))
-    return str(target)
