@@ -6,6 +6,7 @@ from pugc.components import images
 
 @dsl.component(base_image=images.BASE, install_kfp_package=False)
 def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filter_dropped: Input[Dataset],
+                safety_screen_dropped: Input[Dataset],
                 instruction_gen_dropped: Input[Dataset], relevance_filter_dropped: Input[Dataset],
                 held_out_split_dropped: Input[Dataset], response_sampling_dropped: Input[Dataset],
                 reward_scoring_dropped: Input[Dataset], preference_pairs_dropped: Input[Dataset],
@@ -21,7 +22,7 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
     from pugc.summary import write_run_summary
 
     write_run_summary(
-        stage_artifacts=[duplicates, ugc_filter_dropped, instruction_gen_dropped, relevance_filter_dropped,
+        stage_artifacts=[duplicates, ugc_filter_dropped, safety_screen_dropped, instruction_gen_dropped, relevance_filter_dropped,
                          held_out_split_dropped, response_sampling_dropped, reward_scoring_dropped,
                          preference_pairs_dropped, training_report, evaluate_dropped],
         quarantine=quarantine, recipe_digest=recipe_digest, evaluation_path=evaluation.path,

@@ -30,6 +30,7 @@ from pugc.recipe_types import (Bool, ConfigError, Count, Float, Fraction, Int, K
 
 STAGES = (
     "ugc_filter",
+    "safety_screen",
     "instruction_gen",
     "relevance_filter",
     "response_sampling",
@@ -37,7 +38,7 @@ STAGES = (
     "preference_pairs",
     "dpo_training",
 )
-LLM_STAGES = STAGES[:5]  # fanned out over shards, each followed by a `<stage>_merge` task
+LLM_STAGES = STAGES[:6]  # fanned out over shards, each followed by a `<stage>_merge` task
 # Tasks of the pipeline that are not PUGC stages but still get resources.
 AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
 # Evaluation tasks (pugc.evaluation): held-out split, the evaluate fan-out and its merge, the gate, the export.
@@ -240,6 +241,22 @@ class UGCFilterConfig(VerdictConfig, DocumentBudget):
             raise KeyProblem(f"ugc_filter.max_score {self.max_score} is below ugc_filter.threshold "
                              f"{self.threshold}: no document could pass")
         return self
+
+
+@dataclass
+class SafetyScreenConfig(VerdictConfig, DocumentBudget):
+    """Ask the generator whether each document is unsafe (yes/no, the safety_screen prompt); its P(unsafe), or
+    the fraction of unsafe votes when sampled, is the document's `harm`. Above `max_harm` the document is
+    dropped as `unsafe` (`action: drop`), or kept with `unsafe: true` for later review (`action: flag`).
+
+    Off by default (no model is loaded): the paper screens nothing, and notes that unsafe UGC slightly
+    degrades the trained model's safety (its Table 5). It runs after ugc_filter: both cost one short verdict
+    per document, and the quality filter drops far more, so this order asks fewer questions.
+    """
+
+    enabled: Bool = False
+    action: Literal["drop", "flag"] = "drop"
+    max_harm: Fraction = 0.5
 
 
 @dataclass
@@ -608,6 +625,7 @@ class Recipe:
     input: InputConfig = field(default_factory=InputConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     ugc_filter: UGCFilterConfig = field(default_factory=UGCFilterConfig)
+    safety_screen: SafetyScreenConfig = field(default_factory=SafetyScreenConfig)
     instruction_gen: InstructionGenConfig = field(default_factory=InstructionGenConfig)
     relevance_filter: RelevanceFilterConfig = field(default_factory=RelevanceFilterConfig)
     response_sampling: ResponseSamplingConfig = field(default_factory=ResponseSamplingConfig)
@@ -678,6 +696,7 @@ def without_nulls(data: Any) -> Any:
 
 STAGE_CONFIGS = {
     "ugc_filter": UGCFilterConfig,
+    "safety_screen": SafetyScreenConfig,
     "instruction_gen": InstructionGenConfig,
     "relevance_filter": RelevanceFilterConfig,
     "response_sampling": ResponseSamplingConfig,

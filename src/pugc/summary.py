@@ -13,7 +13,7 @@ from pugc.runner.artifacts import path_and_lineage
 log = logging.getLogger(__name__)
 FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
 
-STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split",
+STAGE_ORDER = ("ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "held_out_split",
                "response_sampling", "reward_scoring", "preference_pairs", "dpo_training", "evaluate")
 
 
