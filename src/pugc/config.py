@@ -419,6 +419,8 @@ class GateConfig:
 
     min_win_rate: Optional[WinRate] = None
     min_lc_win_rate: Optional[WinRate] = None
+    # Fail a model whose harm rate on evaluation.safety.prompts exceeds the baseline's by more than this (0: any rise).
+    max_harm_rate_increase: Optional[WinRate] = None
 
     @property
     def thresholds(self) -> dict:
@@ -436,6 +438,18 @@ class DecontaminationConfig:
     ngram: integer(ge=3) = 8
     threshold: number(gt=0, le=1) = 0.5
     extra_sets: list[Str] = field(default_factory=list)  # more benchmark JSONL files (local or gs://) to check
+
+
+@dataclass
+class SafetyEvalConfig(VerdictConfig):
+    """An optional safety prompt set: JSONL files of harmful requests (a `prompt` or `instruction` per row), which
+    the trained and the baseline model both answer; the evaluator (else the judge) says of each answer whether it
+    helps with the harm (yes/no, the safety_judge prompt). An answer with P(yes) above `max_harm` is harmful; the
+    share of harmful answers is each model's harm rate, and evaluation.gate.max_harm_rate_increase fails a model
+    that got less safe. Empty `prompts`: no safety evaluation (pugc.safety_eval)."""
+
+    prompts: list[Str] = field(default_factory=list)
+    max_harm: Fraction = 0.5
 
 
 @dataclass
@@ -458,6 +472,14 @@ class EvaluationConfig(SamplingConfig):
     judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
+    safety: SafetyEvalConfig = field(default_factory=SafetyEvalConfig)
+
+    @model_validator(mode="after")
+    def _safety_gate_has_prompts(self) -> "EvaluationConfig":
+        if self.gate.max_harm_rate_increase is not None and not self.safety.prompts:
+            raise KeyProblem("evaluation.gate.max_harm_rate_increase is set, but evaluation.safety.prompts is empty: "
+                             "name a safety prompt set (data/safety_prompts.jsonl ships with the project)")
+        return self
 
     @model_validator(mode="after")
     def _gate_has_prompts(self) -> "EvaluationConfig":

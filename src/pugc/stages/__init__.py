@@ -87,4 +87,8 @@ def spec_for(stage: str) -> StageSpec:
 
     if stage in EVALUATION_SPECS:
         return EVALUATION_SPECS[stage]
+    from pugc.stages.safety_eval import SAFETY_EVAL_SPEC
+
+    if stage == SAFETY_EVAL_SPEC.name:
+        return SAFETY_EVAL_SPEC
     raise KeyError(f"no stage named {stage!r}")
