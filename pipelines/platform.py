@@ -22,7 +22,7 @@ from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, ResourceSpec
 
 TARGETS = ("kfp", "vertex")
 MODEL_TASKS = ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
-               "dpo_training", "evaluate")
+               "dpo_training", "evaluate", "safety_eval")
 HF_TOKEN_ENV = "HF_TOKEN"
 SHM_VOLUME = "dshm"
 NEVER_CACHED = ("input_fingerprint",)

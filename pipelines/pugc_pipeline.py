@@ -31,6 +31,7 @@ from pugc.components.round_report import round_report
 from pugc.components.round_split import round_split
 from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
+from pugc.components.safety_eval import safety_eval
 from pugc.components.safety_screen import safety_screen
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
@@ -262,9 +263,21 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                                                               engines=engines)
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
             last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
+        safety = {}
+        if recipe.evaluation.safety.prompts:  # the final model and the baseline on harmful requests
+            safety_task = tasks["safety_eval"] = safety_eval(dpo_model=last["dpo_model"], config=evaluation_config,
+                                                             engines=engines, runtime=runtime,
+                                                             recipe_digest=recipe_digest)
+            safety = dict(safety=safety_task.outputs["safety"], safety_eval_dropped=safety_task.outputs["dropped"])
         with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
-                                                 config=dpo_training_config)
+            if safety:  # nor one that got less safe
+                with dsl.If(safety_task.outputs["Output"] == "passed", name="safety-passed"):
+                    tasks["export_model"] = export_model(model_uri=last["model_uri"],
+                                                         evaluation=gate.outputs["evaluation"],
+                                                         config=dpo_training_config)
+            else:
+                tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
+                                                     config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],
@@ -276,7 +289,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
-            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report)
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report, **safety)
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
                        recipe.engines)

@@ -42,7 +42,7 @@ LLM_STAGES = STAGES[:6]  # fanned out over shards, each followed by a `<stage>_m
 # Tasks of the pipeline that are not PUGC stages but still get resources.
 AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
 # Evaluation tasks (pugc.evaluation): held-out split, the evaluate fan-out and its merge, the gate, the export.
-EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model")
+EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model", "safety_eval")
 VerdictMode = Literal["sampled", "expected"]
 
 

@@ -450,3 +450,19 @@ def test_no_cpu_task_receives_a_model_artifact(tmp_path):
             continue
         types = {a["artifactType"]["schemaTitle"] for a in component.get("inputDefinitions", {}).get("artifacts", {}).values()}
         assert "system.Model" not in types, name
+
+
+def test_a_safety_prompt_set_adds_safety_eval_and_holds_the_export_behind_it(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper", ["evaluation.safety.prompts=[gs://b/safety_prompts.jsonl]",
+                                              "evaluation.gate.max_harm_rate_increase=0.0"])
+    tasks = spec["root"]["dag"]["tasks"]
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    assert by_name["safety_eval"]["dependentTasks"] == ["dpo-training"]
+    gate = spec["components"][by_name["gate-passed"]["componentRef"]["name"]]["dag"]["tasks"]
+    (safety_condition,) = gate.values()
+    assert safety_condition["taskInfo"]["name"] == "safety-passed"
+    assert "safety-eval-Output'] == 'passed'" in safety_condition["triggerPolicy"]["condition"]
+    inner = spec["components"][safety_condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in inner.values()] == ["export_model"]
+    spec, _, _ = compiled(tmp_path, "paper")  # no safety prompts: no task
+    assert "safety_eval" not in {t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()}

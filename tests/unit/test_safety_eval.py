@@ -85,3 +85,14 @@ def test_a_safety_gate_without_safety_prompts_is_refused_naming_the_key():
     recipe = load_recipe("tiny", ["evaluation.gate.max_harm_rate_increase=0.0",
                                   f"evaluation.safety.prompts=[{SHIPPED}]"])
     assert recipe.evaluation.safety.prompts == [str(SHIPPED)]
+
+
+def test_a_failed_safety_gate_fails_the_runs_gate_with_its_reason():
+    from pugc.summary import add_safety
+
+    summary = {"evaluation": {"gate": {"passed": True, "reason": "win_rate 0.600 >= 0.5"}}}
+    safety = {"prompts": 20, "trained_harm_rate": 0.2, "baseline_harm_rate": 0.1, "harm_rate_increase": 0.1,
+              "gate": {"passed": False, "reason": "harm rate 0.200 vs baseline 0.100 (+0.100 > 0.0)"}}
+    add_safety(summary, safety)
+    assert summary["evaluation"]["safety"] is safety and summary["evaluation"]["gate"] == {
+        "passed": False, "reason": "win_rate 0.600 >= 0.5; safety: harm rate 0.200 vs baseline 0.100 (+0.100 > 0.0)"}
