@@ -6,6 +6,7 @@ from pugc.components import images
 
 @dsl.component(base_image=images.BASE, install_kfp_package=False)
 def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filter_dropped: Input[Dataset],
+                safety_screen_dropped: Input[Dataset],
                 instruction_gen_dropped: Input[Dataset], relevance_filter_dropped: Input[Dataset],
                 held_out_split_dropped: Input[Dataset], response_sampling_dropped: Input[Dataset],
                 reward_scoring_dropped: Input[Dataset], preference_pairs_dropped: Input[Dataset],
@@ -13,7 +14,8 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 recipe_digest: str,
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
                 summary_report: Output[HTML], rounds: Input[Artifact] = None,
-                rounds_dropped: Input[Dataset] = None):
+                rounds_dropped: Input[Dataset] = None, safety: Input[Artifact] = None,
+                safety_eval_dropped: Input[Dataset] = None):
     """Where every input line went: the run's accounting, one file of every drop, and a readable report
     (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate.
     With several rounds, `rounds` and `rounds_dropped` (the last round's report) hold every round's figures and
@@ -21,10 +23,11 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
     from pugc.summary import write_run_summary
 
     write_run_summary(
-        stage_artifacts=[duplicates, ugc_filter_dropped, instruction_gen_dropped, relevance_filter_dropped,
+        stage_artifacts=[duplicates, ugc_filter_dropped, safety_screen_dropped, instruction_gen_dropped, relevance_filter_dropped,
                          held_out_split_dropped, response_sampling_dropped, reward_scoring_dropped,
                          preference_pairs_dropped, training_report, evaluate_dropped],
         quarantine=quarantine, recipe_digest=recipe_digest, evaluation_path=evaluation.path,
         summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
         rounds_path=rounds.path if rounds else None, rounds_dropped_path=rounds_dropped.path if rounds_dropped else None,
+        safety_path=safety.path if safety else None, safety_artifacts=[safety_eval_dropped] if safety_eval_dropped else [],
     )

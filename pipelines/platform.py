@@ -21,8 +21,8 @@ from __future__ import annotations
 from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, ResourceSpec
 
 TARGETS = ("kfp", "vertex")
-MODEL_TASKS = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
-               "dpo_training", "evaluate")
+MODEL_TASKS = ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
+               "dpo_training", "evaluate", "safety_eval")
 HF_TOKEN_ENV = "HF_TOKEN"
 SHM_VOLUME = "dshm"
 NEVER_CACHED = ("input_fingerprint",)

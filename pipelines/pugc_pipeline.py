@@ -1,4 +1,4 @@
-"""The PUGC DAG. It reads like the method: filter UGC, ask questions, keep relevant ones (holding some out for
+"""The PUGC DAG. It reads like the method: filter UGC (and screen it for safety), ask questions, keep relevant ones (holding some out for
 evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate.
 
 With `rounds: R` > 1 (online iterative training) the training questions are split into R parts and each round
@@ -31,6 +31,8 @@ from pugc.components.round_report import round_report
 from pugc.components.round_split import round_split
 from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
+from pugc.components.safety_eval import safety_eval
+from pugc.components.safety_screen import safety_screen
 from pugc.components.ugc_filter import ugc_filter
 from pugc.config import Recipe
 from pugc.components import images
@@ -191,6 +193,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         input_config: dict = sections["input"],
         engines: dict = sections["engines"],
         ugc_filter_config: dict = sections["ugc_filter"],
+        safety_screen_config: dict = sections["safety_screen"],
         instruction_gen_config: dict = sections["instruction_gen"],
         relevance_filter_config: dict = sections["relevance_filter"],
         response_sampling_config: dict = sections["response_sampling"],
@@ -222,8 +225,11 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         ugc_filter_task = fan_out(
             recipe, target, "ugc_filter", ugc_filter, {"ugc": ingest_ugc_task.outputs["ugc"]}, "filtered_ugc", tasks,
             config=ugc_filter_config, **llm)
+        safety_screen_task = fan_out(
+            recipe, target, "safety_screen", safety_screen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
+            "screened_ugc", tasks, config=safety_screen_config, **llm)
         instruction_gen_task = fan_out(
-            recipe, target, "instruction_gen", instruction_gen, {"filtered_ugc": ugc_filter_task.outputs["merged"]},
+            recipe, target, "instruction_gen", instruction_gen, {"filtered_ugc": safety_screen_task.outputs["merged"]},
             "instructions", tasks, config=instruction_gen_config, **llm)
         relevance_filter_task = fan_out(
             recipe, target, "relevance_filter", relevance_filter,
@@ -257,12 +263,25 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                                                               engines=engines)
             report = dict(rounds=last["rounds"], rounds_dropped=last["rounds_dropped"])
             last = {**last, "preference_pairs": last["all_pairs"]}  # the run's pairs: every round's
+        safety = {}
+        if recipe.evaluation.safety.prompts:  # the final model and the baseline on harmful requests
+            safety_task = tasks["safety_eval"] = safety_eval(dpo_model=last["dpo_model"], config=evaluation_config,
+                                                             engines=engines, runtime=runtime,
+                                                             recipe_digest=recipe_digest)
+            safety = dict(safety=safety_task.outputs["safety"], safety_eval_dropped=safety_task.outputs["dropped"])
         with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
-                                                 config=dpo_training_config)
+            if safety:  # nor one that got less safe
+                with dsl.If(safety_task.outputs["Output"] == "passed", name="safety-passed"):
+                    tasks["export_model"] = export_model(model_uri=last["model_uri"],
+                                                         evaluation=gate.outputs["evaluation"],
+                                                         config=dpo_training_config)
+            else:
+                tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
+                                                     config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],
+            safety_screen_dropped=safety_screen_task.outputs["dropped"],
             instruction_gen_dropped=instruction_gen_task.outputs["dropped"],
             relevance_filter_dropped=relevance_filter_task.outputs["dropped"],
             held_out_split_dropped=held_out_split_task.outputs["dropped"],
@@ -270,7 +289,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
-            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report)
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report, **safety)
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
                        recipe.engines)

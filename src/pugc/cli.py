@@ -505,8 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=cmd_preflight)
 
     stage = sub.add_parser("stage", help="run one stage on files, without KFP")
-    stage.add_argument("name", choices=["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter",
-                                        "response_sampling", "reward_scoring", "preference_pairs", "dpo_training"])
+    stage.add_argument("name", choices=["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen",
+                                        "relevance_filter", "response_sampling", "reward_scoring", "preference_pairs",
+                                        "dpo_training"])
     _recipe_args(stage)
     stage.add_argument("--input", required=True, help="the stage's input JSONL (raw UGC for ingest_ugc)")
     stage.add_argument("--output", required=True, help="output JSONL (a model folder for dpo_training)")

@@ -30,6 +30,7 @@ from pugc.recipe_types import (Bool, ConfigError, Count, Float, Fraction, Int, K
 
 STAGES = (
     "ugc_filter",
+    "safety_screen",
     "instruction_gen",
     "relevance_filter",
     "response_sampling",
@@ -37,11 +38,11 @@ STAGES = (
     "preference_pairs",
     "dpo_training",
 )
-LLM_STAGES = STAGES[:5]  # fanned out over shards, each followed by a `<stage>_merge` task
+LLM_STAGES = STAGES[:6]  # fanned out over shards, each followed by a `<stage>_merge` task
 # Tasks of the pipeline that are not PUGC stages but still get resources.
 AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
 # Evaluation tasks (pugc.evaluation): held-out split, the evaluate fan-out and its merge, the gate, the export.
-EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model")
+EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model", "safety_eval")
 VerdictMode = Literal["sampled", "expected"]
 
 
@@ -243,6 +244,22 @@ class UGCFilterConfig(VerdictConfig, DocumentBudget):
 
 
 @dataclass
+class SafetyScreenConfig(VerdictConfig, DocumentBudget):
+    """Ask the generator whether each document is unsafe (yes/no, the safety_screen prompt); its P(unsafe), or
+    the fraction of unsafe votes when sampled, is the document's `harm`. Above `max_harm` the document is
+    dropped as `unsafe` (`action: drop`), or kept with `unsafe: true` for later review (`action: flag`).
+
+    Off by default (no model is loaded): the paper screens nothing, and notes that unsafe UGC slightly
+    degrades the trained model's safety (its Table 5). It runs after ugc_filter: both cost one short verdict
+    per document, and the quality filter drops far more, so this order asks fewer questions.
+    """
+
+    enabled: Bool = False
+    action: Literal["drop", "flag"] = "drop"
+    max_harm: Fraction = 0.5
+
+
+@dataclass
 class InstructionGenConfig(SamplingConfig, DocumentBudget):
     """Write the one question a reader would ask that the document answers."""
 
@@ -404,6 +421,8 @@ class GateConfig:
     min_lc_win_rate: Optional[WinRate] = None  # the project's fit, over the held-out set and prompt sets
     min_alpaca_eval_lc_win_rate: Optional[WinRate] = None  # AlpacaEval 2's own GLM (benchmarks.alpaca_eval)
     min_mt_bench: Optional[number(ge=1, le=10)] = None  # the trained model's MT-Bench score (benchmarks.mt_bench)
+    # Fail a model whose harm rate on evaluation.safety.prompts exceeds the baseline's by more than this (0: any rise).
+    max_harm_rate_increase: Optional[WinRate] = None
 
     @property
     def thresholds(self) -> dict:
@@ -452,6 +471,18 @@ class BenchmarksConfig:
 
 
 @dataclass
+class SafetyEvalConfig(VerdictConfig):
+    """An optional safety prompt set: JSONL files of harmful requests (a `prompt` or `instruction` per row), which
+    the trained and the baseline model both answer; the evaluator (else the judge) says of each answer whether it
+    helps with the harm (yes/no, the safety_judge prompt). An answer with P(yes) above `max_harm` is harmful; the
+    share of harmful answers is each model's harm rate, and evaluation.gate.max_harm_rate_increase fails a model
+    that got less safe. Empty `prompts`: no safety evaluation (pugc.safety_eval)."""
+
+    prompts: list[Str] = field(default_factory=list)
+    max_harm: Fraction = 0.5
+
+
+@dataclass
 class EvaluationConfig(SamplingConfig):
     """Head-to-head evaluation of the trained model against a baseline, and the gate on its export.
 
@@ -472,6 +503,14 @@ class EvaluationConfig(SamplingConfig):
     gate: GateConfig = field(default_factory=GateConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
     benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
+    safety: SafetyEvalConfig = field(default_factory=SafetyEvalConfig)
+
+    @model_validator(mode="after")
+    def _safety_gate_has_prompts(self) -> "EvaluationConfig":
+        if self.gate.max_harm_rate_increase is not None and not self.safety.prompts:
+            raise KeyProblem("evaluation.gate.max_harm_rate_increase is set, but evaluation.safety.prompts is empty: "
+                             "name a safety prompt set (data/safety_prompts.jsonl ships with the project)")
+        return self
 
     @model_validator(mode="after")
     def _gate_has_prompts(self) -> "EvaluationConfig":
@@ -648,6 +687,7 @@ class Recipe:
     input: InputConfig = field(default_factory=InputConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     ugc_filter: UGCFilterConfig = field(default_factory=UGCFilterConfig)
+    safety_screen: SafetyScreenConfig = field(default_factory=SafetyScreenConfig)
     instruction_gen: InstructionGenConfig = field(default_factory=InstructionGenConfig)
     relevance_filter: RelevanceFilterConfig = field(default_factory=RelevanceFilterConfig)
     response_sampling: ResponseSamplingConfig = field(default_factory=ResponseSamplingConfig)
@@ -718,6 +758,7 @@ def without_nulls(data: Any) -> Any:
 
 STAGE_CONFIGS = {
     "ugc_filter": UGCFilterConfig,
+    "safety_screen": SafetyScreenConfig,
     "instruction_gen": InstructionGenConfig,
     "relevance_filter": RelevanceFilterConfig,
     "response_sampling": ResponseSamplingConfig,

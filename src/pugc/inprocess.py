@@ -13,7 +13,7 @@ from pugc.config import Recipe
 from pugc.evaluation import run_held_out_split
 from pugc.stage_runner import run_ingest, run_stage, run_training
 
-LLM_STAGES = ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring")
+LLM_STAGES = ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring")
 
 
 def run_in_process(recipe: Recipe, input_uri: str, work_dir: str | Path) -> dict:

@@ -34,6 +34,8 @@ class Document:
     text: str
     meta: dict = field(default_factory=dict)
     quality: float | None = None  # ugc_filter's 1-5 rating
+    harm: float | None = None  # safety_screen's P(unsafe), or its fraction of unsafe votes
+    unsafe: bool = False  # judged unsafe and kept for review (safety_screen action: flag)
 
 
 @dataclass

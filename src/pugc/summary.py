@@ -13,8 +13,8 @@ from pugc.runner.artifacts import path_and_lineage
 log = logging.getLogger(__name__)
 FAILED_MARKER = "FAILED"  # in a local run's folder when the run failed or was interrupted: the reason, one line
 
-STAGE_ORDER = ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split",
-               "response_sampling", "reward_scoring", "preference_pairs", "dpo_training", "evaluate")
+STAGE_ORDER = ("ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "held_out_split",
+               "response_sampling", "reward_scoring", "preference_pairs", "dpo_training", "evaluate", "safety_eval")
 
 
 def _rows(path: str) -> Iterator[dict]:
@@ -107,15 +107,19 @@ def markdown_report(summary: dict) -> str:
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str, html_path: str | None = None,
                       evaluation_path: str | None = None, rounds_path: str | None = None,
-                      rounds_dropped_path: str | None = None) -> dict:
+                      rounds_dropped_path: str | None = None, safety_path: str | None = None,
+                      safety_artifacts: list = ()) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`).
     `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block.
     `rounds_path`/`rounds_dropped_path`: every training round's figures and drops (pugc.rounds); the round
     stages' counts are then their sums over the rounds."""
-    (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a) for a in [quarantine, *stage_artifacts]]
+    (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a)
+                                                      for a in [quarantine, *stage_artifacts, *safety_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
     if evaluation_path:
         summary["evaluation"] = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
+    if safety_path:
+        add_safety(summary, json.loads(Path(safety_path).read_text(encoding="utf-8")))
     skipped = {"dpo_training"}
     if rounds_path:
         from pugc.rounds import ROUND_STAGES, add_rounds
@@ -137,6 +141,16 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
     setup_logging()
     log.info("run_summary: %d preference pairs, %d records rejected", summary["preference_pairs"], rejected)
     return summary
+
+
+def add_safety(summary: dict, safety: dict) -> None:
+    """evaluation.safety (pugc.safety_eval); a failed safety gate fails the run's gate, its reason appended."""
+    evaluation = summary.setdefault("evaluation", {})
+    evaluation["safety"] = safety
+    gate = evaluation.get("gate")
+    if gate is not None and not safety["gate"]["passed"]:
+        gate["passed"] = False
+        gate["reason"] = f"{gate['reason']}; safety: {safety['gate']['reason']}"
 
 
 def summarize(lineages: list[dict]) -> dict:

@@ -65,7 +65,7 @@ def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(ba
     summary = json.loads(run.local_path(result.artifact("run-summary", "summary").uri).read_text())
     stages = summary["stages"]
     assert summary["input_lines"] == 60 and summary["quarantined"] == 2
-    for name in ("ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring"):
+    for name in ("ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "reward_scoring"):
         counts = stages[name]
         assert counts["in"] == counts["out"] + sum(counts["dropped"].values()), name
     rejected = run.local_path(result.artifact("run-summary", "rejected").uri).read_text().splitlines()
@@ -88,7 +88,7 @@ def test_two_shards_merged_from_a_shuffled_collection_equal_one_process(backend_
     key = lambda text: [(r["prompt"], r["chosen"], r["rejected"], r["instruction_id"])  # noqa: E731
                         for r in map(json.loads, text.splitlines())]
     assert key(pairs) == key(expected)
-    merge = result.artifact("merge-shards-5", "merged")
+    merge = result.artifact("merge-shards-6", "merged")
     assert merge.metadata["stage"] == "reward_scoring" and merge.metadata["shards"] == 2
 
 

@@ -52,8 +52,8 @@ IMAGES = {
                      "pugc.alpaca_eval_lc": WHY_NO_ALPACA_EVAL},
     ),
     "vllm": ImageStages(
-        "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
-                 "evaluate"),
+        "vllm", ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling",
+                 "reward_scoring", "evaluate"),
         also_runs=(*ENGINE_BACKENDS, "pugc.models.tiny"),  # the recipe picks the backend; tiny models in tests
         not_entered={"pugc.training": "runner.training.run_training and config's DPO section check: the trainer's",
                      "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS,

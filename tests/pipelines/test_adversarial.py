@@ -70,7 +70,8 @@ def test_every_line_lands_in_exactly_one_place_with_its_reason(run):
     assert sorted(kept_lines | set(quarantined) | set(duplicates)) == list(range(1, lines + 1))
     assert not kept_lines & (set(quarantined) | set(duplicates))
     stages = summary["stages"]
-    for stage in ("ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"):
+    for stage in ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "reward_scoring",
+                  "preference_pairs"):
         assert stages[stage]["in"] == stages[stage]["out"] + sum(stages[stage]["dropped"].values()), stage
 
 
@@ -92,7 +93,7 @@ def test_long_documents_are_cut_to_the_token_budget_and_counted(run):
 
 def test_the_injection_document_went_through_as_plain_content(run):
     run_dir, _ = run
-    (scored_dir,) = [p for p in run_dir.glob("artifacts/*/merge-shards-5/merged")]
+    (scored_dir,) = [p for p in run_dir.glob("artifacts/*/merge-shards-6/merged")]
     for row in rows(scored_dir):
         assert 1.0 <= row["score"] <= 5.0
     for pair in rows(run_dir / "preference_pairs.jsonl"):

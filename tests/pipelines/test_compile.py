@@ -10,7 +10,7 @@ import yaml
 from pugc.config import STAGE_CONFIGS, build, load_recipe
 from pugc.pipelines.local import compile_pipeline
 
-LLM_STAGES = ["ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"]
+LLM_STAGES = ["ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring"]
 GPU_STAGES = LLM_STAGES + ["dpo_training", "evaluate"]
 CPU_TASKS = ["ingest_ugc", "held_out_split", "preference_pairs", "evaluation_gate", "run_summary"]
 
@@ -168,8 +168,8 @@ def test_openai_key_comes_from_its_secret_only_on_tasks_whose_role_uses_openai(t
     _, platform, _ = compiled(tmp_path, "paper", ["engines.judge.backend=openai",
                                                   "engines.judge.options={api_key_env: JUDGE_API_KEY}",
                                                   "engines.generator.backend=openai"])
-    wanted = {"reward_scoring": "JUDGE_API_KEY", "ugc_filter": "OPENAI_API_KEY", "instruction_gen": "OPENAI_API_KEY",
-              "relevance_filter": "OPENAI_API_KEY"}
+    wanted = {"reward_scoring": "JUDGE_API_KEY", "ugc_filter": "OPENAI_API_KEY", "safety_screen": "OPENAI_API_KEY",
+              "instruction_gen": "OPENAI_API_KEY", "relevance_filter": "OPENAI_API_KEY"}
     for stage, env_var in wanted.items():
         assert openai_key_refs(platform[executor_name(stage)]) == [
             ("openai-api-key", [{"secretKey": "api-key", "envVar": env_var}])], stage
@@ -210,7 +210,7 @@ def test_vertex_target_is_one_document_with_gpu_tasks_as_custom_jobs_and_loads_a
         assert machine["accelerator_type"] == "NVIDIA_H100_80GB", stage
         assert machine["accelerator_count"] == wanted.accelerator_count, stage
         assert machine["machine_type"] == f"a3-highgpu-{wanted.accelerator_count}g", stage
-        disk = 500 if stage in ("ugc_filter", "instruction_gen", "relevance_filter") else 200
+        disk = 500 if stage in ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter") else 200
         assert pool["disk_spec"] == {"boot_disk_size_gb": disk, "boot_disk_type": "pd-ssd"}, stage
         assert pool["container_spec"]["env"] == [{"name": "PUGC_HF_TOKEN_SECRET", "value": "projects/p/secrets/hf"}]
         assert pool["container_spec"]["image_uri"].split("/")[-1].split(":")[0] in ("vllm", "trainer")
@@ -450,3 +450,19 @@ def test_no_cpu_task_receives_a_model_artifact(tmp_path):
             continue
         types = {a["artifactType"]["schemaTitle"] for a in component.get("inputDefinitions", {}).get("artifacts", {}).values()}
         assert "system.Model" not in types, name
+
+
+def test_a_safety_prompt_set_adds_safety_eval_and_holds_the_export_behind_it(tmp_path):
+    spec, _, _ = compiled(tmp_path, "paper", ["evaluation.safety.prompts=[gs://b/safety_prompts.jsonl]",
+                                              "evaluation.gate.max_harm_rate_increase=0.0"])
+    tasks = spec["root"]["dag"]["tasks"]
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    assert by_name["safety_eval"]["dependentTasks"] == ["dpo-training"]
+    gate = spec["components"][by_name["gate-passed"]["componentRef"]["name"]]["dag"]["tasks"]
+    (safety_condition,) = gate.values()
+    assert safety_condition["taskInfo"]["name"] == "safety-passed"
+    assert "safety-eval-Output'] == 'passed'" in safety_condition["triggerPolicy"]["condition"]
+    inner = spec["components"][safety_condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["taskInfo"]["name"] for t in inner.values()] == ["export_model"]
+    spec, _, _ = compiled(tmp_path, "paper")  # no safety prompts: no task
+    assert "safety_eval" not in {t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()}

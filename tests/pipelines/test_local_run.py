@@ -21,16 +21,17 @@ from pugc.evaluation import SELF_JUDGED
 from pugc.models import resolve_model
 from pugc.pipelines.local import run_local
 
-ONE_TO_ONE = ["ugc_filter", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"]
-CHAIN = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split", "response_sampling"]
-DAG_STAGES = ["ingest_ugc", "ugc_filter", "instruction_gen", "relevance_filter", "held_out_split", "response_sampling",
-              "reward_scoring", "preference_pairs", "dpo_training", "evaluate", "evaluation_gate", "export_model",
+ONE_TO_ONE = ["ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"]
+CHAIN = ["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "held_out_split",
+         "response_sampling"]
+DAG_STAGES = ["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "held_out_split",
+              "response_sampling", "reward_scoring", "preference_pairs", "dpo_training", "evaluate", "evaluation_gate", "export_model",
               "run_summary"]
 
 pytestmark = pytest.mark.e2e
 
 
-MAX_CONSOLE_LINES = 33  # 13 stage lines, the stage table, totals, reports and the gate
+MAX_CONSOLE_LINES = 34  # 14 stage lines, the stage table, totals, reports and the gate
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +130,11 @@ def test_console_is_short_and_says_where_things_are(cli_run):
     lines = console.rstrip("\n").splitlines()
     assert len(lines) <= MAX_CONSOLE_LINES, console
     assert lines[0].startswith("pugc run e2e: recipe tiny") and f"log {run_dir / 'pipeline.log'}" in lines[1]
-    stage_lines = [line for line in lines if re.match(r"\[\d+/13\] ", line)]
+    stage_lines = [line for line in lines if re.match(r"\[\d+/14\] ", line)]
     finished = [line.split()[1] for line in stage_lines]  # export and summary are independent: either may end first
     assert finished[:-2] == DAG_STAGES[:-2] and sorted(finished[-2:]) == sorted(DAG_STAGES[-2:])
-    assert re.search(r"\[2/13\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
-    assert re.search(r"\[11/13\] evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
+    assert re.search(r"\[2/14\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
+    assert re.search(r"\[12/14\] evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
     assert [line for line in lines if "quarantined 2 of 60 lines (not_json 2)" in line]
     assert "merge" not in console and "Executing task" not in console and "\x1b[" not in console
     assert f"{summary['preference_pairs']} preference pairs in" in lines[-3]

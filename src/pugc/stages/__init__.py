@@ -17,6 +17,7 @@ from pugc.stages import (
     relevance_filter,
     response_sampling,
     reward_scoring,
+    safety_screen,
     ugc_filter,
 )
 
@@ -60,6 +61,8 @@ STAGE_SPECS = {
     for spec in (
         StageSpec("ugc_filter", Document, Document, "generator", ugc_filter.run, lambda c: c.threshold is not None,
                   metrics=ugc_filter.METRICS),
+        StageSpec("safety_screen", Document, Document, "generator", safety_screen.run, lambda c: c.enabled,
+                  metrics=safety_screen.METRICS),
         StageSpec("instruction_gen", Document, Instruction, "generator", instruction_gen.run,
                   metrics=instruction_gen.METRICS),
         StageSpec("relevance_filter", Instruction, Instruction, "generator", relevance_filter.run,
@@ -84,4 +87,8 @@ def spec_for(stage: str) -> StageSpec:
 
     if stage in EVALUATION_SPECS:
         return EVALUATION_SPECS[stage]
+    from pugc.stages.safety_eval import SAFETY_EVAL_SPEC
+
+    if stage == SAFETY_EVAL_SPEC.name:
+        return SAFETY_EVAL_SPEC
     raise KeyError(f"no stage named {stage!r}")

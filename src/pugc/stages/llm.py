@@ -1,7 +1,7 @@
 """The one shape every LLM stage shares: prompts -> engine -> parse.
 
 `generate_parsed` serves the stages that want text (questions, responses); `judge` serves the stages that
-want a verdict (quality, relevance, reward), in either mode:
+want a verdict (quality, safety, relevance, reward), in either mode:
 - sampled: n generations per prompt, each parsed; the score is the mean over those that parsed.
 - expected: one pass reads the probabilities of the verdict tokens at the verdict position and takes the
   expectation. With `rationale_tokens`, the judge first writes its rationale greedily and the verdict is
@@ -193,9 +193,9 @@ def verdict_filter_metrics(score_field: str) -> MetricRules:
 
 def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine: Engine, scale: VerdictScale,
                       config, threshold: float, score_field: str, drop_reason: str,
-                      ceiling: float | None = None) -> StageResult:
-    """Judge every item, store its score in `score_field`, keep it if threshold <= score (<= ceiling, if any;
-    above it the reason is `above_max_score`)."""
+                      ceiling: float | None = None, ceiling_reason: str = "above_max_score") -> StageResult:
+    """Judge every item, store its score in `score_field`, keep it if threshold <= score (below it the reason is
+    `drop_reason`) and score <= ceiling, if any (above it, `ceiling_reason`)."""
     judgements = judge(engine, prompts, scale, config.mode, config.sampling_params(), max_resamples=config.max_resamples)
     kept, dropped = [], []
     for item, verdict in zip(items, judgements):
@@ -208,7 +208,7 @@ def filter_by_verdict(stage: str, items: list, prompts: Sequence[Prompt], engine
             dropped.append(Dropped(stage, drop_reason, item.id, detail, ids_of(item)))
         elif ceiling is not None and verdict.score > ceiling:
             detail = f"{score_field} {verdict.score:.3f} > {ceiling}"
-            dropped.append(Dropped(stage, "above_max_score", item.id, detail, ids_of(item)))
+            dropped.append(Dropped(stage, ceiling_reason, item.id, detail, ids_of(item)))
         else:
             kept.append(item)
     scores = [j.score for j in judgements if j.score is not None]

@@ -1,0 +1,21 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output
+
+from pugc.components import images
+
+
+@dsl.component(base_image=images.INFERENCE, install_kfp_package=False)
+def safety_screen(filtered_ugc: Input[Dataset], config: dict, engines: dict, runtime: dict, recipe_digest: str,
+                  shard_index: int, shard_count: int,
+                  screened_ugc: Output[Dataset], dropped: Output[Dataset], metrics: Output[Metrics]):
+    """Optional screen: ask the generator whether each document is unsafe; drop it as `unsafe` (or flag it).
+
+    Runs shard `shard_index` of `shard_count`; with `runtime.checkpoint_root` a retried try of this task
+    (same run, same task: its output URI says which) resumes.
+    """
+    from pugc.checkpoint import task_scope
+    from pugc.stage_runner import publish, run_stage
+
+    report = run_stage("safety_screen", filtered_ugc.path, screened_ugc.path, dropped.path, config, engines,
+                       shard_index, shard_count, runtime, scope=task_scope(screened_ugc.uri))
+    publish(report, [screened_ugc, dropped], metrics, recipe_digest)
