@@ -16,8 +16,6 @@ from pathlib import Path
 from pugc.config import EnginesConfig, EvaluationConfig, InputConfig
 
 SAMPLE_LINES = 200  # lines read to check the format and the fields; the whole file is ingest's job
-INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
-TABULAR = {".csv": ("CSV", ","), ".tsv": ("TSV", "\t"), ".tab": ("TSV", "\t")}
 OFFLINE_VALUES = ("1", "on", "yes", "true")
 
 
@@ -35,7 +33,8 @@ class InputSummary:
     uri: str
     files: list[str] = field(default_factory=list)
     size_bytes: int = 0
-    sampled: int = 0  # JSON records read for the check
+    sampled: int = 0  # records read for the check
+    skipped: list[str] = field(default_factory=list)  # a folder's files of no input format
     fields: list[str] = field(default_factory=list)
     lines_checked: int = 0  # JSONL lines put through ingest's own rules
     quarantined: Counter = field(default_factory=Counter)  # of those, what ingest will quarantine, by reason
@@ -47,6 +46,8 @@ class InputSummary:
         where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files under {self.uri}"
         text = (f"{where}, {self.size_bytes / 1e6:.2f} MB; fields in the first {self.sampled} records: "
                 f"{', '.join(self.fields)}")
+        if self.skipped:
+            text += f"; skipped (no input format): {', '.join(self.skipped)}"
         return text + self.describe_problems()
 
     def describe_problems(self) -> str:
@@ -128,20 +129,25 @@ def check_benchmarks(config) -> None:
 
 
 def check_input(uri: str, config: InputConfig) -> InputSummary:
-    """The input exists, is not empty, is JSONL or Parquet, and its records carry the text (and id) field."""
+    """The input exists, is not empty, is JSONL, Parquet, CSV or TSV (text formats maybe gzipped), and its records
+    carry the text (and id) field."""
     if "://" in uri:
         return InputSummary(uri)
     path = Path(uri)
     if not path.exists():
         raise UserError(f"input {uri}: no such file or folder (--input is read from the current folder, "
                         f"{Path.cwd()})")
+    from pugc.io import file_format, skipped_input_files
+
     files = _input_files(path)
-    summary = InputSummary(uri, files, sum(os.path.getsize(f) for f in files))
+    summary = InputSummary(uri, files, sum(os.path.getsize(f) for f in files),
+                           skipped=skipped_input_files(path) if path.is_dir() else [])
     if summary.size_bytes == 0:
         raise UserError(f"input {uri}: the file is empty: give a JSONL file with one JSON object per line")
     rows = []
     for source in files:
-        rows += _sample_parquet(source) if source.endswith(".parquet") else _sample_jsonl(source, config, summary)
+        fmt = file_format(source, config.format) or "jsonl"
+        rows += _sample_parquet(source) if fmt == "parquet" else _sample_rows(source, fmt, config, summary)
         if len(rows) >= SAMPLE_LINES:
             break
     summary.sampled = len(rows)
@@ -151,36 +157,33 @@ def check_input(uri: str, config: InputConfig) -> InputSummary:
 
 
 def _input_files(path: Path) -> list[str]:
+    from pugc.io import INPUT_KINDS, file_format, skipped_input_files
+
     if path.is_file():
-        _refuse_tabular(path)
         return [str(path)]
-    files = sorted(str(p) for p in path.iterdir() if p.suffix in INPUT_SUFFIXES)
+    files = sorted(str(p) for p in path.iterdir() if p.is_file() and file_format(p.name))
     if not files:
-        for other in sorted(path.iterdir()):
-            _refuse_tabular(other)
-        raise UserError(f"input {path}: a folder without .jsonl or .parquet files")
+        others = skipped_input_files(path)
+        raise UserError(f"input {path}: a folder without input files ({INPUT_KINDS})"
+                        + (f"; it holds {', '.join(others[:5])}" if others else ""))
     return files
 
 
-def _refuse_tabular(path: Path, first_line: str = "") -> None:
-    kind, sep = TABULAR.get(path.suffix.lower(), (None, None))
-    if kind is None and first_line:  # a .jsonl whose lines are comma/tab separated values
-        sep = "\t" if "\t" in first_line else "," if "," in first_line else None
-        kind = {"\t": "TSV", ",": "CSV"}.get(sep or "")
-    if kind:
-        sep_arg = r", sep='\t'" if sep == "\t" else ""
-        convert = (f"python -c \"import pandas; pandas.read_csv('{path}'{sep_arg}).to_json("
-                   f"'{path.with_suffix('.jsonl')}', orient='records', lines=True)\"")
-        raise UserError(f"input {path}: looks like {kind}, which is not supported: convert it to JSONL, e.g. {convert}")
+def _tabular_hint(source: str, first_line: str) -> str:
+    """For a file read as JSONL whose lines look like comma/tab separated values: how to read it as such."""
+    kind = "TSV" if "\t" in first_line else "CSV" if "," in first_line else None
+    if kind is None:
+        return ""
+    return f"; it looks like {kind}: name it .{kind.lower()} or set input.format: {kind.lower()} (read directly)"
 
 
-def _sample_jsonl(source: str, config: InputConfig, summary: InputSummary) -> list[dict]:
-    """The first lines' JSON objects; each line also goes through ingest's own rules, so the check reports
-    what ingest will quarantine or repair (summary.quarantined, summary.repaired)."""
+def _sample_rows(source: str, fmt: str, config: InputConfig, summary: InputSummary) -> list[dict]:
+    """The first records; each also goes through ingest's own rules, so the check reports what ingest will
+    quarantine or repair (summary.quarantined, summary.repaired)."""
     from pugc.io import iter_input_rows
     from pugc.stages import ingest
 
-    lines = list(itertools.islice(iter_input_rows(source, "jsonl", config.max_line_bytes), SAMPLE_LINES))
+    lines = list(itertools.islice(iter_input_rows(source, fmt, config.max_line_bytes), SAMPLE_LINES))
     counts = ingest.IngestCounts()
     for _ in ingest.stream(lines, dataclasses.replace(config, near_duplicates=False), counts):
         pass
@@ -190,9 +193,11 @@ def _sample_jsonl(source: str, config: InputConfig, summary: InputSummary) -> li
     rows = [row for _, _, row, error in lines if error is None and isinstance(row, dict)]
     first_bad = next((row for _, _, row, error in lines if error is not None and error.reason != "blank_line"), None)
     if not rows and first_bad is not None:
-        _refuse_tabular(Path(source), first_bad.strip())
+        if fmt != "jsonl":
+            raise UserError(f"input {source}: none of the first {fmt.upper()} records could be read "
+                            f"({first_bad[:60]!r})")
         raise UserError(f"input {source}: none of the first lines is a JSON object (line 1: {first_bad[:60]!r}); "
-                        "input is JSONL, one JSON object per line")
+                        "input is JSONL, one JSON object per line" + _tabular_hint(source, first_bad.strip()))
     return rows
 
 

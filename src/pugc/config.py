@@ -137,7 +137,7 @@ class InputConfig:
     uri: Optional[Str] = None  # a JSONL/Parquet file, a folder or gs:// prefix of them; `--input` overrides
     text_field: Str = "text"
     id_field: Str = "id"
-    format: Literal["auto", "jsonl", "parquet"] = "auto"
+    format: Literal["auto", "jsonl", "parquet", "csv", "tsv"] = "auto"  # auto: by suffix (.jsonl .parquet .csv .tsv, .gz)
     max_chars: Count = 50_000  # longer documents are quarantined (too_long)
     max_line_bytes: integer(ge=1024) = 8 << 20  # longer input lines are quarantined (too_long) unread
     near_duplicates: Bool = True  # drop near-duplicates (MinHash Jaccard over word 3-grams) as `duplicate`

@@ -20,7 +20,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MARKER = "_COMPLETE.json"
-INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
 CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunks must be multiples of 256 KiB
 
 
@@ -60,14 +59,16 @@ def blob(uri: str):
 
 
 def input_files(uri: str) -> list[str]:
-    """A gs:// file, or every .jsonl/.parquet object under a gs:// prefix, in name order."""
+    """A gs:// file, or every input object (pugc.io.file_format) under a gs:// prefix, in name order."""
+    from pugc.io import INPUT_KINDS, file_format
+
     bucket, path = split(uri)
     if path and not path.endswith("/") and blob(uri).exists():
         return [uri]
     prefix = path if path.endswith("/") or not path else path + "/"
-    names = sorted(b.name for b in client().list_blobs(bucket, prefix=prefix) if b.name.endswith(INPUT_SUFFIXES))
+    names = sorted(b.name for b in client().list_blobs(bucket, prefix=prefix) if file_format(b.name))
     if not names:
-        raise FileNotFoundError(f"{uri}: no object, and no .jsonl/.parquet objects under it")
+        raise FileNotFoundError(f"{uri}: no object, and no input objects ({INPUT_KINDS}) under it")
     return [f"gs://{bucket}/{name}" for name in names]
 
 

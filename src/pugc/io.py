@@ -1,8 +1,14 @@
-"""Reading and writing records: JSONL (and Parquet for input) from local paths or gs://, written atomically."""
+"""Reading and writing records: JSONL from local paths or gs://, written atomically; input also as Parquet,
+CSV or TSV, and gzipped text."""
 from __future__ import annotations
 
+import contextlib
+import csv
+import gzip
 import hashlib
+import io
 import json
+import logging
 import math
 import os
 import tempfile
@@ -12,6 +18,7 @@ from typing import Any, Iterable, Iterator, TypeVar
 from pugc.records import from_row, to_row
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _local(uri: str | os.PathLike) -> Path:
@@ -30,8 +37,26 @@ def read_text(uri: str | os.PathLike) -> str:
     return data.decode("utf-8")
 
 
+# Input formats by file suffix; each text format may also come gzipped (`.jsonl.gz`, `.csv.gz`), read as a stream.
+INPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv",
+                 ".tsv": "tsv", ".tab": "tsv"}
+GZIP = ".gz"
+INPUT_KINDS = ".jsonl, .parquet, .csv, .tsv (text formats also .gz)"
+
+
+def file_format(name: str, declared: str = "auto") -> str | None:
+    """jsonl, parquet, csv or tsv: the recipe's `input.format`, else the file's suffix (under a `.gz`); None
+    for a file that is not input (a folder's README, a _SUCCESS marker)."""
+    base = name[: -len(GZIP)] if name.lower().endswith(GZIP) else name
+    if declared != "auto":
+        return declared
+    fmt = INPUT_FORMATS.get(os.path.splitext(base)[1].lower())
+    return None if fmt == "parquet" and base != name else fmt  # Parquet compresses inside; a .parquet.gz is not
+
+
 def input_files(uri: str | os.PathLike) -> list[str]:
-    """The files behind an input URI: a file, a local folder of shards, or a gs:// file or prefix."""
+    """The files behind an input URI: a file, a local folder of shards, or a gs:// file or prefix. In a folder
+    or prefix, files of no input format are skipped and named in the log (skipped_input_files)."""
     from pugc import gcs
 
     text = str(uri)
@@ -39,13 +64,22 @@ def input_files(uri: str | os.PathLike) -> list[str]:
         return gcs.input_files(text)
     path = Path(text)
     if path.is_dir():
-        files = sorted(str(p) for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
+        files = sorted(str(p) for p in path.iterdir() if p.is_file() and file_format(p.name))
         if not files:
-            raise FileNotFoundError(f"{path}: a folder without .jsonl/.parquet files")
+            raise FileNotFoundError(f"{path}: a folder without input files ({INPUT_KINDS})")
+        skipped = skipped_input_files(path)
+        if skipped:
+            log.warning("input %s: skipped %d file(s) of no input format: %s", path, len(skipped), ", ".join(skipped))
         return files
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file or folder")
     return [text]
+
+
+def skipped_input_files(folder: Path) -> list[str]:
+    """The names of a folder's files that input_files leaves out (hidden files aside)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and not file_format(p.name))
 
 
 def input_fingerprint(uri: str | os.PathLike) -> str:
@@ -69,15 +103,22 @@ MAX_LINE_BYTES = 8 << 20  # input.max_line_bytes: a longer line is quarantined u
 BOM = "\ufeff"
 
 
-def _raw_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[bytes, bool]]:
+@contextlib.contextmanager
+def open_input(uri: str):
+    """A binary stream of an input file, local or gs://, decompressed as it is read when it ends in .gz."""
     from pugc import gcs
 
-    if gcs.is_gcs(uri):
-        with gcs.open_binary(uri) as handle:
-            yield from bounded_lines(handle, max_line_bytes)
-    else:
-        with open(uri, "rb") as handle:
-            yield from bounded_lines(handle, max_line_bytes)
+    with (gcs.open_binary(uri) if gcs.is_gcs(uri) else open(uri, "rb")) as raw:
+        if not uri.lower().endswith(GZIP):
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield unzipped
+
+
+def _raw_lines(uri: str, max_line_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    with open_input(uri) as handle:
+        yield from bounded_lines(handle, max_line_bytes)
 
 
 def bounded_lines(handle, limit: int) -> Iterator[tuple[bytes, bool]]:
@@ -161,9 +202,14 @@ def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto", max_line_bytes: i
     file, in name order.
     """
     for source in input_files(uri):
-        if fmt == "parquet" or (fmt == "auto" and source.endswith(".parquet")):
+        kind = file_format(source, fmt) or "jsonl"  # a single file is read as JSONL whatever its name
+        if kind == "parquet":
             for number, row in enumerate(_parquet_rows(source), start=1):
                 yield source, number, row, None
+            continue
+        if kind in ("csv", "tsv"):
+            for number, row, error in _delimited_rows(source, "\t" if kind == "tsv" else ",", max_line_bytes):
+                yield source, number, row, error
             continue
         for number, (raw, whole) in enumerate(_raw_lines(source, max_line_bytes), start=1):
             if not whole:
@@ -172,6 +218,33 @@ def iter_input_rows(uri: str | os.PathLike, fmt: str = "auto", max_line_bytes: i
                 continue
             row, error = parse_line(raw)
             yield source, number, row, error
+
+
+def _delimited_rows(uri: str, delimiter: str, max_line_bytes: int) -> Iterator[tuple[int, Any, LineError | None]]:
+    """(line, row, error) for each record of a CSV/TSV file with a header line, read by the csv module (quoted
+    fields may span lines; the line is where the record ends). Values stay strings; a row with more fields than
+    the header, or one the csv module cannot read, is reported, not raised. Bytes that are not UTF-8 become
+    U+FFFD, as at ingest."""
+    csv.field_size_limit(max_line_bytes)
+    with open_input(uri) as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.DictReader(text, delimiter=delimiter)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, "", LineError("not_csv", f"not a {_KIND[delimiter]} record: {exc}")
+                continue
+            if None in row:
+                yield reader.line_num, delimiter.join(row.pop(None)), LineError(
+                    "not_csv", f"more fields than the header's {len(reader.fieldnames)}")
+                continue
+            yield reader.line_num, row, None
+
+
+_KIND = {",": "CSV", "\t": "TSV"}
 
 
 def iter_records(uri: str | os.PathLike, cls: type[T], start: int = 0, end: int | None = None) -> Iterator[T]:

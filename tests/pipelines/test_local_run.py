@@ -51,6 +51,39 @@ def run(cli_run):
     return cli_run[:3]
 
 
+def pair_texts(run_dir):
+    return sorted((p["doc_id"], p["prompt"], p["chosen"], p["rejected"]) for p in rows(run_dir / "preference_pairs.jsonl"))
+
+
+def test_a_dump_of_gzipped_jsonl_and_csv_gives_the_pairs_of_its_jsonl(cli_run, sample_slice, tmp_path):
+    """The slice as users' dumps come: gzipped JSONL around a CSV part (its malformed lines in the gzipped
+    parts), and a README the folder read skips by name; every line accounted, the same pairs as the JSONL run."""
+    import csv
+    import gzip
+
+    root, run_dir, summary, _ = cli_run
+    lines = sample_slice.read_text(encoding="utf-8").splitlines(keepends=True)
+    dump = tmp_path / "export"
+    dump.mkdir()
+    with gzip.open(dump / "part-1.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(lines[:13])
+    with open(dump / "part-2.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "text", "source", "domain"])
+        writer.writeheader()
+        writer.writerows(json.loads(line) for line in lines[13:47])
+    with gzip.open(dump / "part-3.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(lines[47:])
+    (dump / "README.md").write_text("forum dump, December")
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(dump), "--output", str(tmp_path), "--run-id", "dump"])
+    assert code == 0, console.getvalue()[-3000:]
+    dumped = json.loads((tmp_path / "dump" / "summary.json").read_text())
+    assert (dumped["input_lines"], dumped["quarantined"]) == (summary["input_lines"], summary["quarantined"]) == (60, 2)
+    assert pair_texts(tmp_path / "dump") == pair_texts(run_dir) and dumped["preference_pairs"] > 0
+    assert "README.md" in console.getvalue()
+
+
 def rows(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
