@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -174,3 +175,12 @@ def test_counts_by_type_reach_the_summary_through_the_lineage(tmp_path):
     summary = summarize([decode(encode(lineage))])
     assert summary["personal_data"] == {"ingest_ugc": {kind: len(values) for kind, values in PLANTED.items()}}
     assert "personal data found: ingest_ugc email 3, phone 5" in markdown_report(summary)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_redacts_every_type_at_ingest_and_in_questions_and_responses(name):
+    from pugc.config import load_recipe
+
+    recipe = load_recipe(name)
+    for section in (recipe.input, recipe.instruction_gen, recipe.response_sampling):
+        assert set(section.personal_data.actions().values()) == {"redact"}, name
