@@ -152,9 +152,9 @@ class PersonalDataConfig:
     phone_region: Annotated[Str, Field(pattern=r"^[A-Z]{2}$")] = "US"  # how numbers without +country are read
 
     def actions(self) -> dict[str, str]:
-        from pugc.personal_data import TYPES
-
-        return {kind: getattr(self, kind) for kind in TYPES}
+        """Type -> action, in pugc.personal_data.TYPES order (not imported here: the trainer image has no
+        phonenumbers, and every image reads this module)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "phone_region"}
 
 
 @dataclass

@@ -10,6 +10,9 @@ ENGINE_BACKENDS = ("pugc.engines.hf", "pugc.engines.vllm_engine", "pugc.engines.
 WHY_NO_ENGINE = "runner.stage.LazyEngine imports the engine backends only for a stage with an engine role"
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
                  "near-duplicate filter (pugc.near_duplicates, numpy)")
+WHY_NO_PERSONAL_DATA = ("pugc.stages imports every stage module, but only ingest (base image), instruction_gen and "
+                        "response_sampling (vllm image) screen personal data (phonenumbers); training reads "
+                        "pairs already screened")
 WHY_NO_SCREENS = ("only ingest_ugc's task (base image) and `pugc run`'s checks build the consent and language "
                   "screens (py3langid)")
 
@@ -47,7 +50,8 @@ IMAGES = {
         "trainer", ("dpo_training",), also_runs=("pugc.training.dpo", "pugc.training.trl_args", "pugc.training.launch",
                                                                "pugc.training.trainjob"),
         not_entered={**{backend: WHY_NO_ENGINE + " (dpo_training has none)" for backend in ENGINE_BACKENDS},
-                     "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS},
+                     "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS,
+                     "pugc.personal_data": WHY_NO_PERSONAL_DATA},
     ),
     "vllm": ImageStages(
         "vllm", ("ugc_filter", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
