@@ -82,6 +82,7 @@ def check_screens(config: InputConfig, recipe_path: Path | None) -> str | None:
     """The consent and language screens set up once before launch (pugc.consent): input.opt_out resolved as
     input.uri is (from the recipe's folder) and read, the language codes checked. Returns the opt-out URI."""
     from pugc.consent import LanguageFilter, load_opt_out
+    from pugc.personal_data import PersonalDataScreen
 
     uri = config.opt_out
     if uri and "://" not in uri:
@@ -99,6 +100,10 @@ def check_screens(config: InputConfig, recipe_path: Path | None) -> str | None:
             LanguageFilter(config)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    try:
+        PersonalDataScreen.for_config(config.personal_data, "input.personal_data")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     return uri
 
 

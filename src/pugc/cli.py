@@ -107,6 +107,7 @@ def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
 def _run(args, recipe, input_uri: str, started: float) -> int:
     from pugc.logs import setup_logging
     from pugc.pipelines.local import PipelineFailed, new_run_id, run_local, with_input
+    from pugc.summary import personal_data_line
 
     setup_logging()
     run_id = args.run_id or new_run_id(with_input(recipe, input_uri))
@@ -119,6 +120,8 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
         raise KeyboardInterrupt(f"{run_dir} is marked FAILED") from None
     print()
     _print_table(summary)
+    if found := personal_data_line(summary):
+        print(found)
     print(f"{summary['input_lines']} input lines ({summary['quarantined']} quarantined) -> "
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")

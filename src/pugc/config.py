@@ -132,6 +132,32 @@ class EnginesConfig:
 
 
 # ------------------------------------------------------------------------------------------------ stages
+PersonalDataAction = Literal["redact", "drop", "keep"]
+
+
+@dataclass
+class PersonalDataConfig:
+    """The personal-data screen (pugc.personal_data), per type: `redact` replaces each value with a typed
+    placeholder ([EMAIL], [PHONE], ...) so the text stays readable; `drop` drops the record that holds one
+    (`personal_data`, the detail counting by type, never the value); `keep` leaves it. Values are counted by
+    type (`personal_data_<type>` metrics) whatever the action. Cards must pass the Luhn check, IBANs mod 97."""
+
+    email: PersonalDataAction = "redact"
+    phone: PersonalDataAction = "redact"
+    address: PersonalDataAction = "redact"  # street addresses (US/UK/German forms), with town and postcode
+    card: PersonalDataAction = "redact"
+    iban: PersonalDataAction = "redact"
+    ip: PersonalDataAction = "redact"
+    url: PersonalDataAction = "redact"
+    handle: PersonalDataAction = "redact"  # @name, @name@instance
+    phone_region: Annotated[Str, Field(pattern=r"^[A-Z]{2}$")] = "US"  # how numbers without +country are read
+
+    def actions(self) -> dict[str, str]:
+        """Type -> action, in pugc.personal_data.TYPES order (not imported here: the trainer image has no
+        phonenumbers, and every image reads this module)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "phone_region"}
+
+
 @dataclass
 class InputConfig:
     uri: Optional[Str] = None  # a JSONL/Parquet file, a folder or gs:// prefix of them; `--input` overrides
@@ -155,6 +181,8 @@ class InputConfig:
     # with at least language_min_confidence, drop the rest (language_not_kept), count every language. [] = off.
     languages: list[Str] = field(default_factory=list)
     language_min_confidence: Fraction = 0.5
+    # Personal data in the document text (pugc.personal_data): redacted, dropped or kept by type.
+    personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)
 
     @model_validator(mode="after")
     def _licences_named(self) -> "InputConfig":
@@ -265,6 +293,7 @@ class InstructionGenConfig(SamplingConfig, DocumentBudget):
 
     temperature: NonNegative = 0.0
     max_tokens: Count = 96
+    personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)  # in the questions written
 
 
 @dataclass
@@ -282,6 +311,7 @@ class ResponseSamplingConfig(SamplingConfig):
     temperature: NonNegative = 0.8
     top_p: TopP = 0.95
     max_tokens: Count = 1024
+    personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)  # in the responses sampled
 
 
 @dataclass

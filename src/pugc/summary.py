@@ -93,6 +93,8 @@ def markdown_report(summary: dict) -> str:
     ]
     lines += [f"| {name} | {number(n_in)} | {number(n_out)} | {dropped} |"
               for name, n_in, n_out, dropped in stage_table(summary["stages"])]
+    if found := personal_data_line(summary):
+        lines += ["", f"- {found}"]
     if summary.get("lengths"):
         lines += ["", "| " + " | ".join(LENGTH_HEADER) + " |", "|---" + "|---:" * (len(LENGTH_HEADER) - 1) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in length_rows(summary["lengths"])]
@@ -176,4 +178,24 @@ def summarize(lineages: list[dict]) -> dict:
         "training": training,
         # documents kept at ingest by licence (input.license_field; empty without one)
         "input_licenses": {name: as_int(n) for name, n in (ingest.get("licenses") or {}).items()},
+        # personal data found by type in each screened stage's text (pugc.personal_data), never the values
+        "personal_data": personal_data_found(stages),
     }
+
+
+def personal_data_found(stages: dict) -> dict[str, dict[str, int]]:
+    """Stage -> values found by type, for the stages that screen (ingest, questions, responses)."""
+    from pugc.personal_data import counts_in
+
+    return {name: found for name, figures in stages.items() if (found := counts_in(figures.get("metrics") or {}))}
+
+
+def personal_data_line(summary: dict) -> str | None:
+    """One line for the console and the report: values found by type per stage (all redacted, dropped or
+    kept as the recipe says)."""
+    found = summary.get("personal_data") or {}
+    if not found:
+        return None
+    parts = [f"{stage} " + (", ".join(f"{kind} {n}" for kind, n in counts.items() if n) or "none")
+             for stage, counts in found.items()]
+    return "personal data found: " + "; ".join(parts)

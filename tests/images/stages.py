@@ -11,6 +11,9 @@ WHY_NO_ENGINE = "runner.stage.LazyEngine imports the engine backends only for a 
 WHY_NO_INGEST = ("pugc.stages imports every stage module, but only ingest_ugc's task (base image) builds the "
                  "near-duplicate filter (pugc.near_duplicates, numpy)")
 WHY_NO_ALPACA_EVAL = "AlpacaEval 2's GLM runs in evaluation_gate's task (base image)"
+WHY_NO_PERSONAL_DATA = ("pugc.stages imports every stage module, but only ingest (base image), instruction_gen and "
+                        "response_sampling (vllm image) screen personal data (phonenumbers); training reads "
+                        "pairs already screened")
 WHY_NO_SCREENS = ("only ingest_ugc's task (base image) and `pugc run`'s checks build the consent and language "
                   "screens (py3langid)")
 
@@ -49,7 +52,8 @@ IMAGES = {
                                                                "pugc.training.trainjob"),
         not_entered={**{backend: WHY_NO_ENGINE + " (dpo_training has none)" for backend in ENGINE_BACKENDS},
                      "pugc.stages.ingest": WHY_NO_INGEST, "pugc.consent": WHY_NO_SCREENS,
-                     "pugc.alpaca_eval_lc": WHY_NO_ALPACA_EVAL},
+                     "pugc.alpaca_eval_lc": WHY_NO_ALPACA_EVAL,
+                     "pugc.personal_data": WHY_NO_PERSONAL_DATA},
     ),
     "vllm": ImageStages(
         "vllm", ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling",

@@ -82,8 +82,8 @@ def test_repaired_lines_are_kept_clean_and_counted(run):
     assert documents["half-emoji"]["text"] == "Pack the tent dry \ufffd or it mildews within a week; air it out at home first."
     assert "\x00" not in documents["control-chars"]["text"] and "\x07" not in documents["control-chars"]["text"]
     assert documents["good-1"]["meta"]["source_line"] == 1  # the byte-order mark cost no record
-    assert summary["stages"]["ingest_ugc"]["metrics"] == {"repaired_control_characters": 1.0,
-                                                          "repaired_lone_surrogates": 1.0}
+    repaired = {k: v for k, v in summary["stages"]["ingest_ugc"]["metrics"].items() if k.startswith("repaired_")}
+    assert repaired == {"repaired_control_characters": 1.0, "repaired_lone_surrogates": 1.0}
 
 
 def test_long_documents_are_cut_to_the_token_budget_and_counted(run):

@@ -9,6 +9,7 @@ from pugc.config import InputConfig, build
 from pugc.consent import Screens
 from pugc.io import JsonlWriter, iter_input_rows
 from pugc.logs import setup_logging
+from pugc.personal_data import count_metrics, found_summary
 from pugc.records import Document
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
         "counts": {"in": counts.input_lines - quarantined, "out": counts.documents, "dropped": dict(sorted(counts.dropped.items()))},
         "input_lines": counts.input_lines, "quarantined": quarantined, "model": None,
         "metrics": {**{f"repaired_{rule}": float(lines) for rule, lines in sorted(counts.repaired.items())},
-                    **{f"language_{code}": float(n) for code, n in sorted(counts.languages.items())}},
+                    **{f"language_{code}": float(n) for code, n in sorted(counts.languages.items())},
+                    **count_metrics(counts.personal_data)},
         "licenses": dict(sorted(counts.licenses.items())),
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
@@ -53,6 +55,7 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
                            f"documents or duplicates and {quarantined} quarantined")
     log.info("ingest: %d lines, %d documents, %d quarantined, %d dropped (%s)", counts.input_lines, counts.documents,
              quarantined, duplicates, ", ".join(f"{r} {n}" for r, n in sorted(counts.dropped.items())) or "none")
+    log.info("ingest: personal data found: %s", found_summary(counts.personal_data))
     return report
 
 

@@ -2,7 +2,8 @@
 
 Every input line ends up in exactly one place: a Document, the quarantine (file, line number, reason code,
 error), or a drop: not consented or not in a kept language (pugc.consent: `license_not_allowed`, `opted_out`,
-`language_not_kept`), or a duplicate (exact, or near-duplicate by MinHash). input_lines = documents +
+`language_not_kept`), holding personal data that `input.personal_data` drops (pugc.personal_data:
+`personal_data`; other values are redacted in the text, or kept, as it says), or a duplicate (exact, or near-duplicate by MinHash). input_lines = documents +
 quarantined + dropped. An input with no valid record, or with more malformed lines than `max_malformed_fraction`,
 stops the run here with `InputError`, before any model loads.
 
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from pugc.config import InputConfig
 from pugc.consent import Screens, licence_of
+from pugc.personal_data import DROP_REASON, PersonalDataScreen
 from pugc.records import Document, Dropped, StageResult, content_id
 from pugc.text import (MAX_NESTING, REPLACEMENT, has_control_characters, nesting_exceeds, repair_surrogates,
                        without_control_characters, without_lone_surrogates)
@@ -116,6 +118,7 @@ class IngestCounts:
         self.examples: list[Quarantined] = []  # the first few malformed lines, for the one-line warning
         self.languages: dict[str, int] = {}  # identified language -> documents (with input.languages)
         self.licenses: Counter = Counter()  # licence -> documents kept (with input.license_field)
+        self.personal_data: Counter = Counter()  # values found by type (pugc.personal_data), never the values
 
 
 EXAMPLES_KEPT = 2
@@ -129,6 +132,7 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
     (pugc.consent), checked before duplicates, so a withdrawn document is never anyone's original. Held in
     memory: the ids and text digests seen, and the near-duplicate index."""
     screens = screens or Screens()
+    personal_data = PersonalDataScreen.for_config(config.personal_data, "input.personal_data")
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
     near = _near_duplicate_index(config)
@@ -158,6 +162,12 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
             counts.dropped[refused[0]] += 1
             yield Dropped(STAGE, refused[0], doc_id, f"{source}:{number}: {refused[1]}", where)
             continue
+        screened = personal_data.screen(text)
+        counts.personal_data.update(screened.found)
+        if screened.drop:
+            counts.dropped[DROP_REASON] += 1
+            yield Dropped(STAGE, DROP_REASON, doc_id, f"{source}:{number}: {screened.drop_detail()}", where)
+            continue
         duplicate = None
         if digest in seen_text:
             duplicate = Dropped(STAGE, "duplicate", doc_id, f"{source}:{number} repeats {seen_text[digest]}", where)
@@ -177,7 +187,7 @@ def stream(rows: Iterable[tuple[str, int, Any, str | None]], config: InputConfig
         counts.documents += 1
         if config.license_field:
             counts.licenses[licence_of(row, config)] += 1
-        yield Document(id=doc_id, text=text, meta=meta)
+        yield Document(id=doc_id, text=screened.text, meta=meta)
 
 
 def _bounded_dump(row: Any) -> str:
