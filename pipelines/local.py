@@ -129,6 +129,7 @@ class ConsoleFilter(io.TextIOBase):
         self.details: dict[str, str] = {}
         self.colour = bool(getattr(console, "isatty", lambda: False)())
         self.since = time.monotonic()
+        self.finished = 0
 
     def write(self, text: str) -> int:
         self.log_file.write(text)
@@ -147,7 +148,10 @@ class ConsoleFilter(io.TextIOBase):
             self._stage_done(self.last_task[done.group(1)])
 
     def _stage_done(self, stage: str) -> None:
-        index = next(i for i, (name, _) in enumerate(self.plan, start=1) if name == stage)
+        # numbered as they finish, so the console counts up: stages that run side by side (export_model and
+        # run_summary) finish in either order
+        self.finished += 1
+        index = self.finished
         now = time.monotonic()
         detail = _readable(self.details.get(settings_of(stage.rpartition(".")[2]), ""))
         self._say(f"[{index}/{len(self.plan)}] {stage_label(stage):<{self.width}} {detail:<52} "

@@ -138,7 +138,8 @@ def _report_gate(summary: dict) -> int:
 
 
 def cmd_runs(args) -> int:
-    """Past runs, newest first: status, pairs, and the evaluation gate once a run has one."""
+    """Past runs, newest first: status, recipe, input, pairs, the evaluation gate once a run has one, and why a
+    run failed (cut to a line; `--full`: whole reasons and input paths)."""
     from pugc.summary import FAILED_MARKER
 
     root = Path(args.output)
@@ -147,25 +148,50 @@ def cmd_runs(args) -> int:
     if not folders:
         print(f"no runs under {root}/")
         return 0
-    rows = [("run", "status", "pairs", "gate", "seconds")] + [_run_row(folder, FAILED_MARKER) for folder in folders]
-    widths = [max(len(row[c]) for row in rows) for c in range(5)]
+    header = ("run", "status", "recipe", "input", "pairs", "gate", "seconds", "reason")
+    rows = [header] + [_run_row(folder, FAILED_MARKER, args.full) for folder in folders]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     return 0
 
 
-def _run_row(folder: Path, failed_marker: str) -> tuple[str, ...]:
+REASON_CHARS = 60  # a failure reason in `pugc runs`, unless --full
+
+
+def _run_row(folder: Path, failed_marker: str, full: bool = False) -> tuple[str, ...]:
+    recipe, input_uri = _run_recipe_and_input(folder)
+    shown_input = input_uri if full or input_uri == "-" else input_uri.rstrip("/").rsplit("/", 1)[-1]
     summary_path = folder / "summary.json"
     if (folder / failed_marker).is_file():
-        reason = (folder / failed_marker).read_text(encoding="utf-8").strip()
-        return folder.name, f"failed: {reason[:60]}", "-", "-", "-"
+        reason = " ".join((folder / failed_marker).read_text(encoding="utf-8").split())
+        if not full and len(reason) > REASON_CHARS:
+            reason = reason[:REASON_CHARS - 1] + "…"
+        return folder.name, "failed", recipe, shown_input, "-", "-", "-", reason
     if not summary_path.is_file():
-        return folder.name, "incomplete", "-", "-", "-"
+        return folder.name, "incomplete", recipe, shown_input, "-", "-", "-", ""
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     gate = ((summary.get("evaluation") or {}).get("gate") or {})
     verdict = "-" if "passed" not in gate else "passed" if gate["passed"] else "failed"
-    return (folder.name, summary.get("status", "succeeded"), str(summary.get("preference_pairs", "-")), verdict,
-            str(round(summary.get("wall_seconds", 0))))
+    reason = gate.get("reason", "") if verdict == "failed" else ""
+    if reason and not full and len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS - 1] + "…"
+    return (folder.name, summary.get("status", "succeeded"), summary.get("recipe") or recipe, shown_input,
+            str(summary.get("preference_pairs", "-")), verdict, str(round(summary.get("wall_seconds", 0))), reason)
+
+
+def _run_recipe_and_input(folder: Path) -> tuple[str, str]:
+    """The recipe's name and input as the run folder's recipe.yaml records them (written at launch, so a run
+    that failed has them too); "-" where it cannot say."""
+    import yaml
+
+    try:
+        recipe = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "-", "-"
+    if not isinstance(recipe, dict):
+        return "-", "-"
+    return str(recipe.get("name") or "-"), str((recipe.get("input") or {}).get("uri") or "-")
 
 
 def cmd_compile(args) -> int:
@@ -456,8 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "input and the task plan; start nothing")
     run.set_defaults(func=cmd_run)
 
-    runs = sub.add_parser("runs", help="list past local runs: status, preference pairs, evaluation gate")
+    runs = sub.add_parser("runs", help="list past local runs: status, recipe, input, preference pairs, evaluation gate")
     runs.add_argument("--output", default="runs", help="the folder runs were written to (default: runs)")
+    runs.add_argument("--full", action="store_true", help="whole failure reasons and input paths")
     runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     runs.set_defaults(func=cmd_runs)
 

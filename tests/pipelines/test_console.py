@@ -41,13 +41,24 @@ def test_plan_folds_merges_and_the_fingerprint_into_their_stage():
 def test_one_line_per_finished_stage_and_no_colour_in_a_pipe():
     lines = filtered(io.StringIO()).splitlines()
     assert lines[0] == "  ! something worth reading"
-    assert lines[1].split() == ["[2/3]", "ugc_filter", "in", "196,", "out", "182,", "dropped", "low_quality=14",
+    assert lines[1].split() == ["[1/3]", "ugc_filter", "in", "196,", "out", "182,", "dropped", "low_quality=14",
                                 lines[1].split()[-1]]
     assert len(lines) == 2 and "\x1b[" not in "".join(lines)
 
 
 def test_colour_on_a_terminal():
-    assert "\x1b[32m[2/3] ugc_filter" in filtered(Terminal())
+    assert "\x1b[32m[1/3] ugc_filter" in filtered(Terminal())
+
+
+def test_stages_are_numbered_as_they_finish_so_the_console_counts_up():
+    """run_summary may finish before export_model (they run side by side): the count still goes up."""
+    plan = [("export_model", ["export-model"]), ("run_summary", ["run-summary"])]
+    console = io.StringIO()
+    ConsoleFilter(io.StringIO(), console, plan).write(
+        "04:40:01.100 - INFO - Task 'run-summary' finished with status SUCCESS\n"
+        "04:40:02.100 - INFO - Task 'export-model' finished with status SUCCESS\n")
+    assert [line.split()[:2] for line in console.getvalue().splitlines()] == [
+        ["[1/2]", "run_summary"], ["[2/2]", "export_model"]]
 
 
 ROUND_OUTPUT = """\
