@@ -192,7 +192,8 @@ def test_the_trained_model_is_judged_against_its_starting_policy_on_held_out_que
     assert evaluation["self_judged"] is True
     assert evaluation["gate"] == {"passed": True,
                                   "reason": f"win_rate {evaluation['win_rate']:.3f} >= 0.0; {SELF_JUDGED}",
-                                  "thresholds": {"min_win_rate": 0.0, "min_lc_win_rate": None}}
+                                  "thresholds": {"min_win_rate": 0.0, "min_lc_win_rate": None,
+                                                 "min_alpaca_eval_lc_win_rate": None, "min_mt_bench": None}}
     trained_on = {p["instruction_id"] for p in rows(run_dir / "preference_pairs.jsonl")}
     assert trained_on and not trained_on & {r["id"] for r in judged}  # held-out questions are never trained on
     assert all(r["doc_id"] and r["trained"] != r["baseline"] for r in judged[:3])
