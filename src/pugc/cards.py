@@ -232,3 +232,15 @@ def dataset_card(summary: dict, run_id: str) -> str:
              *_table(["stage", "in", "out", "dropped"], [list(row) for row in stage_table(stages)]),
              "", "## Licences", "", *_licence_lines(summary)]
     return "\n".join(lines) + "\n"
+
+
+def write_cards(summary: dict, training_section: dict, handoff: dict, output_uri: str, model_card_path: str,
+                dataset_card_path: str) -> str:
+    """Both cards as files (the run_summary task's Markdown outputs); `output_uri`: one of the task's output
+    URIs, which names the run. Returns the run id."""
+    from pathlib import Path
+
+    run_id = run_id_of(output_uri)
+    Path(model_card_path).write_text(model_card(summary, training_section, handoff, run_id), encoding="utf-8")
+    Path(dataset_card_path).write_text(dataset_card(summary, run_id), encoding="utf-8")
+    return run_id
