@@ -11,18 +11,22 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 held_out_split_dropped: Input[Dataset], response_sampling_dropped: Input[Dataset],
                 reward_scoring_dropped: Input[Dataset], preference_pairs_dropped: Input[Dataset],
                 training_report: Input[Artifact], evaluate_dropped: Input[Dataset], evaluation: Input[Artifact],
-                recipe_digest: str,
+                recipe_digest: str, dpo_training_config: dict, handoff_config: dict,
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
-                summary_report: Output[HTML], rounds: Input[Artifact] = None,
+                summary_report: Output[HTML], model_card: Output[Markdown], dataset_card: Output[Markdown],
+                rounds: Input[Artifact] = None,
                 rounds_dropped: Input[Dataset] = None, safety: Input[Artifact] = None,
                 safety_eval_dropped: Input[Dataset] = None):
     """Where every input line went: the run's accounting, one file of every drop, and a readable report
     (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate.
     With several rounds, `rounds` and `rounds_dropped` (the last round's report) hold every round's figures and
-    drops; the round stages' own inputs are then the last round's."""
+    drops; the round stages' own inputs are then the last round's. It also writes the model card and the
+    pairs' dataset card (README.md with the Hub's metadata): this task alone sees every stage's drops, the
+    licences, the training and the evaluation with its gate; export_model puts the model card in the export."""
+    from pugc.cards import write_cards
     from pugc.summary import write_run_summary
 
-    write_run_summary(
+    figures = write_run_summary(
         stage_artifacts=[duplicates, ugc_filter_dropped, safety_screen_dropped, instruction_gen_dropped, relevance_filter_dropped,
                          held_out_split_dropped, response_sampling_dropped, reward_scoring_dropped,
                          preference_pairs_dropped, training_report, evaluate_dropped],
@@ -31,3 +35,4 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
         rounds_path=rounds.path if rounds else None, rounds_dropped_path=rounds_dropped.path if rounds_dropped else None,
         safety_path=safety.path if safety else None, safety_artifacts=[safety_eval_dropped] if safety_eval_dropped else [],
     )
+    write_cards(figures, dpo_training_config, handoff_config, model_card.uri, model_card.path, dataset_card.path)

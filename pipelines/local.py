@@ -255,6 +255,8 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     shutil.copyfile(outputs["preference_pairs"].path, run_dir / "preference_pairs.jsonl")
     shutil.copyfile(outputs["rejected"].path, run_dir / "rejected.jsonl")
     os.replace(outputs["dpo_model"].path, run_dir / "model")  # moved, not copied: checkpoints can be large
+    shutil.copyfile(outputs["model_card"].path, run_dir / "model" / "README.md")  # the card goes with the model
+    shutil.copyfile(outputs["dataset_card"].path, run_dir / "preference_pairs.md")
     pipeline_summary = json.loads(Path(outputs["summary"].path).read_text())
     summary = {
         "run_id": run_id,

@@ -10,6 +10,8 @@
   and a missing Secret (the reference is not optional) blocks only the tasks that need it;
 - GPU tasks: accelerator type and count (a Kubernetes resource name for KFP, an enum name for Vertex),
   retries with exponential backoff; on KFP also node selector, tolerations and timeout;
+- hand-off tasks (pugc.handoff): on KFP the Hub token (handoff.hub.token_secret) as HF_TOKEN on upload_to_hub
+  and the Model Registry token (handoff.model_registry.token_secret) on register_model, each on its task alone;
 - caching as the recipe says, except `input_fingerprint`, which always runs: it reads what the input URI
   holds now, and ingest takes it as a parameter, so new files under an unchanged URI miss the cache from
   ingest on (a recurring run's parameters are fixed when it is scheduled, so this must happen at run time).
@@ -18,7 +20,7 @@ Vertex AI cannot load kfp-kubernetes settings, so the `vertex` target leaves the
 """
 from __future__ import annotations
 
-from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, ResourceSpec
+from pugc.config import ClusterConfig, EngineConfig, EnginesConfig, HandoffConfig, ResourceSpec
 
 TARGETS = ("kfp", "vertex")
 MODEL_TASKS = ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling", "reward_scoring",
@@ -38,7 +40,7 @@ def settings_of(task_key: str) -> str:
 
 
 def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp",
-                   engines: EnginesConfig | None = None) -> None:
+                   engines: EnginesConfig | None = None, handoff: HandoffConfig | None = None) -> None:
     if target not in TARGETS:
         raise ValueError(f"compile target {target!r} is not one of {', '.join(TARGETS)}")
     for key, task in tasks.items():
@@ -58,6 +60,20 @@ def apply_platform(cluster: ClusterConfig, tasks: dict, target: str = "kfp",
             _openai_key(task, cluster, openai_engine_of(name, engines))
         if spec.accelerator_count > 0:
             _gpu_task(task, cluster, spec, target)
+        if target == "kfp" and handoff is not None:
+            _handoff_token(task, name, handoff)
+
+
+def _handoff_token(task, name: str, handoff: HandoffConfig) -> None:
+    from kfp import kubernetes
+
+    from pugc.handoff import HUB_TOKEN_ENV, REGISTRY_TOKEN_ENV
+
+    if name == "upload_to_hub" and handoff.hub is not None:
+        kubernetes.use_secret_as_env(task, handoff.hub.token_secret, {handoff.hub.token_secret_key: HUB_TOKEN_ENV})
+    registry = handoff.model_registry
+    if name == "register_model" and registry is not None and registry.token_secret:
+        kubernetes.use_secret_as_env(task, registry.token_secret, {registry.token_secret_key: REGISTRY_TOKEN_ENV})
 
 
 def _compute(task, spec: ResourceSpec) -> None:

@@ -1,5 +1,6 @@
 """The PUGC DAG. It reads like the method: filter UGC (and screen it for safety), ask questions, keep relevant ones (holding some out for
-evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate.
+evaluation), sample, judge, pair, train; then evaluate against the baseline and export only past the gate, with
+the model card, then hand the model on (Model Registry, the Hub, a KServe endpoint) as the recipe asks.
 
 With `rounds: R` > 1 (online iterative training) the training questions are split into R parts and each round
 samples with the previous round's model and trains on from it; every round is a sub-pipeline (`round-r`, its
@@ -13,7 +14,7 @@ and applies the recipe's per-stage resources to the tasks, so what `pugc compile
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model
 
 from pugc.components.dpo_training import dpo_training
 from pugc.components.evaluate import evaluate
@@ -25,6 +26,7 @@ from pugc.components.input_fingerprint import input_fingerprint
 from pugc.components.merge_shards import merge_shards
 from pugc.components.instruction_gen import instruction_gen
 from pugc.components.preference_pairs import preference_pairs
+from pugc.components.register_model import register_model
 from pugc.components.relevance_filter import relevance_filter
 from pugc.components.response_sampling import response_sampling
 from pugc.components.round_report import round_report
@@ -33,7 +35,9 @@ from pugc.components.reward_scoring import reward_scoring
 from pugc.components.run_summary import run_summary
 from pugc.components.safety_eval import safety_eval
 from pugc.components.safety_screen import safety_screen
+from pugc.components.serve_model import serve_model
 from pugc.components.ugc_filter import ugc_filter
+from pugc.components.upload_to_hub import upload_to_hub
 from pugc.config import Recipe
 from pugc.components import images
 from pugc.pipelines.platform import (PREVIOUS_ROUND, apply_platform, custom_job_inputs, task_component,
@@ -43,7 +47,7 @@ PIPELINE_NAME = "pugc"
 
 Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset,
                      pairs_report=HTML, loss_curve=HTML, summary_report=HTML, evaluation=Artifact,
-                     evaluation_report=HTML, judged=Dataset)
+                     evaluation_report=HTML, judged=Dataset, model_card=Markdown, dataset_card=Markdown)
 
 
 def fan_out(recipe: Recipe, target: str, stage: str, component, source: dict, output: str, tasks: dict,
@@ -201,6 +205,7 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         preference_pairs_config: dict = sections["preference_pairs"],
         dpo_training_config: dict = recipe.training_section(),
         evaluation_config: dict = sections["evaluation"],
+        handoff_config: dict = sections["handoff"],
         runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER)},
         recipe_digest: str = recipe.digest(),
         # Vertex AI: the Google service account GPU tasks (custom jobs) run as; `pugc submit` passes the one the
@@ -269,15 +274,6 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
                                                              engines=engines, runtime=runtime,
                                                              recipe_digest=recipe_digest)
             safety = dict(safety=safety_task.outputs["safety"], safety_eval_dropped=safety_task.outputs["dropped"])
-        with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
-            if safety:  # nor one that got less safe
-                with dsl.If(safety_task.outputs["Output"] == "passed", name="safety-passed"):
-                    tasks["export_model"] = export_model(model_uri=last["model_uri"],
-                                                         evaluation=gate.outputs["evaluation"],
-                                                         config=dpo_training_config)
-            else:
-                tasks["export_model"] = export_model(model_uri=last["model_uri"], evaluation=gate.outputs["evaluation"],
-                                                     config=dpo_training_config)
         run_summary_task = tasks["run_summary"] = run_summary(
             quarantine=ingest_ugc_task.outputs["quarantine"], duplicates=ingest_ugc_task.outputs["dropped"],
             ugc_filter_dropped=ugc_filter_task.outputs["dropped"],
@@ -289,10 +285,34 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
-            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report, **safety)
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest,
+            dpo_training_config=dpo_training_config, handoff_config=handoff_config, **report, **safety)
+        cards = dict(model_card=run_summary_task.outputs["model_card"],
+                     dataset_card=run_summary_task.outputs["dataset_card"])
+
+        def export_and_hand_off():
+            """The export, then the hand-off the recipe asks for (handoff:), each on the exported copy."""
+            export = tasks["export_model"] = export_model(model_uri=last["model_uri"],
+                                                          evaluation=gate.outputs["evaluation"],
+                                                          model_card=cards["model_card"], config=dpo_training_config)
+            exported = export.outputs["exported"]
+            if recipe.handoff.model_registry is not None:
+                tasks["register_model"] = register_model(exported=exported, config=handoff_config)
+            if recipe.handoff.hub is not None:
+                tasks["upload_to_hub"] = upload_to_hub(exported=exported, preference_pairs=last["preference_pairs"],
+                                                       config=handoff_config, **cards)
+            if recipe.handoff.kserve is not None:
+                tasks["serve_model"] = serve_model(exported=exported, config=handoff_config)
+
+        with dsl.If(gate.outputs["Output"] == "passed", name="gate-passed"):  # a model that loses is never exported
+            if safety:  # nor one that got less safe
+                with dsl.If(safety_task.outputs["Output"] == "passed", name="safety-passed"):
+                    export_and_hand_off()
+            else:
+                export_and_hand_off()
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
-                       recipe.engines)
+                       recipe.engines, recipe.handoff)
         if task_names is not None:
             for key, task in tasks.items():  # a round's tasks by `round_<r>.<key>`, named `<round task>/<task>`
                 inner = round_tasks.get(int(key.removeprefix("round_"))) if key.startswith("round_") else None
@@ -301,6 +321,6 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         return Outputs(summary=run_summary_task.outputs["summary"], rejected=run_summary_task.outputs["rejected"],
                        summary_report=run_summary_task.outputs["summary_report"],
                        evaluation=gate.outputs["evaluation"], evaluation_report=gate.outputs["evaluation_report"],
-                       **{name: last[name] for name in ROUND_OUTPUTS})
+                       **cards, **{name: last[name] for name in ROUND_OUTPUTS})
 
     return pugc_pipeline

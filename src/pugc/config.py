@@ -43,6 +43,8 @@ LLM_STAGES = STAGES[:6]  # fanned out over shards, each followed by a `<stage>_m
 AUX_TASKS = ("input_fingerprint", "ingest_ugc", "run_summary") + tuple(f"{stage}_merge" for stage in LLM_STAGES)
 # Evaluation tasks (pugc.evaluation): held-out split, the evaluate fan-out and its merge, the gate, the export.
 EVALUATION_TASKS = ("held_out_split", "evaluate", "evaluate_merge", "evaluation_gate", "export_model", "safety_eval")
+# After the export, under the same gate (pugc.handoff): each runs when its handoff section is set.
+HANDOFF_TASKS = ("register_model", "upload_to_hub", "serve_model")
 VerdictMode = Literal["sampled", "expected"]
 
 
@@ -563,7 +565,7 @@ class EvaluationConfig(SamplingConfig):
 # ----------------------------------------------------------------------------------------------- cluster
 Quantity = Optional[Union[Str, Int, Float]]  # a Kubernetes quantity: "500m", 2, "16Gi"
 # The tasks `cluster.resources` may name (a misspelt one is an unknown key, with a did-you-mean)
-ResourceTask = Literal[STAGES + AUX_TASKS + EVALUATION_TASKS]
+ResourceTask = Literal[STAGES + AUX_TASKS + EVALUATION_TASKS + HANDOFF_TASKS]
 
 
 @dataclass
@@ -705,6 +707,78 @@ class ClusterConfig:
         return spec.shards if spec and spec.shards is not None else self.shards
 
 
+# ----------------------------------------------------------------------------------------------- handoff
+@dataclass
+class ModelRegistryConfig:
+    """Register the exported model in Kubeflow Model Registry (its REST API): a registered model, a version
+    per run, and a model artifact whose URI is dpo_training.export_uri and whose custom properties are the
+    evaluation's figures."""
+
+    server_address: Str  # e.g. http://model-registry-service.kubeflow.svc.cluster.local
+    port: integer(ge=1, le=65535) = 8080
+    model_name: Str = "pugc-dpo"
+    author: Str = "pugc"
+    # A Kubernetes Secret holding a bearer token for the registry (None: the registry asks for none)
+    token_secret: Optional[Str] = None
+    token_secret_key: Str = "token"
+
+
+@dataclass
+class HubConfig:
+    """Upload the exported model, with its card, to the Hugging Face Hub; the token (write access) comes from a
+    Kubernetes Secret as HF_TOKEN on the upload task alone."""
+
+    repo_id: Str  # owner/name of the model repository (created when missing)
+    token_secret: Str  # name of the Kubernetes Secret
+    token_secret_key: Str = "token"
+    private: Bool = True
+    # owner/name of a dataset repository for the preference pairs and their card (None: the pairs stay home)
+    dataset_repo_id: Optional[Str] = None
+
+
+@dataclass
+class KServeConfig:
+    """A KServe InferenceService serving the exported model with vLLM: rendered and validated on every run
+    that passes the gate, created on the cluster only with `apply: true`."""
+
+    name: Str  # the InferenceService's name (a DNS label)
+    namespace: Str
+    # None: KServe's Hugging Face runtime (modelFormat huggingface, vLLM backend); an image: a custom container
+    # running `vllm serve` on the model KServe's storage initializer downloads to /mnt/models
+    runtime_image: Optional[Str] = None
+    gpu: Count = 1
+    gpu_resource: Str = "nvidia.com/gpu"
+    cpu: Str = "4"
+    memory: Str = "32Gi"
+    max_model_len: Optional[Count] = None
+    # the share of traffic a new revision of an existing InferenceService gets (KServe's canary rollout)
+    canary_traffic_percent: Optional[integer(ge=0, le=100)] = None
+    service_account: Optional[Str] = None  # one that may read the export bucket
+    apply: Bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            raise ValueError(f"{name!r} is not a DNS label (lower-case letters, digits and -, starting with a "
+                             "letter, at most 63 characters)")
+        return name
+
+
+@dataclass
+class HandoffConfig:
+    """What happens to a model that passed the gate, after the export (each None = off)."""
+
+    license: Optional[Str] = None  # the model card's `license` (a Hub licence id); None: "other"
+    model_registry: Optional[ModelRegistryConfig] = None
+    hub: Optional[HubConfig] = None
+    kserve: Optional[KServeConfig] = None
+
+    @property
+    def any(self) -> bool:
+        return any((self.model_registry, self.hub, self.kserve))
+
+
 # ------------------------------------------------------------------------------------------------ recipe
 @dataclass
 class Recipe:
@@ -725,6 +799,7 @@ class Recipe:
     preference_pairs: PreferencePairsConfig = field(default_factory=PreferencePairsConfig)
     dpo_training: DPOTrainingConfig = field(default_factory=DPOTrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
@@ -739,6 +814,14 @@ class Recipe:
             # A TrainJob's pods read the pipeline root, not the previous round's model mounted in the launcher pod.
             raise KeyProblem("rounds > 1 trains on one node: cluster.resources.dpo_training.nodes > 1 (a TrainJob) "
                              "cannot yet start from the previous round's model")
+        return self
+
+    @model_validator(mode="after")
+    def _handoff_needs_an_export(self) -> "Recipe":
+        wanted = [key for key in ("model_registry", "hub", "kserve") if getattr(self.handoff, key) is not None]
+        if wanted and not self.dpo_training.export_uri:
+            raise KeyProblem(f"handoff.{wanted[0]} hands on the exported model: set dpo_training.export_uri "
+                             "(gs://...) too")
         return self
 
     @model_validator(mode="after")

@@ -231,10 +231,10 @@ def gate_line(summary: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- export
-def run_export(model_uri: str, section: dict) -> dict:
+def run_export(model_uri: str, section: dict, model_card_path: str | None = None) -> dict:
     """Copy the gated model (its gs:// URI on a cluster, a local folder in a local run) to
-    `dpo_training.export_uri` (gs://); without one there is nothing to do. The section was validated when the
-    recipe loaded; only its export_uri is read (no TRL on a CPU image)."""
+    `dpo_training.export_uri` (gs://), with the model card as its README.md; without one there is nothing to
+    do. The section was validated when the recipe loaded; only its export_uri is read (no TRL on a CPU image)."""
     setup_logging()
     export_uri = section.get("export_uri") or ""
     if not export_uri:
@@ -242,6 +242,8 @@ def run_export(model_uri: str, section: dict) -> dict:
         return {"export_uri": ""}
     from pugc.gcs import copy_model, export_model, is_gcs
 
-    exported = copy_model(model_uri, export_uri) if is_gcs(model_uri) else export_model(model_uri, export_uri)
+    card = {"README.md": Path(model_card_path).read_bytes()} if model_card_path else {}
+    exported = (copy_model(model_uri, export_uri, extra_files=card) if is_gcs(model_uri)
+                else export_model(model_uri, export_uri, extra_files=card))
     log.info("export_model: %d files to %s", exported["files"], exported["uri"])
     return {"export_uri": exported["uri"], "files": exported["files"]}

@@ -151,8 +151,9 @@ def upload_file(path: Path, uri: str, state_dir: Path, chunk_size: int = CHUNK_S
 
 
 def export_model(local_dir: str | Path, uri: str, chunk_size: int = CHUNK_SIZE,
-                 stop_after_files: int | None = None) -> dict:
-    """Upload a model folder to gs://; marker removed first, written last. Returns what was uploaded."""
+                 stop_after_files: int | None = None, extra_files: dict[str, bytes] | None = None) -> dict:
+    """Upload a model folder to gs://; marker removed first, written last. Returns what was uploaded.
+    `extra_files` (name -> content, such as the model card's README.md) join the folder's, before the marker."""
     local_dir = Path(local_dir)
     base = uri.rstrip("/")
     marker = blob(f"{base}/{MARKER}")
@@ -172,13 +173,25 @@ def export_model(local_dir: str | Path, uri: str, chunk_size: int = CHUNK_SIZE,
                 skipped.append(name)
                 continue
         uploaded.append(upload_file(path, f"{base}/{name}", path.parent, chunk_size))
+    manifest.update(_upload_extra(base, extra_files))
     marker.upload_from_string(json.dumps({"files": manifest, "completed_at": time.time()}, indent=2),
                               content_type="application/json")
     log.info("exported %d files to %s (%d already there)", len(uploaded), uri, len(skipped))
-    return {"uri": uri, "uploaded": uploaded, "skipped": skipped, "files": len(files)}
+    return {"uri": uri, "uploaded": uploaded, "skipped": skipped, "files": len(manifest)}
 
 
-def copy_model(source_uri: str, uri: str) -> dict:
+def _upload_extra(base: str, extra_files: dict[str, bytes] | None) -> dict:
+    """Write small files beside a model's (they replace a source file of the same name); their manifest rows."""
+    manifest = {}
+    for name, content in (extra_files or {}).items():
+        target = blob(f"{base}/{name}")
+        target.upload_from_string(content)
+        target.reload()
+        manifest[name] = {"size": target.size, "md5": target.md5_hash}
+    return manifest
+
+
+def copy_model(source_uri: str, uri: str, extra_files: dict[str, bytes] | None = None) -> dict:
     """Copy a model folder from one gs:// prefix to another inside Cloud Storage (rewrite: nothing passes
     through this machine); files already there with the same size and MD5 are skipped, so a retry resumes.
     Marker removed first, written last, with the same manifest `export_model` writes."""
@@ -205,6 +218,7 @@ def copy_model(source_uri: str, uri: str) -> dict:
         copied.append(name)
     if not manifest:
         raise FileNotFoundError(f"{source_uri}: no model files to export")
+    manifest.update(_upload_extra(base, extra_files))
     marker.upload_from_string(json.dumps({"files": manifest, "completed_at": time.time()}, indent=2),
                               content_type="application/json")
     log.info("exported %d files to %s within Cloud Storage (%d already there)", len(copied), uri, len(skipped))

@@ -40,7 +40,7 @@ class ImageStages:
 IMAGES = {
     "base": ImageStages(
         "base", ("input_fingerprint", "ingest_ugc", "merge_shards", "held_out_split", "preference_pairs",
-                 "evaluation_gate", "export_model", "run_summary"),
+                 "evaluation_gate", "export_model", "run_summary", "register_model", "upload_to_hub", "serve_model"),
         not_entered={
             **{backend: WHY_NO_ENGINE + " (preference_pairs has none)" for backend in ENGINE_BACKENDS},
             "pugc.training": "runner.training.run_training and config's DPO section check: dpo_training's task only",

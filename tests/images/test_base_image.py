@@ -63,7 +63,9 @@ def test_pugc_comes_from_this_clone(base_env, pugc_site):
 
 @pytest.fixture(scope="module")
 def compiled_spec(tmp_path_factory) -> dict:
-    path = compile_pipeline(load_recipe("tiny"), tmp_path_factory.mktemp("compiled") / "pugc.yaml")
+    handoff = ["dpo_training.export_uri=gs://b/exported", "handoff.model_registry={server_address: http://mr}",
+               "handoff.hub={repo_id: me/m, token_secret: hub}", "handoff.kserve={name: m, namespace: models}"]
+    path = compile_pipeline(load_recipe("tiny", handoff), tmp_path_factory.mktemp("compiled") / "pugc.yaml")
     return next(yaml.safe_load_all(path.read_text()))
 
 

@@ -201,6 +201,20 @@ def test_the_trained_model_is_judged_against_its_starting_policy_on_held_out_que
     assert "Evaluation: trained vs baseline" in (run_dir / "reports" / "evaluation_report.html").read_text()
 
 
+def test_the_model_and_the_pairs_carry_cards_the_hub_parser_reads(run):
+    from huggingface_hub import DatasetCard, ModelCard
+
+    _, run_dir, summary = run
+    model = ModelCard.load(run_dir / "model" / "README.md")
+    assert model.data.base_model == summary["training"]["base_model"]
+    assert model.data.to_dict()["pugc"]["gate"]["passed"] is True
+    assert {r.metric_type: r.metric_value for r in model.data.eval_results}["win_rate"] == pytest.approx(
+        summary["evaluation"]["win_rate"])
+    pairs = DatasetCard.load(run_dir / "preference_pairs.md")
+    assert pairs.data.to_dict()["pugc"]["preference_pairs"] == summary["preference_pairs"]
+    assert list(run_dir.glob("artifacts/*/run-summary/model_card"))  # also the task's Markdown artifacts
+
+
 def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sample_slice):
     console = io.StringIO()
     with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):

@@ -80,7 +80,9 @@ def test_text_field_flag_passes_the_check_and_dry_run_prints_the_plan(files, tmp
     assert "body.jsonl, 0.00 MB; fields in the first 2 records: body, ref" in out  # the input summary
     assert "# task plan: 14 stages" in out and "2/14 ugc_filter (1 shard(s), then merged): ugc-filter, merge-shards" in out
     assert "3/14 safety_screen (1 shard(s), then merged): safety-screen, merge-shards-2" in out
-    assert "12/14 evaluation_gate: evaluation-gate" in out and "13/14 export_model: export-model" in out
+    # the export waits on run_summary, whose model card it writes into the export
+    assert "12/14 evaluation_gate: evaluation-gate" in out and "13/14 run_summary: run-summary" in out
+    assert "14/14 export_model: export-model" in out
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
