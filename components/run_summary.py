@@ -15,11 +15,12 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
                 summary: Output[Artifact], rejected: Output[Dataset], report: Output[Markdown],
                 summary_report: Output[HTML], rounds: Input[Artifact] = None,
                 rounds_dropped: Input[Dataset] = None, safety: Input[Artifact] = None,
-                safety_eval_dropped: Input[Dataset] = None):
+                safety_eval_dropped: Input[Dataset] = None, cost_settings: dict = {}):
     """Where every input line went: the run's accounting, one file of every drop, and a readable report
     (Markdown, and the HTML page a local run's reports/run_summary.html shows), with the evaluation and gate.
     With several rounds, `rounds` and `rounds_dropped` (the last round's report) hold every round's figures and
-    drops; the round stages' own inputs are then the last round's."""
+    drops; the round stages' own inputs are then the last round's. `cost_settings`: the recipe's cluster and
+    engines sections, for the summary's GPU-hours, tokens and cost."""
     from pugc.summary import write_run_summary
 
     write_run_summary(
@@ -30,4 +31,5 @@ def run_summary(quarantine: Input[Dataset], duplicates: Input[Dataset], ugc_filt
         summary_path=summary.path, rejected_path=rejected.path, report_path=report.path, html_path=summary_report.path,
         rounds_path=rounds.path if rounds else None, rounds_dropped_path=rounds_dropped.path if rounds_dropped else None,
         safety_path=safety.path if safety else None, safety_artifacts=[safety_eval_dropped] if safety_eval_dropped else [],
+        cost_settings=cost_settings,
     )

@@ -289,7 +289,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             reward_scoring_dropped=last["reward_scoring_dropped"],
             preference_pairs_dropped=last["preference_pairs_dropped"],
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
-            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report, **safety)
+            evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest, **report, **safety,
+            cost_settings={"cluster": sections["cluster"], "engines": sections["engines"]})
 
         apply_platform(recipe.cluster, {k: t for k, t in tasks.items() if not k.startswith("round_")}, target,
                        recipe.engines)

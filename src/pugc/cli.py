@@ -49,6 +49,41 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-root", help="gs://bucket/prefix for artifacts (default: the recipe's cluster.pipeline_root)")
 
 
+def _estimate_args(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--estimate-documents", type=int, metavar="N", help=text)
+
+
+def _print_estimate(recipe, documents: int) -> None:
+    from pugc.cost import estimate_lines
+
+    print("\n".join(f"# {line}" for line in estimate_lines(recipe, documents)))
+
+
+def _input_lines(input_summary) -> int:
+    """Lines of the local input files (what ingest reads; blank and malformed ones included: an upper bound)."""
+    count = 0
+    for path in input_summary.files:
+        if str(path).endswith((".jsonl", ".json")):
+            with open(path, "rb") as handle:
+                count += sum(1 for line in handle if line.strip())
+    return count
+
+
+def _print_cost(summary: dict) -> None:
+    from pugc.summary import COST_HEADER, cost_rows, cost_sentence
+
+    if not summary.get("cost"):
+        return
+    rows = [COST_HEADER] + cost_rows(summary["cost"])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(COST_HEADER))]
+    print()
+    for number, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
+        if number == 0:
+            print("  ".join("-" * w for w in widths))
+    print(cost_sentence(summary["cost"]))
+
+
 def _print_table(summary: dict) -> None:
     from pugc.summary import stage_table
 
@@ -81,11 +116,12 @@ def cmd_run(args) -> int:
     recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds
     recipe = dataclasses.replace(recipe, input=dataclasses.replace(recipe.input, opt_out=opt_out))
     if args.dry_run:
-        return _print_plan(recipe, input_uri, input_summary, models)
+        documents = args.estimate_documents if args.estimate_documents is not None else _input_lines(input_summary)
+        return _print_plan(recipe, input_uri, input_summary, models, documents)
     return _run(args, recipe, input_uri, started)
 
 
-def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
+def _print_plan(recipe, input_uri: str, input_summary, models: dict, documents: int) -> int:
     from pugc.config import dump_recipe
     from pugc.pipelines.local import task_plan, with_input
 
@@ -100,6 +136,7 @@ def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
         name = stage.rpartition(".")[2]  # a round's stage: `round_2.response_sampling`
         shards = f" ({recipe.cluster.shards_for(name)} shard(s), then merged)" if name in LLM_STAGES else ""
         print(f"#   {index}/{len(plan)} {stage}{shards}: {', '.join(tasks)}")
+    _print_estimate(recipe, documents)
     print("# dry run: nothing was started")
     return 0
 
@@ -119,6 +156,7 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
         raise KeyboardInterrupt(f"{run_dir} is marked FAILED") from None
     print()
     _print_table(summary)
+    _print_cost(summary)
     print(f"{summary['input_lines']} input lines ({summary['quarantined']} quarantined) -> "
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")
@@ -176,6 +214,8 @@ def cmd_compile(args) -> int:
     path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
     backend = f", Kubeflow Pipelines {recipe.cluster.kfp_version}" if args.target == "kfp" else ""
     print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target}{backend} to {path}")
+    if args.estimate_documents is not None:
+        _print_estimate(recipe, args.estimate_documents)
     return 0
 
 
@@ -450,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="runs", help="folder that receives runs/<run_id>/ (default: runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time, recipe and digest)")
     run.add_argument("--dry-run", action="store_true", help="check everything and print the resolved recipe, the "
-                     "input and the task plan; start nothing")
+                     "input, the task plan and a cost estimate; start nothing")
+    _estimate_args(run, "documents the dry run's estimate is for (default: the input's lines)")
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="list past local runs: status, preference pairs, evaluation gate")
@@ -462,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_args(comp)
     comp.add_argument("-o", "--output", default="pugc.yaml")
     _target_args(comp)
+    _estimate_args(comp, "also print a cost estimate for this many input documents")
     comp.set_defaults(func=cmd_compile)
 
     sub_ = sub.add_parser("submit", help="compile and submit a run (or a recurring run) to Kubeflow or Vertex AI")
