@@ -69,31 +69,31 @@ def _input_lines(input_summary) -> int:
     return count
 
 
-def _print_cost(summary: dict) -> None:
-    from pugc.summary import COST_HEADER, cost_rows, cost_sentence
-
-    if not summary.get("cost"):
-        return
-    rows = [COST_HEADER] + cost_rows(summary["cost"])
-    widths = [max(len(row[c]) for row in rows) for c in range(len(COST_HEADER))]
-    print()
-    for number, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
-        if number == 0:
-            print("  ".join("-" * w for w in widths))
-    print(cost_sentence(summary["cost"]))
-
-
 def _print_table(summary: dict) -> None:
-    from pugc.summary import stage_table
+    """The closing table: each stage's counts and, from the summary's cost block, its seconds (summed over
+    shards), GPU-hours (a local run's: 0, what the recipe's resources would hold in brackets) and tokens."""
+    from pugc.summary import cost_sentence, stage_table
 
-    rows = [("stage", "in", "out", "dropped")] + [(n, str(i), str(o), d) for n, i, o, d in stage_table(summary["stages"])]
-    widths = [max(len(str(r[c])) for r in rows) for c in range(4)]
+    cost = (summary.get("cost") or {}).get("stages", {})
+    local = (summary.get("cost") or {}).get("where") == "local"
+
+    def figures(name: str) -> tuple[str, str, str]:
+        entry = cost.get(name)
+        if entry is None:
+            return "-", "-", "-"
+        hours = f"0 ({entry['would_be_gpu_hours']:.3g})" if local else f"{entry['gpu_hours']:.3g}"
+        return f"{entry['task_seconds']:.1f}", hours, f"{entry['tokens_in'] + entry['tokens_out']:,}"
+
+    header = ("stage", "in", "out", "seconds", "GPU-hours" + (" (would be)" if local else ""), "tokens", "dropped")
+    rows = [header] + [(n, str(i), str(o), *figures(n), d) for n, i, o, d in stage_table(summary["stages"])]
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
     for number, row in enumerate(rows):
-        print("  ".join(str(cell).ljust(w) if c in (0, 3) else str(cell).rjust(w)
+        print("  ".join(str(cell).ljust(w) if c in (0, len(header) - 1) else str(cell).rjust(w)
                         for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if number == 0:
             print("  ".join("-" * w for w in widths))
+    if summary.get("cost"):
+        print(cost_sentence(summary["cost"]))
 
 
 def cmd_run(args) -> int:
@@ -156,7 +156,6 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
         raise KeyboardInterrupt(f"{run_dir} is marked FAILED") from None
     print()
     _print_table(summary)
-    _print_cost(summary)
     print(f"{summary['input_lines']} input lines ({summary['quarantined']} quarantined) -> "
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")
