@@ -267,6 +267,10 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
         "input_uri": input_uri,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
+    from pugc.cost import account
+
+    # the local runner held no accelerator: 0 GPU-hours, and what the recipe's resources would have held
+    summary["cost"] = account(recipe, summary["stages"], summary["preference_pairs"], local=True)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.copyfile(outputs["judged"].path, run_dir / "evaluation.jsonl")
     write_reports(run_dir / "reports", summary, {"pairs_report": outputs["pairs_report"].path,

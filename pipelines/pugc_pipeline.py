@@ -286,7 +286,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             preference_pairs_dropped=last["preference_pairs_dropped"],
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
             evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest,
-            dpo_training_config=dpo_training_config, handoff_config=handoff_config, **report, **safety)
+            dpo_training_config=dpo_training_config, handoff_config=handoff_config, **report, **safety,
+            cost_settings={"cluster": sections["cluster"], "engines": sections["engines"]})
         cards = dict(model_card=run_summary_task.outputs["model_card"],
                      dataset_card=run_summary_task.outputs["dataset_card"])
 

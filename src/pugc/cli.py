@@ -49,16 +49,51 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-root", help="gs://bucket/prefix for artifacts (default: the recipe's cluster.pipeline_root)")
 
 
-def _print_table(summary: dict) -> None:
-    from pugc.summary import stage_table
+def _estimate_args(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--estimate-documents", type=int, metavar="N", help=text)
 
-    rows = [("stage", "in", "out", "dropped")] + [(n, str(i), str(o), d) for n, i, o, d in stage_table(summary["stages"])]
-    widths = [max(len(str(r[c])) for r in rows) for c in range(4)]
+
+def _print_estimate(recipe, documents: int) -> None:
+    from pugc.cost import estimate_lines
+
+    print("\n".join(f"# {line}" for line in estimate_lines(recipe, documents)))
+
+
+def _input_lines(input_summary) -> int:
+    """Lines of the local input files (what ingest reads; blank and malformed ones included: an upper bound)."""
+    count = 0
+    for path in input_summary.files:
+        if str(path).endswith((".jsonl", ".json")):
+            with open(path, "rb") as handle:
+                count += sum(1 for line in handle if line.strip())
+    return count
+
+
+def _print_table(summary: dict) -> None:
+    """The closing table: each stage's counts and, from the summary's cost block, its seconds (summed over
+    shards), GPU-hours (a local run's: 0, what the recipe's resources would hold in brackets) and tokens."""
+    from pugc.summary import cost_sentence, stage_table
+
+    cost = (summary.get("cost") or {}).get("stages", {})
+    local = (summary.get("cost") or {}).get("where") == "local"
+
+    def figures(name: str) -> tuple[str, str, str]:
+        entry = cost.get(name)
+        if entry is None:
+            return "-", "-", "-"
+        hours = f"0 ({entry['would_be_gpu_hours']:.3g})" if local else f"{entry['gpu_hours']:.3g}"
+        return f"{entry['task_seconds']:.1f}", hours, f"{entry['tokens_in'] + entry['tokens_out']:,}"
+
+    header = ("stage", "in", "out", "seconds", "GPU-hours" + (" (would be)" if local else ""), "tokens", "dropped")
+    rows = [header] + [(n, str(i), str(o), *figures(n), d) for n, i, o, d in stage_table(summary["stages"])]
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
     for number, row in enumerate(rows):
-        print("  ".join(str(cell).ljust(w) if c in (0, 3) else str(cell).rjust(w)
+        print("  ".join(str(cell).ljust(w) if c in (0, len(header) - 1) else str(cell).rjust(w)
                         for c, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if number == 0:
             print("  ".join("-" * w for w in widths))
+    if summary.get("cost"):
+        print(cost_sentence(summary["cost"]))
 
 
 def cmd_run(args) -> int:
@@ -81,11 +116,12 @@ def cmd_run(args) -> int:
     recipe = load_recipe(recipe_path, _overrides(args))  # the whole recipe last: its TRL check takes seconds
     recipe = dataclasses.replace(recipe, input=dataclasses.replace(recipe.input, opt_out=opt_out))
     if args.dry_run:
-        return _print_plan(recipe, input_uri, input_summary, models)
+        documents = args.estimate_documents if args.estimate_documents is not None else _input_lines(input_summary)
+        return _print_plan(recipe, input_uri, input_summary, models, documents)
     return _run(args, recipe, input_uri, started)
 
 
-def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
+def _print_plan(recipe, input_uri: str, input_summary, models: dict, documents: int) -> int:
     from pugc.config import dump_recipe
     from pugc.pipelines.local import task_plan, with_input
 
@@ -100,6 +136,7 @@ def _print_plan(recipe, input_uri: str, input_summary, models: dict) -> int:
         name = stage.rpartition(".")[2]  # a round's stage: `round_2.response_sampling`
         shards = f" ({recipe.cluster.shards_for(name)} shard(s), then merged)" if name in LLM_STAGES else ""
         print(f"#   {index}/{len(plan)} {stage}{shards}: {', '.join(tasks)}")
+    _print_estimate(recipe, documents)
     print("# dry run: nothing was started")
     return 0
 
@@ -205,6 +242,8 @@ def cmd_compile(args) -> int:
     path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
     backend = f", Kubeflow Pipelines {recipe.cluster.kfp_version}" if args.target == "kfp" else ""
     print(f"compiled {recipe.name} recipe (digest {recipe.digest()}) for {args.target}{backend} to {path}")
+    if args.estimate_documents is not None:
+        _print_estimate(recipe, args.estimate_documents)
     return 0
 
 
@@ -479,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="runs", help="folder that receives runs/<run_id>/ (default: runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time, recipe and digest)")
     run.add_argument("--dry-run", action="store_true", help="check everything and print the resolved recipe, the "
-                     "input and the task plan; start nothing")
+                     "input, the task plan and a cost estimate; start nothing")
+    _estimate_args(run, "documents the dry run's estimate is for (default: the input's lines)")
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="list past local runs: status, recipe, input, preference pairs, evaluation gate")
@@ -492,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_args(comp)
     comp.add_argument("-o", "--output", default="pugc.yaml")
     _target_args(comp)
+    _estimate_args(comp, "also print a cost estimate for this many input documents")
     comp.set_defaults(func=cmd_compile)
 
     sub_ = sub.add_parser("submit", help="compile and submit a run (or a recurring run) to Kubeflow or Vertex AI")

@@ -635,6 +635,51 @@ class VertexSettings:
     strategy: Literal["STANDARD", "SPOT", "FLEX_START"] = "STANDARD"  # SPOT: preemptible, retried on loss
 
 
+@dataclass
+class TokenPrice:
+    """An `openai` engine's price in the recipe's currency, per million tokens."""
+
+    input_per_million: NonNegative = 0.0
+    output_per_million: NonNegative = 0.0
+
+
+@dataclass
+class Prices:
+    """What a run's resources cost (pugc.cost): the summary, the console and the estimates add a cost with them.
+
+    `accelerator_hour`: one price for every accelerator, or a price per accelerator type as the run names it
+    (the GPU model in `cloud.google.com/gke-accelerator` of the task's node selector, e.g. nvidia-h100-80gb;
+    without one, its Vertex type, e.g. NVIDIA_H100_80GB). `tokens`: per model id, for roles served by an
+    `openai` engine (their hardware is someone else's; their tokens are the bill)."""
+
+    currency: Str = "USD"
+    accelerator_hour: Union[NonNegative, dict[Str, NonNegative], None] = None
+    tokens: dict[Str, TokenPrice] = field(default_factory=dict)
+
+
+@dataclass
+class Budget:
+    """A run stops cleanly, exit 1, before the first stage whose estimate would take what it has spent past
+    any limit set here (pugc.cost): accelerator-hours, tokens (in + out, every engine), cost (cluster.prices)."""
+
+    gpu_hours: Optional[number(gt=0)] = None
+    tokens: Optional[Count] = None
+    cost: Optional[number(gt=0)] = None
+
+
+ESTIMATE_FILTERS = ("ugc_filter", "safety_screen", "relevance_filter", "preference_pairs")
+
+
+@dataclass
+class EstimateSettings:
+    """The assumptions of a cost estimate (`pugc run --dry-run`, `pugc compile --estimate-documents`, budgets).
+    Left unset, every figure is an upper bound from the recipe's own caps: each document at its stage's
+    max_document_tokens, each generation at max_tokens, every filter keeping everything."""
+
+    document_tokens: Optional[Count] = None  # mean tokens of a document
+    keep: dict[Literal[ESTIMATE_FILTERS], Fraction] = field(default_factory=dict)  # fraction a filter passes on
+
+
 def _release(value: Any) -> Any:
     """A release as written in YAML: `kfp_version: 2.15` is read as a number, meant as the text."""
     return str(value) if isinstance(value, float) and not isinstance(value, bool) else value
@@ -687,6 +732,13 @@ class ClusterConfig:
     gpu: GPUSettings = field(default_factory=GPUSettings)
     vertex: VertexSettings = field(default_factory=VertexSettings)
     resources: dict[ResourceTask, ResourceSpec] = field(default_factory=dict)
+    # Cost accounting and budgets (pugc.cost). `throughput`: tokens per second of one task of a stage (one
+    # shard on its accelerators), by stage name or `default`, for estimates: generated tokens for inference
+    # stages, pairs x max_length for dpo_training. Unset: the project's own measurements (pugc.cost).
+    prices: Prices = field(default_factory=Prices)
+    budget: Budget = field(default_factory=Budget)
+    throughput: dict[Str, number(gt=0)] = field(default_factory=dict)
+    estimate: EstimateSettings = field(default_factory=EstimateSettings)
 
     def runtime(self, target: Str = "kfp") -> dict:
         """What tasks need at run time beyond their stage config (a pipeline parameter, nulls left out)."""
@@ -700,7 +752,11 @@ class ClusterConfig:
         return without_nulls({"checkpoint_root": root, "checkpoint_every": self.checkpoint_every,
                               "checkpoint_seconds": self.checkpoint_seconds, "engine_batch": self.engine_batch,
                               "dpo_save_steps": self.dpo_save_steps,
-                              "dpo_processes_per_node": max(training.accelerator_count, 1)})
+                              "dpo_processes_per_node": max(training.accelerator_count, 1),
+                              # what each task holds, for its GPU-hours metric (pugc.cost); a local runner holds none
+                              "accelerators": {task: spec.accelerator_count * (spec.nodes if task == "dpo_training" else 1)
+                                               for task, spec in self.resources.items() if spec.accelerator_count}
+                              or None})
 
     def shards_for(self, stage: str) -> int:
         spec = self.resources.get(stage)

@@ -126,6 +126,8 @@ def combined_report(passes: list[dict], started: float) -> dict:
             "seconds": round(time.monotonic() - started, 3), "shard_index": first["shard_index"],
             "shard_count": first["shard_count"], "checkpoints": None,
             "resumed_chunks": sum(report["resumed_chunks"] for report in passes),
+            "tokens_in": sum(report.get("tokens_in", 0) for report in passes),
+            "tokens_out": sum(report.get("tokens_out", 0) for report in passes),
             "answer_models": {report["stage"]: report["model"] for report in passes[:-1]}}
 
 

@@ -223,6 +223,11 @@ def run_summary_html(summary: dict) -> str:
     body = ("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in facts) + "</ul>"
             + stage_bars_svg([(name, n_in, n_out) for name, n_in, n_out, _ in rows]) + "<h2>Stages</h2>"
             + _table(["stage", "in", "out", "dropped"], [[n, number(i), number(o), d] for n, i, o, d in rows], {1, 2}))
+    if summary.get("cost"):
+        from pugc.summary import COST_HEADER, cost_rows, cost_sentence
+
+        body += (f"<h2>Cost</h2><p>{esc(cost_sentence(summary['cost']))}</p>"
+                 + _table(COST_HEADER, cost_rows(summary["cost"]), set(range(1, len(COST_HEADER)))))
     if summary.get("lengths"):
         body += ("<h2>Answer lengths</h2>"
                  + _table(LENGTH_HEADER, length_rows(summary["lengths"]), set(range(1, len(LENGTH_HEADER)))))

@@ -82,6 +82,49 @@ def length_rows(lengths: list[dict]) -> list[list[str]]:
              number(e.get("trained_answer_chars"))] for e in lengths]
 
 
+COST_HEADER = ["stage", "task seconds", "GPUs", "GPU-hours", "tokens in", "tokens out", "tokens/s", "cost"]
+
+
+def cost_rows(cost: dict) -> list[list[str]]:
+    """The `cost` block (pugc.cost.account) as table rows, a total row last. On a local run the GPU-hours are 0
+    and the column shows what the recipe's resources would have held, marked `would be`."""
+    from pugc.reports import number
+
+    local = cost.get("where") == "local"
+    money = lambda value: "-" if value is None else f"{value:,.4g} {cost.get('currency', '')}".strip()  # noqa: E731
+    hours = lambda entry: (f"0 (would be {entry['would_be_gpu_hours']:.4g})" if local  # noqa: E731
+                           else f"{entry['gpu_hours']:.4g}")
+    rows = []
+    for stage in STAGE_ORDER:
+        entry = cost["stages"].get(stage)
+        if entry is None:
+            continue
+        rows.append([stage, number(entry["task_seconds"]),
+                     f"{entry.get('would_be_accelerators', entry['accelerators'])} {entry['accelerator_type']}".strip(),
+                     hours(entry), f"{entry['tokens_in']:,}", f"{entry['tokens_out']:,}",
+                     number(entry.get("throughput")), money(entry.get("cost"))])
+    total = cost["total"]
+    would_be = sum(e.get("would_be_gpu_hours", 0.0) for e in cost["stages"].values())
+    rows.append(["total", number(total["task_seconds"]), "",
+                 f"0 (would be {would_be:.4g})" if local else f"{total['gpu_hours']:.4g}",
+                 f"{total['tokens_in']:,}", f"{total['tokens_out']:,}", "", money(total.get("cost"))])
+    return rows
+
+
+def cost_sentence(cost: dict) -> str:
+    total = cost["total"]
+    per_pair = total.get("per_preference_pair") or {}
+    where = " (a local run holds no accelerator)" if cost.get("where") == "local" else ""
+    text = f"cost: {total['gpu_hours']:.4g} GPU-hours{where}, {total['tokens_in'] + total['tokens_out']:,} tokens"
+    if total.get("cost") is not None:
+        text += f", {total['cost']:,.4g} {cost.get('currency', '')}"
+    if per_pair:
+        text += f"; per preference pair {per_pair['gpu_hours']:.3g} GPU-hours, {per_pair['tokens']:,} tokens"
+        if per_pair.get("cost") is not None:
+            text += f", {per_pair['cost']:.4g} {cost.get('currency', '')}"
+    return text
+
+
 def markdown_report(summary: dict) -> str:
     from pugc.reports import evaluation_sentence, number, training_sentence
 
@@ -98,6 +141,10 @@ def markdown_report(summary: dict) -> str:
     if summary.get("lengths"):
         lines += ["", "| " + " | ".join(LENGTH_HEADER) + " |", "|---" + "|---:" * (len(LENGTH_HEADER) - 1) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in length_rows(summary["lengths"])]
+    if summary.get("cost"):
+        lines += ["", cost_sentence(summary["cost"]), "",
+                  "| " + " | ".join(COST_HEADER) + " |", "|---" + "|---:" * (len(COST_HEADER) - 1) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cost_rows(summary["cost"])]
     training = summary.get("training") or {}
     if training:
         lines += ["", training_sentence(training)]
@@ -110,11 +157,12 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
                       rejected_path: str, report_path: str, html_path: str | None = None,
                       evaluation_path: str | None = None, rounds_path: str | None = None,
                       rounds_dropped_path: str | None = None, safety_path: str | None = None,
-                      safety_artifacts: list = ()) -> dict:
+                      safety_artifacts: list = (), cost_settings: dict | None = None) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`).
     `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block.
     `rounds_path`/`rounds_dropped_path`: every training round's figures and drops (pugc.rounds); the round
-    stages' counts are then their sums over the rounds."""
+    stages' counts are then their sums over the rounds. `cost_settings`: the recipe's `cluster` and `engines`
+    sections, for the `cost` block (pugc.cost)."""
     (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a)
                                                       for a in [quarantine, *stage_artifacts, *safety_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
@@ -131,6 +179,12 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
         summary["preference_pairs"] = summary["stages"]["preference_pairs"]["out"]
         skipped |= set(ROUND_STAGES)
     summary["lengths"] = length_trend(summary)
+    if cost_settings:
+        from pugc.config import Recipe, build
+        from pugc.cost import account
+
+        summary["cost"] = account(build(Recipe, cost_settings, ""), summary["stages"], summary["preference_pairs"],
+                                  local=False)
     dropped_paths = [path for path, m in stages if m.get("stage") not in skipped]
     dropped_paths += [rounds_dropped_path] if rounds_dropped_path else []
     rejected = write_jsonl(rejected_path, rejected_rows(quarantine_path, dropped_paths))
@@ -164,6 +218,9 @@ def summarize(lineages: list[dict]) -> dict:
             "in": as_int(m["rows_in"]), "out": as_int(m["rows_out"]),
             "dropped": {reason: as_int(n) for reason, n in m["dropped"].items()},
             "metrics": m.get("metrics", {}), "seconds": m.get("seconds"),
+            # cost accounting (pugc.cost): task seconds summed over shards, the engines' tokens
+            "task_seconds": m.get("task_seconds", m.get("seconds")),
+            "tokens_in": as_int(m.get("tokens_in", 0)), "tokens_out": as_int(m.get("tokens_out", 0)),
             **{key: m[key] for key in ("model", "model_revision") if m.get(key)},  # which weights judged/sampled
         }
         for m in lineages

@@ -31,7 +31,7 @@ DAG_STAGES = ["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "r
 pytestmark = pytest.mark.e2e
 
 
-MAX_CONSOLE_LINES = 34  # 14 stage lines, the stage table, totals, reports and the gate
+MAX_CONSOLE_LINES = 35  # 14 stage lines, the stage table, its cost line, totals, reports and the gate
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,25 @@ def test_summary_has_the_documented_fields(run):
         load_recipe("tiny", [f"input.uri={summary['input_uri']}"]).digest()
     assert summary["status"] == "succeeded" and not (run_dir / "FAILED").exists()
     assert (run_dir / "pipeline.log").stat().st_size > 0
+
+
+def test_summary_accounts_for_time_and_tokens_per_stage(cli_run):
+    """The cost block: the LLM stages' engines' tokens and seconds as measured; a local run held no GPU, so its
+    GPU-hours are 0, and the console's closing table and the HTML page show the figures."""
+    _, run_dir, summary, console = cli_run
+    cost = summary["cost"]
+    assert cost["where"] == "local" and cost["total"]["gpu_hours"] == 0
+    assert cost["stages"]["ugc_filter"]["tokens_in"] > 0  # expected mode: prompts read, nothing generated
+    for stage in ("instruction_gen", "response_sampling", "reward_scoring"):
+        entry = cost["stages"][stage]
+        assert entry["tokens_in"] > 0 and entry["tokens_out"] > 0 and entry["task_seconds"] > 0, stage
+        assert entry["tokens_out"] == summary["stages"][stage]["tokens_out"]
+        assert entry["throughput"] == round(entry["tokens_out"] / entry["task_seconds"], 1)
+    assert cost["total"]["tokens_out"] == sum(e["tokens_out"] for e in cost["stages"].values())
+    assert cost["total"]["per_preference_pair"]["tokens"] == round(
+        (cost["total"]["tokens_in"] + cost["total"]["tokens_out"]) / summary["preference_pairs"], 1)
+    assert "GPU-hours" in console and "a local run holds no accelerator" in console
+    assert "<h2>Cost</h2>" in (run_dir / "reports" / "run_summary.html").read_text()
 
 
 def test_pairs_are_trl_conversational_and_traceable(run):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pugc.lineage import decode, encode
 
 LINEAGE_EXTRAS = ("input_fingerprint", "input_lines", "quarantined", "training", "shard_index", "shard_count", "shards",
-                  "join_index_bytes", "licenses")
+                  "join_index_bytes", "licenses", "tokens_in", "tokens_out", "task_seconds")
 
 
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
@@ -30,6 +30,13 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
         for name, value in report["metrics"].items():
             metrics.log_metric(name, round(float(value), 6))
         metrics.log_metric("seconds", report["seconds"])
+        # the task's share of the run's bill (pugc.cost): GPU-hours need the task's accelerators, which the
+        # run summary takes from the recipe; here what the task itself measured
+        metrics.log_metric("task_seconds", report.get("task_seconds", report["seconds"]))
+        metrics.log_metric("tokens_in", report.get("tokens_in", 0))
+        metrics.log_metric("tokens_out", report.get("tokens_out", 0))
+        if "accelerators" in report:  # a shard's task: what the recipe gives it (a local runner ignores it)
+            metrics.log_metric("gpu_hours", round(report["seconds"] * report["accelerators"] / 3600, 6))
 
 
 def read_lineage(artifact) -> dict:

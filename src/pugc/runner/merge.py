@@ -33,6 +33,10 @@ def merge_shards(parts: list[tuple[str, dict]], dropped_parts: list[tuple[str, d
         "model_revision": next((m["model_revision"] for m in lineages if m.get("model_revision")), None),
         "seconds": round(max(float(m["seconds"]) for m in lineages), 3), "pugc_version": __version__,
         "shards": len(parts),
+        # what the shards held their accelerators for, together, and their engines' tokens (pugc.cost)
+        "task_seconds": round(sum(float(m.get("task_seconds", m["seconds"])) for m in lineages), 3),
+        "tokens_in": sum(int(m.get("tokens_in", 0)) for m in lineages),
+        "tokens_out": sum(int(m.get("tokens_out", 0)) for m in lineages),
     }
     log.info("%s: merged %d shards: in %d, out %d, dropped %s", report["stage"], len(parts), tally.n_in,
              tally.n_out, format_dropped(report["counts"]["dropped"]))

@@ -91,6 +91,12 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
         "metrics": tally.final_metrics(lambda: iter_records(output_path, spec.output_type)),
         "model": engine.model_id if engine else None, "model_revision": getattr(engine, "revision", None),
         "engine_stats": asdict(engine.stats) if engine else None,
+        # the engine's tokens, for the run's cost accounting (pugc.cost)
+        "tokens_in": engine.stats.prompt_tokens if engine else 0,
+        "tokens_out": engine.stats.generated_tokens if engine else 0,
+        # evaluate's answer passes run in the evaluate task: its accelerators
+        "accelerators": int((runtime.get("accelerators") or {}).get(
+            stage.removesuffix("_trained").removesuffix("_baseline"), 0)),
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
         "shard_index": int(shard_index), "shard_count": int(shard_count),
         "resumed_chunks": progress.chunks_resumed if checkpoints else 0,

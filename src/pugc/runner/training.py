@@ -40,6 +40,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         "training": {k: v for k, v in training.items() if k != "losses"}, "model": policy.model,
         "model_revision": training.get("base_revision"),
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
+        "accelerators": int((runtime.get("accelerators") or {}).get("dpo_training", 0)),
     }
 
 
