@@ -128,6 +128,24 @@ def evaluate(pairs: Sequence[LabelledPair], config: RewardScoringConfig, engine:
     }
 
 
+def nothing_scored(report: dict) -> bool:
+    """No pair got a verdict in any setting: every figure would read 0% and mean nothing."""
+    return all(row["unscored"] == row["ties_counted"]["total"] for row in report["rows"])
+
+
+def unscored_warning(report: dict) -> str | None:
+    """What the table's `unscored` column means for the figures, when it is not zero."""
+    worst = max(report["rows"], key=lambda row: row["unscored"] / max(row["ties_counted"]["total"], 1))
+    if not worst["unscored"]:
+        return None
+    if nothing_scored(report):
+        return (f"no verdict parsed: the judge ({report['model']}) never ended with \"[RESULT] <1-5>\", so every "
+                "pair is unscored and the figures are meaningless (a random tiny model cannot; `expected` mode reads "
+                "the verdict's probabilities instead: --set reward_scoring.mode=expected)")
+    return (f"{worst['unscored']} of {worst['ties_counted']['total']} pairs got no parsable verdict at N = "
+            f"{worst['samples']} ({'with' if worst['reference'] else 'without'} reference): they count as misses")
+
+
 def format_table(report: dict) -> str:
     head = ("reference", "N", "agreement (ties counted)", "agreement (no ties)", "judge ties", "unscored")
     lines = [head] + [(
@@ -151,16 +169,19 @@ def plot(report: dict, path: str | Path) -> None:
 
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.add_subplot()
+    one_pass = report["mode"] != "sampled"  # an expectation: one figure, the same for every N
     for reference in (True, False):
         rows = [r for r in report["rows"] if r["reference"] == reference]
         for key, style, what in (("no_ties", "-", "no ties"), ("ties_counted", "--", "ties counted")):
             points = [(r["samples"], 100 * r[key]["agreement"]) for r in rows if r[key]["agreement"] is not None]
+            if one_pass and points:  # drawn flat across the N axis, marked as such, rather than as a lone dot
+                points = [(n, points[0][1]) for n in SAMPLE_COUNTS]
             if points:
-                axes.plot(*zip(*points), style, marker="o",
+                axes.plot(*zip(*points), style, marker=None if one_pass else "o",
                           label=f"{'with' if reference else 'without'} reference, {what}")
-    axes.set_xlabel("judge samples averaged (N)")
+    axes.set_xlabel("judge samples averaged (N)" + (" - expected mode: one pass, N does not apply" if one_pass else ""))
     axes.set_ylabel("agreement with labels (%)")
-    axes.set_xticks(sorted({r["samples"] for r in report["rows"]}))
+    axes.set_xticks(list(SAMPLE_COUNTS))
     axes.set_ylim(0, 100)
     axes.set_title(f"{report['model']}: {report['pairs']} labelled pairs")
     axes.legend(fontsize="small")

@@ -491,7 +491,11 @@ def cmd_judge_agreement(args) -> int:
               file=sys.stderr)
     setup_logging()
     load_hf_token()
-    engine = make_engine(recipe.engines.judge)
+    try:
+        engine = make_engine(recipe.engines.judge)
+    except ImportError as exc:  # the vllm backend outside the vllm image: a laptop
+        raise UserError(f"engines.judge ({recipe.engines.judge.backend} backend) cannot load here: {exc}. On a "
+                        "laptop: --recipe tiny, or --set engines.judge.backend=hf for the recipe's own judge") from None
     try:
         report = agreement.evaluate(pairs, recipe.reward_scoring, engine)
     finally:
@@ -499,7 +503,10 @@ def cmd_judge_agreement(args) -> int:
     paths = agreement.write(report, args.out, with_plot)
     print(agreement.format_table(report))
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
-    return 0
+    problem = agreement.unscored_warning(report)
+    if problem:
+        print(f"pugc: warning: {problem}", file=sys.stderr)
+    return 1 if agreement.nothing_scored(report) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
