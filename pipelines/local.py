@@ -245,7 +245,7 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str((run_dir / "artifacts").resolve()),
                raise_on_error=True)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
     task_names: dict[str, str] = {}
     pipeline = build_pipeline(recipe, import_input=False, task_names=task_names)
     logged_as = local_task_names(pipeline.pipeline_spec)
@@ -265,6 +265,7 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
         **pipeline_summary,
         "model_dir": str((run_dir / "model").resolve()),
         "input_uri": input_uri,
+        "started": started_at,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
     from pugc.cost import account
@@ -275,18 +276,28 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
     shutil.copyfile(outputs["judged"].path, run_dir / "evaluation.jsonl")
     write_reports(run_dir / "reports", summary, {"pairs_report": outputs["pairs_report"].path,
                                                  "loss_curve": outputs["loss_curve"].path,
-                                                 "evaluation_report": outputs["evaluation_report"].path})
+                                                 "evaluation_report": outputs["evaluation_report"].path},
+                  tiny=uses_tiny_models(recipe))
     return summary
 
 
-def write_reports(folder: Path, summary: dict, task_reports: dict[str, str]) -> Path:
-    """reports/: the tasks' HTML reports as .html files, the run summary, and an index linking them."""
-    from pugc.reports import index_html, run_summary_html
+def uses_tiny_models(recipe: Recipe) -> bool:
+    from pugc.models import TINY_PREFIX
+
+    return any(str(getattr(recipe.engines, role).model).startswith(TINY_PREFIX)
+               for role in ("generator", "policy", "judge"))
+
+
+def write_reports(folder: Path, summary: dict, task_reports: dict[str, str], tiny: bool = False) -> Path:
+    """reports/: the tasks' HTML reports as .html files and the run summary, each linking back to an index
+    that is the run's dashboard; with tiny models, every page says their text is meaningless."""
+    from pugc.reports import index_html, run_summary_html, with_navigation
 
     folder.mkdir(exist_ok=True)
-    for name, path in task_reports.items():
-        shutil.copyfile(path, folder / f"{name}.html")
-    (folder / "run_summary.html").write_text(run_summary_html(summary), encoding="utf-8")
-    (folder / "index.html").write_text(index_html(summary, [*task_reports, "run_summary"]),
-                                       encoding="utf-8")
+    names = [*task_reports, "run_summary"]
+    pages = {name: Path(path).read_text(encoding="utf-8") for name, path in task_reports.items()}
+    pages["run_summary"] = run_summary_html(summary)
+    pages["index"] = index_html(summary, names)
+    for name, html_page in pages.items():
+        (folder / f"{name}.html").write_text(with_navigation(html_page, names, tiny), encoding="utf-8")
     return folder / "index.html"

@@ -455,6 +455,9 @@ class GateConfig:
     min_mt_bench: Optional[number(ge=1, le=10)] = None  # the trained model's MT-Bench score (benchmarks.mt_bench)
     # Fail a model whose harm rate on evaluation.safety.prompts exceeds the baseline's by more than this (0: any rise).
     max_harm_rate_increase: Optional[WinRate] = None
+    # Refuse to decide min_win_rate / min_lc_win_rate on fewer judged prompts (with 10 prompts one outcome moves
+    # the win rate by 0.1); None: decide, and say in the reason when fewer than 30 were judged.
+    min_prompts: Optional[Count] = None
 
     @property
     def thresholds(self) -> dict:

@@ -160,6 +160,8 @@ def run_evaluation_gate(judged_path: str, section: dict, evaluation_path: str, r
     decision = evaluate.decide_gate({**figures, **gate_figures(benchmarks)}, config.gate)
     if roles.self_judged:
         decision = evaluate.GateDecision(decision.passed, f"{decision.reason}; {SELF_JUDGED}")
+    for note in evaluate.gate_notes(figures, results):
+        decision = evaluate.GateDecision(decision.passed, f"{decision.reason}; {note}")
     summary = evaluation_summary(figures, decision, config, roles, benchmarks)
     write_json(evaluation_path, summary)
     Path(report_path).write_text(evaluation_report_html(summary, results), encoding="utf-8")
@@ -213,7 +215,8 @@ def evaluation_summary(figures: dict, decision: evaluate.GateDecision, config: E
                         for model in ("trained", "baseline")},
         "baseline": config.baseline or "engines.policy",
         **({"benchmarks": benchmarks} if benchmarks else {}),
-        "gate": {"passed": decision.passed, "reason": decision.reason, "thresholds": config.gate.thresholds},
+        "gate": {"passed": decision.passed, "reason": decision.reason, "thresholds": config.gate.thresholds,
+                 "min_prompts": config.gate.min_prompts},
     }
 
 

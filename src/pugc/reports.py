@@ -12,9 +12,14 @@ import io
 import json
 from pathlib import Path
 
+# Tables never wider than the page: long text wraps anywhere (model output has unbroken runs), the widest
+# table lays out in fixed columns; charts scale down with the window.
 STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
-         "td.n{text-align:right}figure{display:inline-block;margin:0 1em 1em 0}</style>")
+         "table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #ccc;padding:4px 8px;"
+         "vertical-align:top;overflow-wrap:anywhere;word-break:break-word}table.wide{table-layout:fixed;width:100%}"
+         "td.n{text-align:right}table.facts td:first-child{white-space:nowrap;font-weight:600}figure{display:inline-block;margin:0 1em 1em 0;max-width:100%}"
+         "figure svg{max-width:100%;height:auto}nav{margin-bottom:1em}nav a{margin-right:1em}"
+         ".note{background:#fff3cd;border:1px solid #e0c36c;padding:6px 10px}</style>")
 TITLES = {"pairs_report": "Preference pairs", "loss_curve": "Training loss", "run_summary": "Run summary",
           "evaluation_report": "Evaluation: trained vs baseline"}
 BAR_COLOUR = "#4c78a8"
@@ -108,6 +113,56 @@ def stage_bars_svg(stages: list[tuple[str, int, int]]) -> str:
     return _svg(figure)
 
 
+def training_curves_svg(history: list[dict], method: str) -> str:
+    """Loss, implicit-reward accuracy, reward margin and learning rate per logged step, one panel each."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(9.0, 5.6), layout="constrained")
+    panels = figure.subplots(2, 2)
+    for axes, (key, label, colour) in zip(panels.flat, (
+            ("loss", f"{method.upper()} loss", "#e45756"), ("reward_accuracy", "reward accuracy", BAR_COLOUR),
+            ("reward_margin", "reward margin", "#54a24b"), ("learning_rate", "learning rate", "#b279a2"))):
+        points = [(entry.get("step") or i, entry[key]) for i, entry in enumerate(history, start=1)
+                  if entry.get(key) is not None]
+        if points:
+            axes.plot(*zip(*points), marker="o", color=colour)
+        axes.set(title=label, xlabel="training step", ylabel=label)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+    return _svg(figure)
+
+
+def outcome_bars_svg(evaluation: dict) -> str:
+    """Wins, ties and losses of the trained model, as counts."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure(4.2, 2.8)
+    names = ["win", "tie", "lose"]
+    bars = axes.bar(names, [evaluation.get(n, 0) for n in names], color=["#54a24b", "#bab0ac", "#e45756"])
+    axes.bar_label(bars, fontsize=8)
+    axes.set(title="Outcomes of the trained model", xlabel="outcome", ylabel="prompts")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.margins(y=0.15)
+    return _svg(figure)
+
+
+def answer_lengths_svg(results: list) -> str:
+    """Both models' answer lengths in characters, side by side per bin."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = _figure(5.2, 2.8)
+    trained = [len(r.trained) for r in results]
+    baseline = [len(r.baseline) for r in results]
+    top = max([*trained, *baseline, 1])
+    edges = [top * i / 10 for i in range(11)]
+    axes.hist([trained, baseline], bins=edges, label=["trained", "baseline"], color=[BAR_COLOUR, "#9ecae9"])
+    axes.set(title="Answer lengths", xlabel="characters", ylabel="answers")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend()
+    return _svg(figure)
+
+
 def loss_svg(losses: list[float], title: str) -> str:
     from matplotlib.ticker import MaxNLocator
 
@@ -121,11 +176,11 @@ def loss_svg(losses: list[float], title: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- reports
-def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset(), wide: bool = False) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td class='n'>{esc(cell)}</td>" if i in numeric else f"<td>{esc(cell)}</td>"
                                     for i, cell in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{' class=wide' if wide else ''}><tr>{head}</tr>{body}</table>"
 
 
 def _dropped_text(dropped: dict) -> str:
@@ -201,9 +256,18 @@ def loss_curve_html(training: dict) -> str:
     facts = (f"{plural(training.get('steps'), 'step')} on {plural(training.get('pairs'), 'pair')}, final loss "
              f"{number(training.get('final_loss'))}; base model {training.get('base_model')}, "
              f"beta {number(training.get('beta'))}")
-    chart = (loss_svg(losses, f"{training['method'].upper()} loss per step") if losses
-             else "<p>No losses were logged.</p>")
-    return page(title, f"<p>{esc(facts)}</p>{chart}")
+    history = training.get("history") or []
+    if history:
+        chart = training_curves_svg(history, training["method"])
+    else:
+        chart = (loss_svg(losses, f"{training['method'].upper()} loss per step") if losses
+                 else "<p>No losses were logged.</p>")
+    final = _table(["after training", "value"], [
+        ["reward accuracy (on the first pairs)", number(training.get("reward_accuracy"))],
+        ["reward margin", number(training.get("reward_margin"))], ["eval loss", number(training.get("eval_loss"))],
+        ["learning rate", number(training.get("learning_rate"))],
+        ["effective batch size", number(training.get("effective_batch_size"))]], {1})
+    return page(title, f"<p>{esc(facts)}</p>{chart}{final}")
 
 
 def run_summary_html(summary: dict) -> str:
@@ -279,6 +343,10 @@ def _benchmark_tables(evaluation: dict) -> str:
 
 
 OUTCOME_ORDER = {"lose": 0, "tie": 1, "win": 2}
+WIN_RULE = ("How a prompt is scored: the evaluator compares the two answers twice, once with each shown first. "
+            "The trained model wins when both orders prefer it, loses when both prefer the baseline; anything else "
+            "is a tie. Win rate = (wins + half the ties) / prompts; the length-controlled rate is the win rate the "
+            "evaluator would give at equal answer lengths.")
 
 
 def evaluation_report_html(evaluation: dict, results: list) -> str:
@@ -296,10 +364,13 @@ def evaluation_report_html(evaluation: dict, results: list) -> str:
               + (" (self-judged: the reward judge that made the training pairs)" if evaluation.get("self_judged")
                  else f"; the training pairs were scored by {esc((evaluation.get('judge') or {}).get('model', ''))}")
               + ".</p>") if grader else ""
-    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{graded}{figures}{_benchmark_tables(evaluation)}"
+    compared = [r for r in results if r.benchmark is None]
+    charts = outcome_bars_svg(evaluation) + (answer_lengths_svg(compared) if compared else "")
+    body = (f"<p>{esc(evaluation_sentence(evaluation))}</p>{graded}<p>{esc(WIN_RULE)}</p>{charts}{figures}"
+            f"{_benchmark_tables(evaluation)}"
             "<h2>Side by side</h2><p>P(trained better) with the trained answer shown first / second; for MT-Bench, "
             "each model's ratings of turns 1 and 2.</p>"
-            + _table(["outcome", "source", "prompt", "trained", "baseline", "P(trained better)"], rows))
+            + _table(["outcome", "source", "prompt", "trained", "baseline", "P(trained better)"], rows, wide=True))
     return page(TITLES["evaluation_report"], body)
 
 
@@ -324,10 +395,58 @@ def training_sentence(training: dict) -> str:
 
 
 def index_html(summary: dict, reports: list[str]) -> str:
-    links = "".join(f"<li><a href='{name}.html'>{esc(TITLES.get(name, name))}</a></li>" for name in reports)
-    facts = (f"{number(summary.get('preference_pairs'))} preference pairs from {number(summary.get('input_lines'))} "
-             f"input lines, recipe {summary.get('recipe')}")
-    return page(f"PUGC run {summary.get('run_id', '')}".strip(), f"<p>{esc(facts)}</p><ul>{links}</ul>")
+    """The run's dashboard: outcome and gate, what went in, which models, the figures, the stages, the pages."""
+    from pugc.summary import stage_table
+
+    evaluation = summary.get("evaluation") or {}
+    gate = evaluation.get("gate") or {}
+    status = summary.get("status", "succeeded")
+    verdict = ("no evaluation" if not gate else
+               f"gate {'passed' if gate.get('passed') else 'FAILED'}: {gate.get('reason', '')}")
+    thresholds = ", ".join(f"{k} {v}" for k, v in (gate.get("thresholds") or {}).items() if v is not None)
+    facts = [["status", f"{status}; {verdict}"], ["gate thresholds", thresholds or "none"],
+             ["input", summary.get("input_uri", "-")], ["recipe", f"{summary.get('recipe')} "
+                                                                  f"(digest {summary.get('recipe_digest', '-')})"],
+             ["started", summary.get("started", "-")], ["duration", f"{number(summary.get('wall_seconds'))} s"],
+             ["input lines", f"{number(summary.get('input_lines'))} ({number(summary.get('quarantined'))} quarantined)"],
+             ["preference pairs", number(summary.get("preference_pairs"))]]
+    total = (summary.get("cost") or {}).get("total")
+    if total:
+        spent = f"{number(total.get('gpu_hours'))} GPU-hours, {number(total.get('tokens_in', 0) + total.get('tokens_out', 0))} tokens"
+        if total.get("cost") is not None:
+            spent += f", {number(total['cost'])} {summary['cost'].get('currency', '')}"
+        facts.append(["cost", spent])
+    if evaluation:
+        facts.append(["evaluation", evaluation_sentence(evaluation)])
+    training = summary.get("training") or {}
+    if training:
+        facts.append(["training", training_sentence(training)])
+    models = [[stage, f"{figures['model']}" + (f" @ {figures['model_revision']}" if figures.get("model_revision") else "")]
+              for stage, figures in summary.get("stages", {}).items() if figures.get("model")]
+    rows = stage_table(summary.get("stages", {}))
+    fact_rows = "".join(f"<tr><td>{esc(key)}</td><td>{esc(value)}</td></tr>" for key, value in facts)
+    body = (f"<table class=facts>{fact_rows}</table>" + "<h2>Models</h2>" + (_table(["stage", "model @ revision"], models) if models
+                                                          else "<p>None recorded.</p>")
+            + "<h2>Stages</h2>" + _table(["stage", "in", "out", "dropped"],
+                                         [[n, number(i), number(o), d] for n, i, o, d in rows], {1, 2})
+            + "<h2>Reports</h2><ul>" + "".join(f"<li><a href='{name}.html'>{esc(TITLES.get(name, name))}</a></li>"
+                                               for name in reports) + "</ul>")
+    return page(f"PUGC run {summary.get('run_id', '')}".strip(), body)
+
+
+TINY_MODEL_NOTE = ("This run used tiny random models (pugc-tiny/...): every generated text and verdict on this page "
+                   "is meaningless by design. It shows that the pipeline runs and accounts for every record, not "
+                   "what the method achieves.")
+
+
+def with_navigation(html_page: str, reports: list[str], tiny: bool) -> str:
+    """A report page of a local run's reports/: links to the index and the other pages after the title, and the
+    tiny-model note where the run used tiny models."""
+    links = "<nav><a href='index.html'>run index</a>" + "".join(
+        f"<a href='{name}.html'>{esc(TITLES.get(name, name))}</a>" for name in reports) + "</nav>"
+    note = f"<p class='note'>{esc(TINY_MODEL_NOTE)}</p>" if tiny else ""
+    head, marker, rest = html_page.partition("</h1>")
+    return f"{head}{marker}{links}{note}{rest}" if marker else html_page
 
 
 def write_pairs_report(pairs_path: str, counts: dict, report_path: str, metrics: dict | None = None) -> None:

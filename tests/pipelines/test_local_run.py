@@ -31,7 +31,7 @@ DAG_STAGES = ["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "r
 pytestmark = pytest.mark.e2e
 
 
-MAX_CONSOLE_LINES = 35  # 14 stage lines, the stage table, its cost line, totals, reports and the gate
+MAX_CONSOLE_LINES = 36  # 14 stage lines, the stage table, its cost line, personal data, totals, reports, the gate
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +209,13 @@ def test_the_trained_model_is_judged_against_its_starting_policy_on_held_out_que
     assert evaluation["mean_length"]["trained"]["tokens"] > 0 and evaluation["mean_length"]["baseline"]["chars"] > 0
     # The tiny recipe names no evaluator, so its reward judge grades the gate and the reason says so.
     assert evaluation["self_judged"] is True
+    # ... and, with a handful of held-out prompts, that the figure is noisy
+    noisy = f"only {evaluation['prompts']} prompts judged: a noisy figure (gate.min_prompts refuses such a gate)"
     assert evaluation["gate"] == {"passed": True,
-                                  "reason": f"win_rate {evaluation['win_rate']:.3f} >= 0.0; {SELF_JUDGED}",
+                                  "reason": f"win_rate {evaluation['win_rate']:.3f} >= 0.0; {SELF_JUDGED}; {noisy}",
                                   "thresholds": {"min_win_rate": 0.0, "min_lc_win_rate": None,
-                                                 "min_alpaca_eval_lc_win_rate": None, "min_mt_bench": None}}
+                                                 "min_alpaca_eval_lc_win_rate": None, "min_mt_bench": None},
+                                  "min_prompts": None}
     trained_on = {p["instruction_id"] for p in rows(run_dir / "preference_pairs.jsonl")}
     assert trained_on and not trained_on & {r["id"] for r in judged}  # held-out questions are never trained on
     assert all(r["doc_id"] and r["trained"] != r["baseline"] for r in judged[:3])
@@ -283,13 +286,26 @@ def test_no_pair_chooses_an_answer_cut_at_max_tokens(tmp_path, sample_slice):
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 REPORT_HEADINGS = {
-    "index": ["PUGC run e2e"],
+    "index": ["PUGC run e2e", "Models", "Stages", "Reports"],
     "pairs_report": ["Preference pairs", "Widest-margin pairs"],
     "loss_curve": ["DPO training loss"],
+    "evaluation_report": ["Evaluation: trained vs baseline", "Side by side"],
     "run_summary": ["Run summary", "Stages"],
 }
+# every chart's axis labels, page by page: matplotlib's text stays text in the inline SVG
 CHART_TEXT = {"pairs_report": ["judge score (1-5)", "pairs", "Score margins", "Chosen response lengths"],
-              "loss_curve": ["training step", "loss"], "run_summary": ["Records per stage", "records"]}
+              "loss_curve": ["training step", "DPO loss", "reward accuracy", "reward margin", "learning rate"],
+              "evaluation_report": ["outcome", "prompts", "characters", "answers"],
+              "run_summary": ["Records per stage", "stage", "records"]}
+WIDTH = 1280
+# Appended to a copy of each page: what sticks out past the window, and how far the page scrolls sideways.
+OVERFLOW_PROBE = """<script>
+const width = document.documentElement.clientWidth;
+const over = [...document.querySelectorAll('table, figure, svg, pre')]
+  .filter(e => e.getBoundingClientRect().right > width + 1).map(e => e.tagName);
+document.body.setAttribute('data-overflow', JSON.stringify(over));
+document.body.setAttribute('data-scroll', String(document.documentElement.scrollWidth - width));
+</script>"""
 
 
 def browser(*args, timeout=90):
@@ -300,25 +316,32 @@ def browser(*args, timeout=90):
 @pytest.mark.skipif(not BROWSER, reason="no chromium or chrome on PATH: `make browser` installs Debian's chromium "
                                         "(as root), or run on a machine with Chrome")
 def test_reports_render_in_a_headless_browser(run, tmp_path):
-    """Every page of reports/ opens from disk as a rendered page: a screenshot is taken, the expected headings
-    and the charts' axis labels are in the DOM, and no HTML source is shown as text."""
+    """Every page of reports/ opens from disk as a rendered page at 1280 pixels: a screenshot is taken, the
+    expected headings and every chart's axis labels are in the DOM, no table or chart is wider than the window,
+    every page links back to the index and says the tiny models' text is meaningless, and the index shows the
+    gate's decision."""
     _, run_dir, summary = run
     reports = run_dir / "reports"
     index = (reports / "index.html").read_text()
     for name in ("pairs_report", "loss_curve", "evaluation_report", "run_summary"):
         assert f"href='{name}.html'" in index
+    assert "gate passed: win_rate" in index and summary["input_uri"] in index and "pugc-tiny/judge" in index
     for name, headings in REPORT_HEADINGS.items():
-        page = (reports / f"{name}.html").as_uri()
+        source = (reports / f"{name}.html").read_text()
+        assert "href='index.html'" in source and "tiny random models" in source, name
+        probed = tmp_path / f"{name}.html"
+        probed.write_text(source.replace("</body>", OVERFLOW_PROBE + "</body>"))
         shot = tmp_path / f"{name}.png"
-        done = browser(f"--screenshot={shot}", "--window-size=1200,1400", page)
+        done = browser(f"--screenshot={shot}", f"--window-size={WIDTH},1400", (reports / f"{name}.html").as_uri())
         assert shot.is_file(), done.stderr[-2000:]
         png = shot.read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200
-        dom = browser("--dump-dom", page).stdout
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == WIDTH
+        dom = browser(f"--window-size={WIDTH},1400", "--dump-dom", probed.as_uri()).stdout
         found = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[12][^>]*>(.*?)</h[12]>", dom)]
         assert set(headings) <= set(found), found
         for text in CHART_TEXT.get(name, []):
-            assert f">{text}<" in dom, (name, text)  # matplotlib's labels are real text in inline SVG
+            assert f">{text}<" in dom, (name, text)
+        assert 'data-overflow="[]"' in dom and 'data-scroll="0"' in dom, (name, re.findall(r'data-\w+="[^"]*"', dom))
         assert dom.count("<html") == 1 and "&lt;html" not in dom and "&lt;svg" not in dom  # rendered, not shown
     assert f"{summary['training']['steps']} steps on {summary['preference_pairs']} pairs, final loss " in \
         (reports / "loss_curve.html").read_text()

@@ -206,3 +206,16 @@ def test_evaluation_prompts_are_the_held_out_questions_then_the_prompt_sets_stre
     with pytest.raises(ValueError, match="broken.jsonl line 2: not JSON"):
         write_evaluation_prompts(str(tmp_path / "held_out.jsonl"), [str(tmp_path / "broken.jsonl")],
                                  str(tmp_path / "prompts.jsonl"))
+
+
+def test_a_gate_on_fewer_prompts_than_min_prompts_fails_and_a_small_one_says_it_is_noisy():
+    figures = {"prompts": 12, "win_rate": 0.7, "lc_win_rate": 0.6}
+    refused = evaluate.decide_gate(figures, GateConfig(min_win_rate=0.5, min_prompts=100))
+    assert not refused.passed and refused.reason == "12 prompts judged, fewer than gate.min_prompts 100"
+    assert evaluate.decide_gate(figures, GateConfig(min_win_rate=0.5, min_prompts=10)).passed
+    same = PairwiseResult("p", "held_out", "Q?", "same answer", "same answer", 2, 2, "tie", 0.5, 0.5)
+    notes = evaluate.gate_notes(figures, [same])
+    assert notes == ["only 12 prompts judged: a noisy figure (gate.min_prompts refuses such a gate)",
+                     "the trained model's answers equal the baseline's on every prompt"]
+    assert evaluate.gate_notes({"prompts": 40}, [same, PairwiseResult(
+        "q", "held_out", "Q2?", "a", "b", 1, 1, "win", 0.9, 0.9)]) == []

@@ -470,6 +470,9 @@ def decide_gate(figures: dict, gate: GateConfig) -> GateDecision:
     checks = [(*GATE_FIGURES[threshold], floor) for threshold, floor in gate.thresholds.items() if floor is not None]
     if not checks:
         return GateDecision(True, "no thresholds set")
+    judged = int(figures.get("prompts") or 0)
+    if gate.min_prompts and judged < gate.min_prompts and any(count == "prompts" for _, count, _ in checks):
+        return GateDecision(False, f"{judged} prompts judged, fewer than gate.min_prompts {gate.min_prompts}")
     empty = dict.fromkeys(count for name, count, _ in checks if not figures.get(count) or figures.get(name) is None)
     if empty:
         return GateDecision(False, "; ".join(_NOTHING_JUDGED[count] for count in empty))
@@ -477,6 +480,22 @@ def decide_gate(figures: dict, gate: GateConfig) -> GateDecision:
     if failed:
         return GateDecision(False, "; ".join(failed))
     return GateDecision(True, "; ".join(f"{name} {figures[name]:.3f} >= {floor}" for name, _, floor in checks))
+
+
+NOISY_PROMPTS = 30  # below this many judged prompts the gate's reason says the figure is noisy
+
+
+def gate_notes(figures: dict, results: Sequence[PairwiseResult]) -> list[str]:
+    """What a reader of the gate's decision must know about the figures behind it: too few prompts to trust,
+    or a trained model that answered every prompt exactly as the baseline did (nothing was learned)."""
+    notes = []
+    judged = int(figures.get("prompts") or 0)
+    if 0 < judged < NOISY_PROMPTS:
+        notes.append(f"only {judged} prompts judged: a noisy figure (gate.min_prompts refuses such a gate)")
+    compared = [r for r in results if r.benchmark is None]
+    if compared and all(r.trained == r.baseline for r in compared):
+        notes.append("the trained model's answers equal the baseline's on every prompt")
+    return notes
 
 
 # ------------------------------------------------------------------------------- the runner's passes

@@ -196,12 +196,18 @@ def train(pairs_path: str, output_dir: str, config: DPOTrainingConfig, policy: E
     master, compute = used_precision(trainer)
     rewards = _final_rewards(trainer)
     _save(trainer, config, tokenizer, output_dir)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    losses = [entry["loss"] for entry in logged]
+    # per logged step, for the training report's curves (TRL logs the implicit rewards of each batch)
+    history = [{"step": entry.get("step"), "loss": entry["loss"], "reward_accuracy": entry.get("rewards/accuracies"),
+                "reward_margin": entry.get("rewards/margins"), "learning_rate": entry.get("learning_rate")}
+               for entry in logged]
     report = {
         "base_model": policy.model, "base_revision": revision, "method": config.method, "pairs": len(pairs), "data_digest": _digest(pairs_path),
         "world_size": trainer.accelerator.num_processes, "master_dtype": master, "compute_dtype": compute,
         "strategy": strategy or config.strategy, "reference": _reference_kind(config, args, compute),
         "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, "losses": losses,
+        "history": history,
         "train_loss": result.training_loss, "beta": args.beta, "learning_rate": args.learning_rate,
         "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
         * trainer.accelerator.num_processes,
