@@ -287,7 +287,9 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
             training_report=last["training_report"], evaluate_dropped=last["evaluate_dropped"],
             evaluation=gate.outputs["evaluation"], recipe_digest=recipe_digest,
             dpo_training_config=dpo_training_config, handoff_config=handoff_config, **report, **safety,
-            cost_settings={"cluster": sections["cluster"], "engines": sections["engines"]})
+            cost_settings={"cluster": sections["cluster"], "engines": sections["engines"]},
+            preference_pairs=last["preference_pairs"], documents=documents,
+            license_field=recipe.input.license_field or "")
         cards = dict(model_card=run_summary_task.outputs["model_card"],
                      dataset_card=run_summary_task.outputs["dataset_card"])
 

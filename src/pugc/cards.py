@@ -182,13 +182,16 @@ def _licence_lines(summary: dict) -> list[str]:
     licences = summary.get("input_licenses") or {}
     if not licences:
         return ["Source licences: not recorded (the recipe sets no `input.license_field`)."]
-    return ["Documents kept per source licence (`input.license_field`):", "",
-            *_table(["licence", "documents"], sorted(licences.items()))]
+    in_pairs = summary.get("pair_licenses") or {}
+    rows = [(licence, documents, in_pairs.get(licence, 0)) for licence, documents in sorted(licences.items())]
+    return ["Documents kept per source licence (`input.license_field`), and the preference pairs made from them:",
+            "", *_table(["licence", "documents", "pairs"], rows)]
 
 
 def dataset_license(summary: dict) -> str | list[str]:
-    """The pairs' `license` metadata: the source documents' licences (one, or the list), `unknown` unrecorded."""
-    licences = sorted(summary.get("input_licenses") or {})
+    """The pairs' `license` metadata: the licences of the documents the pairs came from (one, or the list);
+    `unknown` unrecorded."""
+    licences = sorted(summary.get("pair_licenses") or summary.get("input_licenses") or {})
     if not licences:
         return "unknown"
     return licences[0] if len(licences) == 1 else licences

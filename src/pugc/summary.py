@@ -153,16 +153,37 @@ def markdown_report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pair_licenses(pairs_path: str, documents_path: str, license_field: str) -> dict[str, int]:
+    """Preference pairs per source licence (`input.license_field` of each pair's document; `unknown` where a
+    document has none): what the training data is made of, as a data review asks. Two streaming passes: the
+    pairs' document ids, then the document table."""
+    from collections import Counter
+
+    from pugc.io import iter_rows
+
+    if not license_field:
+        return {}
+    per_document = Counter(row["doc_id"] for _, row in iter_rows(pairs_path))
+    counts: Counter = Counter()
+    for _, row in iter_rows(documents_path):
+        if row["id"] in per_document:
+            value = (row.get("meta") or {}).get(license_field)
+            counts[value.strip() if isinstance(value, str) and value.strip() else "unknown"] += per_document[row["id"]]
+    return dict(sorted(counts.items()))
+
+
 def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, summary_path: str,
                       rejected_path: str, report_path: str, html_path: str | None = None,
                       evaluation_path: str | None = None, rounds_path: str | None = None,
                       rounds_dropped_path: str | None = None, safety_path: str | None = None,
-                      safety_artifacts: list = (), cost_settings: dict | None = None) -> dict:
+                      safety_artifacts: list = (), cost_settings: dict | None = None,
+                      pair_sources: tuple[str, str, str] | None = None) -> dict:
     """`stage_artifacts`/`quarantine`: KFP artifacts whose metadata carry each task's lineage (`publish`).
     `evaluation_path`: the evaluation gate's figures (pugc.evaluation), the summary's `evaluation` block.
     `rounds_path`/`rounds_dropped_path`: every training round's figures and drops (pugc.rounds); the round
     stages' counts are then their sums over the rounds. `cost_settings`: the recipe's `cluster` and `engines`
-    sections, for the `cost` block (pugc.cost)."""
+    sections, for the `cost` block (pugc.cost). `pair_sources`: (pairs, document table, input.license_field), for
+    `pair_licenses`."""
     (quarantine_path, quarantine_lineage), *stages = [path_and_lineage(a)
                                                       for a in [quarantine, *stage_artifacts, *safety_artifacts]]
     summary = {"recipe_digest": recipe_digest, **summarize([quarantine_lineage, *(m for _, m in stages)])}
@@ -179,6 +200,8 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
         summary["preference_pairs"] = summary["stages"]["preference_pairs"]["out"]
         skipped |= set(ROUND_STAGES)
     summary["lengths"] = length_trend(summary)
+    if pair_sources:
+        summary["pair_licenses"] = pair_licenses(*pair_sources)
     if cost_settings:
         from pugc.config import Recipe, build
         from pugc.cost import account

@@ -62,13 +62,14 @@ def test_a_dump_of_gzipped_jsonl_and_csv_gives_the_pairs_of_its_jsonl(cli_run, s
     import gzip
 
     root, run_dir, summary, _ = cli_run
-    lines = sample_slice.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = [licensed(line, number) for number, line in enumerate(sample_slice.read_text(encoding="utf-8")
+                                                                  .splitlines(keepends=True))]
     dump = tmp_path / "export"
     dump.mkdir()
     with gzip.open(dump / "part-1.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.writelines(lines[:13])
     with open(dump / "part-2.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "text", "source", "domain"])
+        writer = csv.DictWriter(handle, fieldnames=["id", "text", "source", "domain", "license"])
         writer.writeheader()
         writer.writerows(json.loads(line) for line in lines[13:47])
     with gzip.open(dump / "part-3.jsonl.gz", "wt", encoding="utf-8") as handle:
@@ -76,12 +77,31 @@ def test_a_dump_of_gzipped_jsonl_and_csv_gives_the_pairs_of_its_jsonl(cli_run, s
     (dump / "README.md").write_text("forum dump, December")
     console = io.StringIO()
     with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-        code = main(["run", "--input", str(dump), "--output", str(tmp_path), "--run-id", "dump"])
+        code = main(["run", "--input", str(dump), "--output", str(tmp_path), "--run-id", "dump",
+                     "--set", "input.license_field=license", "--set", f"input.allowed_licenses=[{','.join(LICENCES)}]"])
     assert code == 0, console.getvalue()[-3000:]
     dumped = json.loads((tmp_path / "dump" / "summary.json").read_text())
     assert (dumped["input_lines"], dumped["quarantined"]) == (summary["input_lines"], summary["quarantined"]) == (60, 2)
     assert pair_texts(tmp_path / "dump") == pair_texts(run_dir) and dumped["preference_pairs"] > 0
     assert "README.md" in console.getvalue()
+    # every pair counted under its document's licence, in the summary and the pairs' dataset card
+    assert set(dumped["pair_licenses"]) <= set(LICENCES) and sum(dumped["pair_licenses"].values()) == \
+        dumped["preference_pairs"]
+    card = (tmp_path / "dump" / "preference_pairs.md").read_text()
+    assert all(f"| {licence} | {dumped['input_licenses'][licence]} | {n} |" in card
+               for licence, n in dumped["pair_licenses"].items())
+
+
+LICENCES = ("cc-by-4.0", "cc0-1.0")
+
+
+def licensed(line: str, number: int) -> str:
+    """A JSONL line with a licence added (alternating), a malformed one as it is."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return line
+    return json.dumps({**row, "license": LICENCES[number % 2]}) + "\n"
 
 
 def rows(path):
