@@ -323,9 +323,16 @@ def budget_line(limits: dict, currency: str, spent: dict, next_stage: StageCost)
             continue
         so_far = float(spent.get(key) or 0.0)
         if so_far + coming > limit:
-            return (f"budget: stopped before {next_stage.stage}: spent {so_far:,.4g} {unit}, its estimate "
-                    f"{coming:,.4g} {unit}, budget cluster.budget.{key} {limit:,.4g} {unit}")
+            return (f"budget: stopped before {next_stage.stage}: spent {_figure(so_far, key)} {unit}, its estimate "
+                    f"{_figure(coming, key)} {unit}, budget cluster.budget.{key} {_figure(limit, key)} {unit}")
     return None
+
+
+def _figure(value: float, key: str) -> str:
+    """Tokens whole; GPU-hours and money to 4 significant digits, never in exponent form."""
+    if key == "tokens" or abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:,.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6f}"
 
 
 def budget_stop(recipe: Recipe, spent: dict, next_stage: StageCost) -> str | None:
