@@ -16,11 +16,12 @@ def dpo_training(preference_pairs: Input[Dataset], config: dict, engines: dict, 
     from pugc.checkpoint import task_scope
     from pugc.reports import write_loss_curve
     from pugc.rounds import with_policy_model
-    from pugc.stage_runner import publish, run_training, write_training_report
+    from pugc.stage_runner import publish, run_training, upstream_spent, write_training_report
 
     engines = with_policy_model(engines, policy_model.path if policy_model else None)
     report = run_training(preference_pairs.path, dpo_model.path, config, engines, runtime,
-                          scope=task_scope(dpo_model.uri), pairs_uri=preference_pairs.uri, model_uri=dpo_model.uri)
+                          scope=task_scope(dpo_model.uri), pairs_uri=preference_pairs.uri, model_uri=dpo_model.uri,
+                          spent_before=upstream_spent(preference_pairs, policy_model))
     publish(report, [dpo_model, training_report], metrics, recipe_digest)
     write_training_report(report, training_report.path)
     write_loss_curve(dpo_model.path, loss_curve.path)

@@ -15,11 +15,12 @@ def evaluate(evaluation_questions: Input[Dataset], ugc: Input[Dataset], dpo_mode
     model) that model is the baseline, whatever evaluation.baseline says."""
     from pugc.checkpoint import task_scope
     from pugc.evaluation import run_evaluate
-    from pugc.stage_runner import publish
+    from pugc.stage_runner import publish, upstream_spent
 
     if policy_model:
         config = {**config, "baseline": policy_model.path}
     report = run_evaluate(evaluation_questions.path, ugc.path, dpo_model.path, config, engines, shard_index,
                           shard_count, judged.path, dropped.path, runtime=runtime, scope=task_scope(judged.uri),
-                          drop_stage="evaluate_previous" if policy_model else "evaluate")
+                          drop_stage="evaluate_previous" if policy_model else "evaluate",
+                          spent_before=upstream_spent(evaluation_questions, ugc, dpo_model, policy_model))
     publish(report, [judged, dropped], metrics, recipe_digest)

@@ -13,8 +13,9 @@ def held_out_split(relevant_instructions: Input[Dataset], documents: Input[Datas
     questions whose text or document contains an evaluation prompt (a prompt set's, or a held-out question)
     are dropped as `contaminated` (evaluation.decontamination)."""
     from pugc.evaluation import run_held_out_split
-    from pugc.stage_runner import publish
+    from pugc.stage_runner import publish, upstream_spent
 
     report = run_held_out_split(relevant_instructions.path, config, training_questions.path,
-                                evaluation_questions.path, dropped.path, documents.path)
+                                evaluation_questions.path, dropped.path, documents.path,
+                                spent_before=upstream_spent(relevant_instructions, documents))
     publish(report, [training_questions, evaluation_questions, dropped], metrics, recipe_digest)

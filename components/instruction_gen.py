@@ -14,8 +14,9 @@ def instruction_gen(filtered_ugc: Input[Dataset], config: dict, engines: dict, r
     (same run, same task: its output URI says which) resumes.
     """
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     report = run_stage("instruction_gen", filtered_ugc.path, instructions.path, dropped.path, config, engines,
-                       shard_index, shard_count, runtime, scope=task_scope(instructions.uri))
+                       shard_index, shard_count, runtime, scope=task_scope(instructions.uri),
+                       spent_before=upstream_spent(filtered_ugc))
     publish(report, [instructions, dropped], metrics, recipe_digest)

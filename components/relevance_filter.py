@@ -15,9 +15,10 @@ def relevance_filter(instructions: Input[Dataset], documents: Input[Dataset], co
     (same run, same task: its output URI says which) resumes.
     """
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     report = run_stage("relevance_filter", instructions.path, relevant_instructions.path, dropped.path, config, engines,
                        shard_index, shard_count, runtime, scope=task_scope(relevant_instructions.uri),
-                       tables={"documents": documents.path})
+                       tables={"documents": documents.path},
+                       spent_before=upstream_spent(instructions, documents))
     publish(report, [relevant_instructions, dropped], metrics, recipe_digest)

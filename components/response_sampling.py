@@ -17,9 +17,10 @@ def response_sampling(relevant_instructions: Input[Dataset], config: dict, engin
     """
     from pugc.rounds import with_policy_model
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     engines = with_policy_model(engines, policy_model.path if policy_model else None)
     report = run_stage("response_sampling", relevant_instructions.path, responses.path, dropped.path, config, engines,
-                       shard_index, shard_count, runtime, scope=task_scope(responses.uri))
+                       shard_index, shard_count, runtime, scope=task_scope(responses.uri),
+                       spent_before=upstream_spent(relevant_instructions, policy_model))
     publish(report, [responses, dropped], metrics, recipe_digest)

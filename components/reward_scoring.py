@@ -16,10 +16,11 @@ def reward_scoring(responses: Input[Dataset], documents: Input[Dataset], instruc
     (same run, same task: its output URI says which) resumes.
     """
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     report = run_stage("reward_scoring", responses.path, scored_responses.path, dropped.path, config, engines,
                        shard_index, shard_count, runtime, scope=task_scope(scored_responses.uri),
                        tables={"documents": documents.path, "instructions": instructions.path},
-                       side_path=judge_outputs.path)
+                       side_path=judge_outputs.path,
+                       spent_before=upstream_spent(responses, documents, instructions))
     publish(report, [scored_responses, dropped, judge_outputs], metrics, recipe_digest)

@@ -14,8 +14,9 @@ def safety_screen(filtered_ugc: Input[Dataset], config: dict, engines: dict, run
     (same run, same task: its output URI says which) resumes.
     """
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     report = run_stage("safety_screen", filtered_ugc.path, screened_ugc.path, dropped.path, config, engines,
-                       shard_index, shard_count, runtime, scope=task_scope(screened_ugc.uri))
+                       shard_index, shard_count, runtime, scope=task_scope(screened_ugc.uri),
+                       spent_before=upstream_spent(filtered_ugc))
     publish(report, [screened_ugc, dropped], metrics, recipe_digest)

@@ -14,8 +14,9 @@ def ugc_filter(ugc: Input[Dataset], config: dict, engines: dict, runtime: dict, 
     (same run, same task: its output URI says which) resumes.
     """
     from pugc.checkpoint import task_scope
-    from pugc.stage_runner import publish, run_stage
+    from pugc.stage_runner import publish, run_stage, upstream_spent
 
     report = run_stage("ugc_filter", ugc.path, filtered_ugc.path, dropped.path, config, engines,
-                       shard_index, shard_count, runtime, scope=task_scope(filtered_ugc.uri))
+                       shard_index, shard_count, runtime, scope=task_scope(filtered_ugc.uri),
+                       spent_before=upstream_spent(ugc))
     publish(report, [filtered_ugc, dropped], metrics, recipe_digest)

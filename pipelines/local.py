@@ -187,6 +187,8 @@ def _failure_message(runner_message: str, log_path: Path) -> str:
     errors = [e for e in map(_error_line, _ANSI.sub("", log_path.read_text(encoding="utf-8")).splitlines())
               if e and e[0] != "RuntimeError"]
     cause = f"{errors[-1][0]}: {errors[-1][1]}" if errors else _ANSI.sub("", runner_message)
+    if errors and errors[-1][0] == "BudgetExceededError":  # not a fault: the budget's line says it all
+        return f"{errors[-1][1]} (task {task.group(1) if task else '?'}; full log: {log_path})"
     return f"task {task.group(1) if task else '?'} failed: {cause} (full log: {log_path})"
 
 
@@ -247,7 +249,7 @@ def _run(recipe: Recipe, input_uri: str, run_dir: Path, run_id: str) -> dict:
                raise_on_error=True)
     started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
     task_names: dict[str, str] = {}
-    pipeline = build_pipeline(recipe, import_input=False, task_names=task_names)
+    pipeline = build_pipeline(recipe, import_input=False, task_names=task_names, local=True)
     logged_as = local_task_names(pipeline.pipeline_spec)
     task_names = {key: logged_as.get(name, name) for key, name in task_names.items()}
     with _quiet_local_runner(run_dir / "pipeline.log", stage_plan(task_names)):

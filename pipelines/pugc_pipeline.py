@@ -45,6 +45,15 @@ from pugc.pipelines.platform import (PREVIOUS_ROUND, apply_platform, custom_job_
 
 PIPELINE_NAME = "pugc"
 
+
+def budget_runtime(recipe: Recipe, local: bool) -> dict:
+    """cluster.budget for the tasks that check it (pugc.runner.budget); nothing without a limit, so a recipe
+    without a budget keeps its tasks' cache keys."""
+    from pugc.cost import budget_plan
+
+    plan = budget_plan(recipe, local)
+    return {"budget": plan} if plan else {}
+
 Outputs = NamedTuple("Outputs", summary=Artifact, preference_pairs=Dataset, dpo_model=Model, rejected=Dataset,
                      pairs_report=HTML, loss_curve=HTML, summary_report=HTML, evaluation=Artifact,
                      evaluation_report=HTML, judged=Dataset, model_card=Markdown, dataset_card=Markdown)
@@ -178,13 +187,14 @@ def round_pipeline(recipe: Recipe, target: str, index: int, tasks: dict):
 
 
 def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | None = None, import_input: bool = True,
-                   task_names: dict | None = None):
+                   task_names: dict | None = None, local: bool = False):
     """The pipeline for one recipe and compile target (`kfp` or `vertex`, see pipelines/platform.py).
 
     With `import_input` the UGC enters through `dsl.importer`, so the UI's lineage starts at the data; the
     local runner cannot import, so local runs pass the path straight to ingest. `task_names`, when given,
     receives {task key: KFP task name} in DAG order (the local console and `pugc run --dry-run` read it); a
-    round's tasks as {`round_2.dpo_training`: `round-2/dpo-training`}.
+    round's tasks as {`round_2.dpo_training`: `round-2/dpo-training`}. `local`: a run on this machine, which
+    holds no accelerator, so its budget (cluster.budget) counts no GPU-hours.
     """
     sections = recipe.pipeline_sections()
     round_tasks: dict[int, dict] = {index: {} for index in range(1, recipe.rounds + 1)} if recipe.rounds > 1 else {}
@@ -206,7 +216,8 @@ def build_pipeline(recipe: Recipe, target: str = "kfp", pipeline_root: str | Non
         dpo_training_config: dict = recipe.training_section(),
         evaluation_config: dict = sections["evaluation"],
         handoff_config: dict = sections["handoff"],
-        runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER)},
+        runtime: dict = {**recipe.cluster.runtime(target), **training_runtime(recipe.cluster, target, images.TRAINER),
+                         **budget_runtime(recipe, local)},
         recipe_digest: str = recipe.digest(),
         # Vertex AI: the Google service account GPU tasks (custom jobs) run as; `pugc submit` passes the one the
         # job is submitted with. Empty: Vertex's default (the project's Custom Code Service Agent).

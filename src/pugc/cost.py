@@ -181,68 +181,85 @@ def _verdict_out(config) -> int:
     return config.n * config.max_tokens if config.mode == "sampled" else 1
 
 
+def estimate_stage(recipe: Recipe, stage: str, n: int) -> StageCost:
+    """One stage's requests, tokens, GPU-hours and cost for `n` of its input records: documents for the
+    filters and instruction_gen, questions for relevance_filter and response_sampling, responses for
+    reward_scoring, pairs for dpo_training, and question x pass for evaluate (each pass compares the
+    trained model with one baseline on a question)."""
+    settings = recipe.cluster.estimate
+    doc_tokens = lambda config: min(settings.document_tokens or config.max_document_tokens,  # noqa: E731
+                                    config.max_document_tokens)
+    question_tokens = recipe.instruction_gen.max_tokens  # a question is at most what instruction_gen may write
+    n = int(n)
+    if stage in ("ugc_filter", "safety_screen"):
+        config = getattr(recipe, stage)
+        cost = StageCost(stage, n, n * doc_tokens(config), n * _verdict_out(config))
+    elif stage == "instruction_gen":
+        gen = recipe.instruction_gen
+        cost = StageCost(stage, n, n * doc_tokens(gen), n * gen.max_tokens)
+    elif stage == "relevance_filter":
+        rel = recipe.relevance_filter
+        cost = StageCost(stage, n, n * (doc_tokens(rel) + question_tokens), n * _verdict_out(rel))
+    elif stage == "response_sampling":
+        sampling = recipe.response_sampling
+        cost = StageCost(stage, n, n * question_tokens, n * sampling.k * sampling.max_tokens)
+    elif stage == "reward_scoring":
+        judge, answer_tokens = recipe.reward_scoring, recipe.response_sampling.max_tokens
+        judged_out = _verdict_out(judge) if judge.mode == "sampled" else judge.feedback_max_tokens + 1
+        reference = doc_tokens(judge) if judge.reference else 0
+        cost = StageCost(stage, n, n * (reference + question_tokens + answer_tokens), n * judged_out)
+    elif stage == "preference_pairs":
+        return StageCost(stage, n)  # CPU only
+    elif stage == "dpo_training":
+        trainer = recipe.dpo_training.trainer
+        epochs = float(trainer.get("num_train_epochs", 1) or 1)
+        max_length = int(trainer.get("max_length") or 1024)
+        cost = StageCost(stage, n)
+        cost.notes.append(f"{n} pairs x {epochs:g} epoch(s) x max_length {max_length}")
+    elif stage == "evaluate":
+        ev = recipe.evaluation
+        judge_tokens = ev.judge.n * ev.judge.max_tokens if ev.judge.mode == "sampled" else ev.judge.feedback_max_tokens + 1
+        cost = StageCost(stage, n, n * (question_tokens * 3 + 2 * ev.max_tokens), n * (2 * ev.max_tokens + judge_tokens))
+        if ev.prompt_sets or ev.safety.prompts:
+            cost.notes.append("evaluation.prompt_sets and safety prompts not counted")
+    else:
+        raise KeyError(f"no estimate for stage {stage!r} (estimated: {', '.join(ESTIMATED_STAGES)})")
+    rate, source = throughput_for(recipe, stage)
+    work = n * epochs * max_length if stage == "dpo_training" else cost.tokens_out
+    cost.task_seconds = work / rate
+    cost.notes.append(f"{rate:g} tokens/s per task ({source})")
+    price_stage(recipe, cost)
+    return cost
+
+
 def estimate(recipe: Recipe, documents: int) -> list[StageCost]:
     """Every stage's requests, tokens, GPU-hours and cost for `documents` input documents. The counts follow
     the DAG: each filter passes on `cluster.estimate.keep[stage]` of its input (1 unless set)."""
     settings = recipe.cluster.estimate
     keep = lambda stage, n: int(round(n * settings.keep.get(stage, 1.0)))  # noqa: E731
-    doc_tokens = lambda config: min(settings.document_tokens or config.max_document_tokens,  # noqa: E731
-                                    config.max_document_tokens)
-    question_tokens = recipe.instruction_gen.max_tokens  # a question is at most what instruction_gen may write
     costs: list[StageCost] = []
     n = int(documents)
-
-    filt = recipe.ugc_filter
-    if filt.threshold is not None:
-        costs.append(StageCost("ugc_filter", n, n * doc_tokens(filt), n * _verdict_out(filt)))
+    if recipe.ugc_filter.threshold is not None:
+        costs.append(estimate_stage(recipe, "ugc_filter", n))
         n = keep("ugc_filter", n)
-    screen = recipe.safety_screen
-    if screen.enabled:
-        costs.append(StageCost("safety_screen", n, n * doc_tokens(screen), n * _verdict_out(screen)))
+    if recipe.safety_screen.enabled:
+        costs.append(estimate_stage(recipe, "safety_screen", n))
         n = keep("safety_screen", n)
-    gen = recipe.instruction_gen
-    costs.append(StageCost("instruction_gen", n, n * doc_tokens(gen), n * gen.max_tokens))
-    rel = recipe.relevance_filter
-    costs.append(StageCost("relevance_filter", n, n * (doc_tokens(rel) + question_tokens), n * _verdict_out(rel)))
+    costs.append(estimate_stage(recipe, "instruction_gen", n))
+    costs.append(estimate_stage(recipe, "relevance_filter", n))
     questions = keep("relevance_filter", n)
     held_out = int(round(questions * recipe.evaluation.held_out_fraction))
     training = questions - held_out
-    sampling = recipe.response_sampling
-    costs.append(StageCost("response_sampling", training, training * question_tokens,
-                           training * sampling.k * sampling.max_tokens))
-    responses = training * sampling.k
-    judge = recipe.reward_scoring
-    judged_out = _verdict_out(judge) if judge.mode == "sampled" else judge.feedback_max_tokens + 1
-    reference = doc_tokens(judge) if judge.reference else 0
-    costs.append(StageCost("reward_scoring", responses, responses * (reference + question_tokens + sampling.max_tokens),
-                           responses * judged_out))
+    costs.append(estimate_stage(recipe, "response_sampling", training))
+    responses = training * recipe.response_sampling.k
+    costs.append(estimate_stage(recipe, "reward_scoring", responses))
+    costs.append(estimate_stage(recipe, "preference_pairs", responses))
     pairs = keep("preference_pairs", training)
     if recipe.preference_pairs.max_pairs is not None:
         pairs = min(pairs, recipe.preference_pairs.max_pairs * recipe.rounds)
-    costs.append(StageCost("preference_pairs", responses))
-    trainer = recipe.dpo_training.trainer
-    epochs = float(trainer.get("num_train_epochs", 1) or 1)
-    max_length = int(trainer.get("max_length") or 1024)
-    training_cost = StageCost("dpo_training", pairs)
-    training_cost.notes.append(f"{pairs} pairs x {epochs:g} epoch(s) x max_length {max_length}")
-    costs.append(training_cost)
-    ev = recipe.evaluation
+    costs.append(estimate_stage(recipe, "dpo_training", pairs))
     passes = 2 * recipe.rounds - 1  # every round against the baseline, later rounds also against the previous one
-    judge_tokens = ev.judge.n * ev.judge.max_tokens if ev.judge.mode == "sampled" else ev.judge.feedback_max_tokens + 1
-    evaluated = held_out * passes
-    costs.append(StageCost("evaluate", evaluated, evaluated * (question_tokens * 3 + 2 * ev.max_tokens),
-                           evaluated * (2 * ev.max_tokens + judge_tokens)))
-    if ev.prompt_sets or ev.safety.prompts:
-        costs[-1].notes.append("evaluation.prompt_sets and safety prompts not counted")
-
-    for cost in costs:
-        if cost.stage == "preference_pairs":
-            continue  # CPU only
-        rate, source = throughput_for(recipe, cost.stage)
-        work = pairs * epochs * max_length if cost.stage == "dpo_training" else cost.tokens_out
-        cost.task_seconds = work / rate
-        cost.notes.append(f"{rate:g} tokens/s per task ({source})")
-        price_stage(recipe, cost)
+    costs.append(estimate_stage(recipe, "evaluate", held_out * passes))
     return costs
 
 
@@ -281,18 +298,119 @@ def estimate_lines(recipe: Recipe, documents: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- budgets
-def budget_stop(recipe: Recipe, spent: dict, next_stage: StageCost) -> str | None:
+# A run's spending travels with its data: every task's lineage carries `spent_before` (what the tasks upstream
+# of it spent) and `spent` (that plus its own), in these figures. A task's upstream is the largest of its
+# inputs' `spent`: the DAG is a chain with side tables (the document and question tables, spent less), so the
+# input that carries the chain carries the most. Work in a parallel branch (an earlier round's evaluation while
+# the next round samples) is counted where branches meet, so a check can see less than the run has spent.
+SPENT_KEYS = ("gpu_hours", "tokens", "cost")
+BUDGETED_STAGES = ("ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "response_sampling",
+                   "reward_scoring", "dpo_training", "evaluate")
+
+
+class BudgetExceededError(RuntimeError):
+    """The next stage's estimate would take the run past cluster.budget: the task stops before its model loads."""
+
+
+def budget_line(limits: dict, currency: str, spent: dict, next_stage: StageCost) -> str | None:
     """The one line that stops a run, or None: `spent` (gpu_hours, tokens, cost so far) plus the next stage's
-    estimate against every limit in cluster.budget."""
-    budget = recipe.cluster.budget
-    checks = [("gpu_hours", budget.gpu_hours, next_stage.gpu_hours, "GPU-hours"),
-              ("tokens", budget.tokens, next_stage.tokens, "tokens"),
-              ("cost", budget.cost, next_stage.cost or 0.0, recipe.cluster.prices.currency)]
-    for key, limit, coming, unit in checks:
+    estimate against every limit in `limits` (cluster.budget's, nulls left out)."""
+    checks = [("gpu_hours", next_stage.gpu_hours, "GPU-hours"), ("tokens", next_stage.tokens, "tokens"),
+              ("cost", next_stage.cost or 0.0, currency)]
+    for key, coming, unit in checks:
+        limit = limits.get(key)
         if limit is None:
             continue
         so_far = float(spent.get(key) or 0.0)
         if so_far + coming > limit:
-            return (f"budget: stopped before {next_stage.stage}: spent {so_far:,.4g} {unit}, its estimate "
-                    f"{coming:,.4g} {unit}, budget cluster.budget.{key} {limit:,.4g} {unit}")
+            return (f"budget: stopped before {next_stage.stage}: spent {_figure(so_far, key)} {unit}, its estimate "
+                    f"{_figure(coming, key)} {unit}, budget cluster.budget.{key} {_figure(limit, key)} {unit}")
     return None
+
+
+def _figure(value: float, key: str) -> str:
+    """Tokens whole; GPU-hours and money to 4 significant digits, never in exponent form."""
+    if key == "tokens" or abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:,.4g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6f}"
+
+
+def budget_stop(recipe: Recipe, spent: dict, next_stage: StageCost) -> str | None:
+    """`budget_line` with the recipe's cluster.budget."""
+    budget = recipe.cluster.budget
+    limits = {"gpu_hours": budget.gpu_hours, "tokens": budget.tokens, "cost": budget.cost}
+    return budget_line({k: v for k, v in limits.items() if v is not None}, recipe.cluster.prices.currency, spent,
+                       next_stage)
+
+
+def budget_plan(recipe: Recipe, local: bool = False) -> dict:
+    """What a task needs to check the budget and count its own spending, without the recipe: the limits, and
+    per budgeted stage its estimate for one input record (every estimate is linear in its records) and its
+    prices. Empty without a limit. `local`: the run holds no accelerator (0 GPU-hours, none priced).
+    It goes into the tasks' `runtime` parameter, so a budget is part of the budgeted tasks' cache key."""
+    budget = recipe.cluster.budget
+    limits = {k: v for k, v in (("gpu_hours", budget.gpu_hours), ("tokens", budget.tokens), ("cost", budget.cost))
+              if v is not None}
+    if not limits:
+        return {}
+    stages = {}
+    for stage in BUDGETED_STAGES:
+        one = estimate_stage(recipe, stage, 1)
+        count, kind = (0, "") if local else accelerators_of(recipe, stage)
+        hour = accelerator_price(recipe, kind, stage) if count else None
+        engine = engine_of(recipe, stage)
+        tokens = (recipe.cluster.prices.tokens.get(engine.model)
+                  if engine is not None and engine.backend == "openai" else None)
+        token_prices = [tokens.input_per_million, tokens.output_per_million] if tokens else None
+        token_cost = (one.tokens_in * token_prices[0] + one.tokens_out * token_prices[1]) / 1e6 if tokens else None
+        entry = {"tokens_in": one.tokens_in, "tokens_out": one.tokens_out,
+                 "gpu_hours": 0.0 if local else one.gpu_hours, "cost": token_cost if local else one.cost,
+                 "accelerators": count, "accelerator_hour": hour, "token_prices": token_prices}
+        stages[stage] = {k: v for k, v in entry.items() if v is not None}  # a pipeline parameter: no nulls
+    return {"limits": limits, "currency": recipe.cluster.prices.currency, "stages": stages}
+
+
+def plan_estimate(plan: dict, stage: str, records: int) -> StageCost:
+    """A stage's estimate for `records` input records from a `budget_plan`."""
+    one = plan["stages"][stage]
+    cost = None if one.get("cost") is None else one["cost"] * records
+    return StageCost(stage, records, one["tokens_in"] * records, one["tokens_out"] * records,
+                     gpu_hours=one["gpu_hours"] * records, cost=cost)
+
+
+def check_budget(plan: dict, stage: str, records: int, spent: dict) -> None:
+    """Raise BudgetExceededError when `stage` on `records` input records would take `spent` past the plan's limits."""
+    if not plan or stage not in plan.get("stages", {}):
+        return
+    line = budget_line(plan["limits"], plan["currency"], spent, plan_estimate(plan, stage, records))
+    if line:
+        raise BudgetExceededError(line)
+
+
+def own_spending(plan: dict, stage: str, seconds: float, tokens_in: int, tokens_out: int) -> dict:
+    """What one task spent: its tokens, its seconds on the stage's accelerators (per the plan; none without
+    one, or locally), priced as the plan says."""
+    one = (plan or {}).get("stages", {}).get(stage) or {}
+    gpu_hours = float(seconds) * int(one.get("accelerators") or 0) / 3600
+    cost = gpu_hours * float(one.get("accelerator_hour") or 0.0)
+    if one.get("token_prices"):
+        cost += (tokens_in * one["token_prices"][0] + tokens_out * one["token_prices"][1]) / 1e6
+    return {"gpu_hours": gpu_hours, "tokens": int(tokens_in) + int(tokens_out), "cost": cost}
+
+
+def add_spending(*figures: dict) -> dict:
+    return {key: sum(float(f.get(key) or 0.0) for f in figures) for key in SPENT_KEYS}
+
+
+def upstream_spending(lineages: list[dict]) -> dict:
+    """A task's `spent_before`: the most any of its inputs' lineages says was spent, per figure."""
+    spent = [lineage.get("spent") or {} for lineage in lineages]
+    return {key: max([float(s.get(key) or 0.0) for s in spent], default=0.0) for key in SPENT_KEYS}
+
+
+def merged_spending(lineages: list[dict]) -> tuple[dict, dict]:
+    """(spent_before, spent) of a stage's shards merged: their shared upstream once, plus each shard's own."""
+    before = upstream_spending([{"spent": m.get("spent_before")} for m in lineages])
+    own = [{key: float((m.get("spent") or {}).get(key) or 0.0) - float((m.get("spent_before") or {}).get(key) or 0.0)
+            for key in SPENT_KEYS} for m in lineages]
+    return before, add_spending(before, *own)

@@ -17,6 +17,7 @@ from pugc.config import BenchmarksConfig, EngineConfig, EvaluationConfig, build
 from pugc.io import JsonlWriter, iter_input_rows, iter_records, iter_rows, read_records, write_json
 from pugc.logs import setup_logging
 from pugc.records import Instruction
+from pugc.runner.budget import check_stage_budget, with_spending
 from pugc.runner.stage import run_stage
 from pugc.runner.tally import format_dropped
 from pugc.scratch import scratch_folder
@@ -28,11 +29,11 @@ LOCAL_BACKEND = "hf"  # what answers for a served (openai) policy's checkpoints:
 
 # ------------------------------------------------------------------------------------- held-out split
 def run_held_out_split(questions_path: str, section: dict, training_path: str, evaluation_path: str,
-                       dropped_path: str, documents_path: str) -> dict:
+                       dropped_path: str, documents_path: str, spent_before: dict | None = None) -> dict:
     """Relevant questions -> training questions (on to sampling; those containing an evaluation prompt dropped
     as contaminated) and the evaluation set (never trained on)."""
     return run_stage(evaluate.SPLIT_STAGE, questions_path, training_path, dropped_path, section,
-                     side_path=evaluation_path, tables={"documents": documents_path})
+                     side_path=evaluation_path, tables={"documents": documents_path}, spent_before=spent_before)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -70,14 +71,16 @@ def evaluation_engines(config: EvaluationConfig, engines: dict, model_dir: str) 
 
 def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, section: dict, engines: dict,
                  shard_index: int, shard_count: int, judged_path: str, dropped_path: str,
-                 runtime: dict | None = None, scope: str = "", drop_stage: str = evaluate.STAGE) -> dict:
+                 runtime: dict | None = None, scope: str = "", drop_stage: str = evaluate.STAGE,
+                 spent_before: dict | None = None) -> dict:
     """One shard of the evaluation prompts through three runner passes, each with its model loaded once:
     the trained model answers, the baseline answers, the judge compares. Each pass is chunked and checkpointed
     (a retried task resumes where it stopped, the finished passes included), stops on its engine-error budget
     (`evaluation.max_engine_error_fraction`; the judge's, `evaluation.judge.max_engine_error_fraction`), and
     accounts for every prompt: judged, or dropped with its reason by the pass that failed it. `drop_stage` names
     the comparison in the drops (`evaluate_previous`: a round against the previous round's model), so the
-    run's rejected records tell the two comparisons of one prompt apart."""
+    run's rejected records tell the two comparisons of one prompt apart. `spent_before`: as `run_stage`'s, the
+    budget checked on every evaluation prompt before the first model loads."""
     setup_logging()
     config = build(EvaluationConfig, section, "evaluation")
     roles = evaluation_engines(config, engines, model_dir)
@@ -88,6 +91,8 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
         count = write_evaluation_prompts(held_out_path, config.prompt_sets, prompts, config.benchmarks)
         log.info("evaluate: %d evaluation prompts (%d held out, the rest from evaluation.prompt_sets)", count,
                  sum(1 for _ in iter_records(held_out_path, Instruction)))
+        if spent_before is not None:
+            check_stage_budget(runtime, evaluate.STAGE, prompts, spent_before)
         trained = run_stage(f"{evaluate.STAGE}_trained", prompts, str(work / "trained.jsonl"),
                             str(work / "trained.dropped.jsonl"), section, shard_index=shard_index,
                             shard_count=shard_count, keep_checkpoints=True, **common)
@@ -104,7 +109,7 @@ def run_evaluate(held_out_path: str, documents_path: str, model_dir: str, sectio
     report = combined_report([trained, baseline, judged], started)
     log.info("evaluate: in %d, out %d, dropped %s", report["counts"]["in"], report["counts"]["out"],
              format_dropped(report["counts"]["dropped"]))
-    return report
+    return report if spent_before is None else with_spending(report, runtime, evaluate.STAGE, spent_before)
 
 
 def judge_section(section: dict) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-NESTED_KEYS = ("dropped", "metrics", "training", "licenses")  # dicts, stored as JSON strings
+NESTED_KEYS = ("dropped", "metrics", "training", "licenses", "spent_before", "spent")  # dicts, stored as JSON strings
 
 
 def encode(lineage: Mapping[str, Any]) -> dict[str, str | int | float]:

@@ -53,7 +53,8 @@ def with_policy_model(engines: dict, model_path: str | None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ round split
-def run_round_split(questions_path: str, round_index: int, round_count: int, output_path: str) -> dict:
+def run_round_split(questions_path: str, round_index: int, round_count: int, output_path: str,
+                    spent_before: dict | None = None) -> dict:
     """This round's questions, streamed in chunks (memory holds one chunk, not the question table)."""
     setup_logging()
     started = time.monotonic()
@@ -64,9 +65,14 @@ def run_round_split(questions_path: str, round_index: int, round_count: int, out
             output.write_all(result.kept)
             n_in, n_out = n_in + result.n_in, n_out + len(result.kept)
     log.info("round_split: in %d, out %d (round %d of %d)", n_in, n_out, round_index, round_count)
-    return {"stage": STAGE, "counts": {"in": n_in, "out": n_out, "dropped": {}},
-            "metrics": {"round": float(round_index), "share": n_out / n_in if n_in else 0.0},
-            "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__}
+    report = {"stage": STAGE, "counts": {"in": n_in, "out": n_out, "dropped": {}},
+              "metrics": {"round": float(round_index), "share": n_out / n_in if n_in else 0.0},
+              "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__}
+    if spent_before is None:
+        return report
+    from pugc.runner.budget import with_spending
+
+    return with_spending(report, None, STAGE, spent_before)  # CPU only: passes the run's spending on
 
 
 

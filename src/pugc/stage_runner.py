@@ -5,7 +5,7 @@ Nothing here or there imports kfp: artifacts are read and written only in `pugc.
 from __future__ import annotations
 
 from pugc.logs import setup_logging
-from pugc.runner.artifacts import path_and_lineage, publish, read_lineage  # noqa: F401  (components import these)
+from pugc.runner.artifacts import path_and_lineage, publish, read_lineage, upstream_spent  # noqa: F401  (components import these)
 from pugc.runner.ingest import run_ingest  # noqa: F401
 from pugc.runner.stage import run_stage  # noqa: F401
 from pugc.runner.training import run_training, write_training_report  # noqa: F401

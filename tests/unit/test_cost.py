@@ -2,7 +2,10 @@
 import pytest
 
 from pugc.config import recipe_from_dict
-from pugc.cost import account, budget_stop, estimate
+from pugc.cost import (BUDGETED_STAGES, BudgetExceededError, account, budget_plan, budget_stop, estimate,
+                       estimate_stage, own_spending, plan_estimate)
+from pugc.io import write_jsonl
+from pugc.runner.stage import run_stage
 
 SMALL = {
     "name": "small",
@@ -110,3 +113,63 @@ def test_paper_dry_run_prints_an_estimate_per_stage_for_100k_documents(monkeypat
     assert main(["run", "--recipe", "paper", "--input", str(ugc), "--dry-run",
                  "--output", str(tmp_path / "runs")]) == 0
     assert "# estimate for 3 documents" in capsys.readouterr().out  # the input's own lines by default
+
+
+def with_budget(**limits):
+    return recipe_from_dict({**SMALL, "cluster": {**SMALL["cluster"], "budget": limits}})
+
+
+def test_a_tasks_plan_estimates_a_stage_as_the_recipe_does():
+    """Every estimate is linear in a stage's input records, so a task can estimate from a per-record plan."""
+    recipe = with_budget(tokens=10 ** 6, cost=100.0)
+    plan = budget_plan(recipe)
+    for stage in BUDGETED_STAGES:
+        mine, recipes = plan_estimate(plan, stage, 37), estimate_stage(recipe, stage, 37)
+        assert (mine.tokens_in, mine.tokens_out) == (recipes.tokens_in, recipes.tokens_out), stage
+        assert mine.gpu_hours == pytest.approx(recipes.gpu_hours), stage
+        assert (mine.cost or 0.0) == pytest.approx(recipes.cost or 0.0), stage
+    assert budget_plan(recipe_from_dict(SMALL)) == {}  # no limit, nothing for the tasks to carry
+    local = budget_plan(recipe, local=True)["stages"]["ugc_filter"]
+    assert local["gpu_hours"] == 0.0 and local["accelerators"] == 0 and "cost" not in local
+
+
+def write_documents(path, n):
+    write_jsonl(path, [{"id": f"d{i}", "text": f"Document {i}."} for i in range(n)])
+
+
+def test_a_stage_over_budget_stops_before_its_model_loads(tmp_path):
+    runtime = {"budget": budget_plan(with_budget(tokens=5000))}
+    write_documents(tmp_path / "ugc.jsonl", 3)  # ugc_filter: 3 x (40 in + 2 x 5 out) = 150 tokens
+    engines = {"generator": {"model": "pugc-test/absent-model"}}  # loading it would fail otherwise
+    section = SMALL["ugc_filter"]
+    with pytest.raises(BudgetExceededError) as stopped:
+        run_stage("ugc_filter", str(tmp_path / "ugc.jsonl"), str(tmp_path / "out"), str(tmp_path / "dropped"),
+                  section, engines, shard_index=1, shard_count=2, runtime=runtime,
+                  spent_before={"gpu_hours": 0.0, "tokens": 4900.0, "cost": 0.0})
+    # the whole stage's estimate, also in a shard's task
+    assert str(stopped.value) == ("budget: stopped before ugc_filter: spent 4,900 tokens, its estimate 150 tokens, "
+                                  "budget cluster.budget.tokens 5,000 tokens")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_disabled_filter_is_not_checked_and_passes_the_spending_on(tmp_path):
+    runtime = {"budget": budget_plan(with_budget(tokens=10))}
+    write_documents(tmp_path / "ugc.jsonl", 3)
+    report = run_stage("ugc_filter", str(tmp_path / "ugc.jsonl"), str(tmp_path / "out"), str(tmp_path / "dropped"),
+                       {**SMALL["ugc_filter"], "threshold": None}, {}, runtime=runtime,
+                       spent_before={"gpu_hours": 0.5, "tokens": 9.0, "cost": 1.0})
+    assert report["counts"]["out"] == 3
+    assert report["spent_before"] == {"gpu_hours": 0.5, "tokens": 9.0, "cost": 1.0}
+    # no tokens; its task still held its 2 accelerators for its (few) seconds
+    assert report["spent"] == {"gpu_hours": pytest.approx(0.5, abs=1e-3), "tokens": 9.0,
+                               "cost": pytest.approx(1.0, abs=1e-2)}
+
+
+def test_a_tasks_own_spending_is_its_tokens_and_its_accelerators_time_priced():
+    plan = budget_plan(with_budget(cost=1000.0))
+    own = own_spending(plan, "ugc_filter", seconds=1800, tokens_in=400, tokens_out=100)
+    assert own == {"gpu_hours": pytest.approx(1.0), "tokens": 500, "cost": pytest.approx(3.6)}  # 2 GPUs, half an hour
+    judged = own_spending(plan, "reward_scoring", seconds=60, tokens_in=10 ** 6, tokens_out=10 ** 6)
+    assert judged == {"gpu_hours": 0.0, "tokens": 2 * 10 ** 6, "cost": pytest.approx(3.0)}  # the judge's API prices
+    local = own_spending(budget_plan(with_budget(cost=1000.0), local=True), "ugc_filter", 1800, 400, 100)
+    assert local["gpu_hours"] == 0.0 and local["cost"] == 0.0

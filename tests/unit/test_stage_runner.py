@@ -52,3 +52,26 @@ def test_merge_concatenates_in_shard_order_and_sums(tmp_path):
     assert report["counts"] == {"in": 5, "out": 3, "dropped": {"low_quality": 2}}
     assert report["metrics"]["quality_mean"] == pytest.approx((2.0 * 3 + 5.0 * 2) / 5)
     assert report["stage"] == "ugc_filter" and report["shards"] == 2
+
+
+def test_a_merge_carries_the_upstream_spending_once_and_every_shards_own(tmp_path):
+    """Spending travels on lineage: shards share what was spent upstream; the merge adds it once, the next task
+    reads the most any input says (the chain's, not the document table's)."""
+    from pugc.runner.artifacts import publish
+    from pugc.stage_runner import upstream_spent
+
+    upstream = {"gpu_hours": 1.0, "tokens": 100.0, "cost": 2.0}
+    parts = []
+    for index, own_tokens in [(0, 30.0), (1, 50.0)]:
+        meta = encode({"stage": "instruction_gen", "shard_index": index, "shard_count": 2, "rows_in": 1, "rows_out": 1,
+                       "dropped": {}, "metrics": {}, "seconds": 1.0, "model": "m", "spent_before": upstream,
+                       "spent": {"gpu_hours": 1.25, "tokens": 100.0 + own_tokens, "cost": 2.5}})
+        write_jsonl(tmp_path / f"p{index}", [{"id": f"q{index}", "doc_id": "d", "instruction": "Q?"}])
+        parts.append(Part(tmp_path / f"p{index}", meta))
+    report = merge_shards(parts, parts, str(tmp_path / "merged"), str(tmp_path / "dropped"))
+    assert report["spent_before"] == upstream
+    assert report["spent"] == {"gpu_hours": 1.5, "tokens": 180.0, "cost": 3.0}
+    merged, documents = Part(tmp_path / "merged", {}), Part(tmp_path / "docs", encode({"stage": "ingest_ugc"}))
+    publish(report, [merged])
+    assert upstream_spent(merged, documents, None) == {"gpu_hours": 1.5, "tokens": 180.0, "cost": 3.0}
+    assert upstream_spent(documents) == {"gpu_hours": 0.0, "tokens": 0.0, "cost": 0.0}

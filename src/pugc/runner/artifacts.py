@@ -6,7 +6,8 @@ from __future__ import annotations
 from pugc.lineage import decode, encode
 
 LINEAGE_EXTRAS = ("input_fingerprint", "input_lines", "quarantined", "training", "shard_index", "shard_count", "shards",
-                  "join_index_bytes", "licenses", "tokens_in", "tokens_out", "task_seconds")
+                  "join_index_bytes", "licenses", "tokens_in", "tokens_out", "task_seconds", "spent_before",
+                  "spent")
 
 
 def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") -> None:
@@ -42,6 +43,14 @@ def publish(report: dict, outputs: list, metrics=None, recipe_digest: str = "") 
 def read_lineage(artifact) -> dict:
     """A task's lineage (see `publish`) from a KFP artifact's metadata."""
     return decode(artifact.metadata)
+
+
+def upstream_spent(*artifacts) -> dict:
+    """What the run spent before a task (pugc.cost.upstream_spending) from its input artifacts' lineage; absent
+    inputs (an optional one) are skipped."""
+    from pugc.cost import upstream_spending
+
+    return upstream_spending([read_lineage(a) for a in artifacts if a is not None])
 
 
 def path_and_lineage(artifact) -> tuple[str, dict]:

@@ -5,6 +5,7 @@ import logging
 import shutil
 
 from pugc import __version__
+from pugc.cost import merged_spending
 from pugc.io import JsonlWriter, iter_records
 from pugc.runner.tally import Tally, format_dropped
 
@@ -38,6 +39,8 @@ def merge_shards(parts: list[tuple[str, dict]], dropped_parts: list[tuple[str, d
         "tokens_in": sum(int(m.get("tokens_in", 0)) for m in lineages),
         "tokens_out": sum(int(m.get("tokens_out", 0)) for m in lineages),
     }
+    if any("spent" in m for m in lineages):  # the shards' shared upstream once, plus what each spent
+        report["spent_before"], report["spent"] = merged_spending(lineages)
     log.info("%s: merged %d shards: in %d, out %d, dropped %s", report["stage"], len(parts), tally.n_in,
              tally.n_out, format_dropped(report["counts"]["dropped"]))
     return report

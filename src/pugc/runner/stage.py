@@ -15,6 +15,7 @@ from pugc.io import JsonlWriter, iter_records
 from pugc.logs import setup_logging
 from pugc.runner.chunks import (CHECKPOINT_SECONDS, CPU_CHUNK, ENGINE_BATCH, BatchPacer, Outputs, Progress,
                                 resume, run_in_chunks)
+from pugc.runner.budget import check_stage_budget, with_spending
 from pugc.runner.sharding import shard_range
 from pugc.runner.selection import apply_selection
 from pugc.runner.tally import Tally, format_dropped
@@ -28,14 +29,16 @@ log = logging.getLogger(__name__)
 def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, section: dict,
               engines: dict | None = None, shard_index: int = 0, shard_count: int = 1,
               runtime: dict | None = None, scope: str = "", tables: dict | None = None,
-              side_path: str | None = None, keep_checkpoints: bool = False) -> dict[str, Any]:
+              side_path: str | None = None, keep_checkpoints: bool = False,
+              spent_before: dict | None = None) -> dict[str, Any]:
     """Run a stage on its shard of the input. `tables` are the paths of the tables the stage joins, by name
     (`StageSpec.joins`); `side_path` receives its side artifact (default: next to the output). With
     `runtime.checkpoint_root` every engine batch is saved when done, so a retried try of the same task of the
     same run (`scope`: pugc.checkpoint.task_scope of the task's output) resumes; they are cleared once the
     output is whole,
     unless `keep_checkpoints` (a pass of a task that runs several: the report's `checkpoints` names the folder,
-    for the task to clear when it is done)."""
+    for the task to clear when it is done). With `spent_before` (what the run spent upstream, pugc.cost) the
+    stage is first checked against the budget in `runtime` and the report carries `spent_before` and `spent`."""
     from pugc.stages import spec_for
 
     setup_logging()
@@ -47,6 +50,8 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     start, end = shard_range(input_path, spec.shard_group, int(shard_index), int(shard_count))
     where = f" (shard {shard_index + 1}/{shard_count})" if shard_count > 1 else ""
     log.info("%s: %d input records%s from %s", stage, end - start, where, input_path)
+    if spent_before is not None and spec.engine_role and spec.needs_engine(config):  # a disabled filter costs nothing
+        check_stage_budget(runtime, stage, input_path, spent_before)  # before anything loads or runs
     joined = tuple(tables[j.table] for j in spec.joins if j.table in tables)
     checkpoints = _checkpoints(spec, section, engines, shard_index, shard_count, runtime, scope,
                                (input_path, *joined)) if end > start else None
@@ -105,7 +110,7 @@ def run_stage(stage: str, input_path: str, output_path: str, dropped_path: str, 
     }
     log.info("%s: in %d, out %d, dropped %s (%.1fs)", stage, tally.n_in, tally.n_out,
              format_dropped(tally.counts["dropped"]), report["seconds"])
-    return report
+    return report if spent_before is None else with_spending(report, runtime, stage, spent_before)
 
 
 def _pacer(spec, runtime: dict, checkpointed: bool) -> BatchPacer:

@@ -11,10 +11,15 @@ from pugc.secrets import load_hf_token
 
 
 def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, runtime: dict | None = None,
-                 scope: str = "", pairs_uri: str = "", model_uri: str = "") -> dict:
+                 scope: str = "", pairs_uri: str = "", model_uri: str = "", spent_before: dict | None = None) -> dict:
+    """With `spent_before` (pugc.cost) the budget in `runtime` is checked on the pairs before the policy
+    loads, and the report carries the run's spending."""
     from pugc.config import DPOTrainingConfig
+    from pugc.runner.budget import check_stage_budget, with_spending
 
     setup_logging()
+    if spent_before is not None:
+        check_stage_budget(runtime, "dpo_training", pairs_path, spent_before)
     load_hf_token()
     config = build(DPOTrainingConfig, section, "dpo_training")
     policy = build(EngineConfig, engines.get("policy", {}), "engines.policy")
@@ -32,7 +37,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
     else:
         training = _train_in_world(pairs_path, model_dir, section, engines, config, policy, runtime, checkpoint_dir)
     make_world_readable(model_dir)  # the export to dpo_training.export_uri is its own task, after the gate
-    return {
+    report = {
         "stage": "dpo_training",
         "counts": {"in": training["pairs"], "out": training["pairs"], "dropped": {}},
         "metrics": {"steps": training["steps"], "final_loss": training["final_loss"] or 0.0,
@@ -42,6 +47,7 @@ def run_training(pairs_path: str, model_dir: str, section: dict, engines: dict, 
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
         "accelerators": int((runtime.get("accelerators") or {}).get("dpo_training", 0)),
     }
+    return report if spent_before is None else with_spending(report, runtime, "dpo_training", spent_before)
 
 
 def write_training_report(report: dict, path: str) -> None:
