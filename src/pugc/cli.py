@@ -43,6 +43,14 @@ def _warn_default_registry() -> None:
               "no cluster can pull: export PUGC_IMAGE_REGISTRY=<registry that `make push` pushed to>", file=sys.stderr)
 
 
+def _warn_gated_token(recipe, target: str) -> None:
+    from pugc.preflight import token_warning
+
+    warning = token_warning(recipe, target)
+    if warning:
+        print(f"pugc: warning: {warning}", file=sys.stderr)
+
+
 def _target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=["kfp", "vertex"], default="kfp",
                         help="kfp: open-source Kubeflow Pipelines (with kfp-kubernetes settings); vertex: Vertex AI")
@@ -238,6 +246,7 @@ def cmd_compile(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     _warn_default_registry()
+    _warn_gated_token(recipe, args.target)
     setup_logging()  # the compile says what an older backend's spec leaves out
     path = compile_pipeline(recipe, args.output, args.target, args.pipeline_root)
     backend = f", Kubeflow Pipelines {recipe.cluster.kfp_version}" if args.target == "kfp" else ""
@@ -260,6 +269,7 @@ def cmd_submit(args) -> int:
         _check_google_credentials()
     recipe = load_recipe(args.recipe, _overrides(args))
     _warn_default_registry()
+    _warn_gated_token(recipe, args.target)
     from google.auth.exceptions import GoogleAuthError
 
     try:

@@ -4,7 +4,11 @@ Checks, in the namespace where the recipe's runs execute (`cluster.namespace` or
 the runs' service account; the Hugging Face token Secret and, when a role uses `backend: openai`, the API key
 Secret, each holding the key the recipe names; the model-cache PVC, Bound; and nodes that carry the recipe's
 GPU node selector (none is only a warning: a node pool that scales from zero has none until a task asks).
-Each line says OK, MISSING or WARN, with the command that fixes it. Anything MISSING makes the exit status 1.
+Placeholders are refused: the service account's Workload Identity annotation as shipped
+(`pugc-runner@my-gcp-project...`, `PROJECT_ID`), a recipe value or `$PUGC_IMAGE_REGISTRY` still naming
+`BUCKET`, `PROJECT` or `my-project`; and a recipe whose models are gated on the Hugging Face Hub needs its token
+Secret (`cluster.hf_token_secret`). Each line says OK, MISSING or WARN, with the command that fixes it. Anything
+MISSING makes the exit status 1.
 
 Only the official `kubernetes` client is used (imported when a check runs, never kfp), with the kube config
 (`--kubeconfig`, $KUBECONFIG or ~/.kube/config, `--kube-context`) or, inside a pod, the in-cluster config.
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Callable, Iterator
 
 from pugc.config import Recipe
@@ -25,6 +31,17 @@ PROFILE_NAMESPACE = "kubeflow-user-example-com"  # manifests/overlays/multi-user
 CACHE_JOB = "pugc-model-cache-permissions"
 GPU_RESOURCE = "nvidia.com/gpu"
 REQUEST_TIMEOUT_S = 10
+WORKLOAD_IDENTITY = "iam.gke.io/gcp-service-account"
+GKE_COMPONENT = "manifests/components/gke/kustomization.yaml"  # where the annotation is set
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository, when pugc runs from a checkout
+
+# What the shipped files hold until someone fills in their own: a project, bucket or registry placeholder, as a
+# whole word (`gs://BUCKET/...`, `projects/PROJECT/...`, `pugc-runner@my-gcp-project.iam...`).
+PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9_-])(PROJECT_ID|PROJECT|BUCKET|REGION|my-gcp-project|my-project|"
+                         r"my-bucket|your-project(?:-id)?|your-bucket)(?![A-Za-z0-9_-])")
+# Hub organisations whose models ask each user to accept terms before a download (a token is then required).
+GATED_PREFIXES = ("meta-llama/", "mistralai/", "google/gemma", "google/medgemma", "CohereForAI/", "CohereLabs/",
+                  "bigcode/starcoder2")
 
 
 @dataclass
@@ -106,13 +123,33 @@ def check_service_account(namespace: str, name: str | None, api) -> Check:
         return Check(WARN, "service account", "cluster.service_account is not set: runs use the backend's "
                      "default (pipeline-runner, or default-editor on multi-user), without PUGC's Workload Identity")
     subject = f"service account {namespace}/{name}"
-    if read(api.read_namespaced_service_account, "serviceaccounts", namespace, name, namespace):
-        return Check(OK, subject)
-    return Check(MISSING, subject, "not found", apply_overlay(namespace))
+    account = read(api.read_namespaced_service_account, "serviceaccounts", namespace, name, namespace)
+    if account is None:
+        shipped = shipped_placeholder()
+        detail = "not found" + (f" (and {GKE_COMPONENT} still names the placeholder {shipped}: set your Google "
+                                f"service account there before applying)" if shipped else "")
+        return Check(MISSING, subject, detail, apply_overlay(namespace))
+    google = ((account.metadata.annotations or {}) if account.metadata else {}).get(WORKLOAD_IDENTITY)
+    if not google:
+        return Check(WARN, subject, f"no {WORKLOAD_IDENTITY} annotation: on GKE its pods get no Workload Identity, "
+                     "so no bucket access", annotate_fix(namespace, name))
+    found = placeholder(google)
+    if found:
+        return Check(MISSING, subject, f"annotation {WORKLOAD_IDENTITY} is the placeholder {google} ({found}): "
+                     f"set your Google service account in {GKE_COMPONENT} and apply the overlay again",
+                     annotate_fix(namespace, name))
+    return Check(OK, subject, f"Workload Identity {google}")
 
 
-def check_secret(namespace: str, name: str | None, key: str, env_var: str, setting: str, api) -> Check:
+def check_secret(namespace: str, name: str | None, key: str, env_var: str, setting: str, api,
+                 gated: list[tuple[str, str]] | None = None) -> Check:
     if not name:
+        if gated:
+            where, model = gated[0]
+            return Check(MISSING, f"{env_var} secret", f"cluster.{setting} is not set, but {where} {model} is gated "
+                         "on the Hugging Face Hub: its download needs a token",
+                         f"kubectl -n {namespace} create secret generic hf-token --from-literal={key}=\"$HF_TOKEN\"; "
+                         f"then set cluster.{setting}: hf-token in the recipe")
         return Check(WARN, f"{env_var} secret", f"cluster.{setting} is not set: tasks get no {env_var}")
     subject = f"secret {namespace}/{name}"
     fix = (f'kubectl -n {namespace} create secret generic {name} --from-literal={key}="${env_var}" '
@@ -190,7 +227,113 @@ def check_trainer(version: str, runtime: str, api) -> Check:
     return Check(OK, f"Kubeflow Trainer {version}", f"{POD_SETTINGS_FIELD[version]}, runtime {runtime}")
 
 
+def check_recipe_placeholders(recipe: Recipe, api=None) -> list[Check]:
+    """Recipe values (URIs, Secret Manager names) still naming a placeholder: one MISSING line each."""
+    found = [Check(MISSING, f"recipe {key}", f"{value!r} still holds the placeholder {word}",
+                   f"set {key} to your own value in the recipe (or --set {key}=...)")
+             for key, value, word in recipe_placeholders(recipe)]
+    return found or [Check(OK, "recipe", "no placeholder project, bucket or registry")]
+
+
+def check_registry(api=None) -> Check:
+    """The registry compiled into every task's image (components/images.py reads $PUGC_IMAGE_REGISTRY)."""
+    registry = os.environ.get("PUGC_IMAGE_REGISTRY", "")
+    fix = "export PUGC_IMAGE_REGISTRY=REGION-docker.pkg.dev/PROJECT_ID/pugc (where `make push` pushed the images)"
+    if not registry:
+        return Check(WARN, "image registry", "PUGC_IMAGE_REGISTRY is not set here: a pipeline compiled in this "
+                     "shell names images no cluster can pull (pugc/base:...)", fix)
+    word = placeholder(registry)
+    if word:
+        return Check(MISSING, "image registry", f"PUGC_IMAGE_REGISTRY={registry} still holds the placeholder {word}",
+                     fix.replace("REGION-docker.pkg.dev/PROJECT_ID", "<your region>-docker.pkg.dev/<your project>"))
+    return Check(OK, "image registry", registry)
+
+
+# ------------------------------------------------------------------------------------------- placeholders
+def placeholder(value: str) -> str | None:
+    """The placeholder word in `value` (a project, bucket or region left as shipped), if any."""
+    match = PLACEHOLDER.search(value)
+    return match.group(1) if match else None
+
+
+def shipped_placeholder(path: Path | None = None) -> str | None:
+    """The Workload Identity annotation in the checkout's GKE component, when it is still a placeholder."""
+    path = path or CHECKOUT / GKE_COMPONENT
+    try:
+        text = path.read_text()
+    except OSError:
+        return None  # an installed package: no manifests to read
+    for value in re.findall(r"value:\s*(\S+@\S+)", text):
+        if placeholder(value):
+            return value
+    return None
+
+
+def _strings(value, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _strings(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{key}[{index}]")
+    elif isinstance(value, str):
+        yield key, value
+
+
+def recipe_placeholders(recipe: Recipe) -> list[tuple[str, str, str]]:
+    """(key, value, placeholder) for every location-like recipe value (gs://, /gcs/, projects/..., a registry
+    host, a Google service account) that still names a placeholder, such as gs://BUCKET/pugc."""
+    found = []
+    for key, value in _strings(recipe.to_dict()):
+        if re.search(r"gs://|^/gcs/|projects/|\.pkg\.dev|gserviceaccount\.com", value):
+            word = placeholder(value)
+            if word:
+                found.append((key, value, word))
+    return found
+
+
+def gated_models(recipe: Recipe) -> list[tuple[str, str]]:
+    """(recipe key, hub id) of the models a cluster task downloads from the Hub that are gated there (accept the
+    terms on the model page, then a token is needed). Roles served over `backend: openai` download nothing,
+    except the policy, which is also trained from its weights."""
+    engines = recipe.engines
+    found = []
+    for role in ("policy", "generator", "judge", "evaluator"):
+        engine = getattr(engines, role)
+        if engine is None or (engine.backend == "openai" and role != "policy"):
+            continue
+        if engine.model.startswith(GATED_PREFIXES):
+            found.append((f"engines.{role}.model", engine.model))
+    baseline = getattr(recipe.evaluation, "baseline", None)
+    if isinstance(baseline, str) and baseline.startswith(GATED_PREFIXES):
+        found.append(("evaluation.baseline", baseline))
+    return found
+
+
+def token_warning(recipe: Recipe, target: str) -> str | None:
+    """What `pugc compile`/`submit` say when the recipe's gated models would reach the cluster without a token."""
+    gated = gated_models(recipe)
+    if not gated:
+        return None
+    models = " and ".join(f"{where} {model}" for where, model in gated)
+    verb = "is" if len(gated) == 1 else "are"
+    if target == "vertex" and not recipe.cluster.vertex.hf_token_secret:
+        return (f"{models} {verb} gated on the Hugging Face Hub and cluster.vertex.hf_token_secret is not set, so "
+                "their Vertex tasks cannot download them: store the token in Secret Manager (gcloud secrets create "
+                "hf-token --data-file=-) and set cluster.vertex.hf_token_secret: projects/PROJECT_ID/secrets/hf-token")
+    if target == "kfp" and not recipe.cluster.hf_token_secret:
+        return (f"{models} {verb} gated on the Hugging Face Hub and cluster.hf_token_secret is not set, so their "
+                "tasks cannot download them: create the hf-token Secret (manifests/README.md) and set "
+                "cluster.hf_token_secret: hf-token")
+    return None
+
+
 # ------------------------------------------------------------------------------------------------- fixes
+def annotate_fix(namespace: str, name: str) -> str:
+    return (f"kubectl -n {namespace} annotate serviceaccount {name} --overwrite "
+            f"{WORKLOAD_IDENTITY}=pugc-runner@$PROJECT_ID.iam.gserviceaccount.com")
+
+
 def apply_overlay(namespace: str) -> str:
     if namespace == STANDALONE_NAMESPACE:
         return "kubectl apply -k manifests/overlays/standalone"
@@ -224,7 +367,9 @@ def gpu_selectors(recipe: Recipe) -> list[tuple[dict[str, str], int]]:
 
 
 def openai_roles(recipe: Recipe) -> list[str]:
-    return [role for role in ("policy", "generator", "judge") if getattr(recipe.engines, role).backend == "openai"]
+    """Roles served over `backend: openai`, whose tasks get the API key (the evaluator: the evaluate task's)."""
+    return [role for role in ("policy", "generator", "judge", "evaluator")
+            if getattr(recipe.engines, role) is not None and getattr(recipe.engines, role).backend == "openai"]
 
 
 def planned_checks(recipe: Recipe, namespace: str) -> Iterator[Callable]:
@@ -232,7 +377,7 @@ def planned_checks(recipe: Recipe, namespace: str) -> Iterator[Callable]:
     yield partial(check_namespace, namespace)
     yield partial(check_service_account, namespace, cluster.service_account)
     yield partial(check_secret, namespace, cluster.hf_token_secret, cluster.hf_token_secret_key, "HF_TOKEN",
-                  "hf_token_secret")
+                  "hf_token_secret", gated=gated_models(recipe))
     roles = openai_roles(recipe)
     if roles:  # the key is mounted only on tasks whose role uses backend openai (pipelines/platform.py)
         env_var = getattr(recipe.engines, roles[0]).options.get("api_key_env") or "OPENAI_API_KEY"
@@ -244,13 +389,16 @@ def planned_checks(recipe: Recipe, namespace: str) -> Iterator[Callable]:
     training = cluster.resources.get("dpo_training")
     if training is not None and training.nodes > 1:
         yield partial(check_trainer, cluster.trainer_version, cluster.trainjob_runtime)
+    yield partial(check_recipe_placeholders, recipe)
+    yield check_registry
 
 
 def run_checks(recipe: Recipe, namespace: str, api) -> list[Check]:
     checks = []
     for check in planned_checks(recipe, namespace):
         try:
-            checks.append(check(api))
+            result = check(api)
+            checks.extend(result if isinstance(result, list) else [result])
         except Forbidden as denied:
             where = f" -n {denied.namespace}" if denied.namespace else ""
             checks.append(Check(WARN, denied.resource, "not allowed to read it with these credentials, not checked",

@@ -36,8 +36,11 @@ def namespace(name: str) -> dict:
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
 
-def service_account(ns: str, name: str) -> dict:
-    return {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta(name, ns)}
+def service_account(ns: str, name: str, annotations: dict[str, str] | None = None) -> dict:
+    metadata = meta(name, ns)
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": metadata}
 
 
 def secret(ns: str, name: str, string_data: dict[str, str]) -> dict:

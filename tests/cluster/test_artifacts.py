@@ -228,7 +228,7 @@ def test_retrain_workflow_triggers_and_authenticates_without_keys():
     workflow = yaml.safe_load((ROOT / ".github/workflows/retrain.yml").read_text())
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
     assert {"workflow_dispatch", "schedule", "push"} <= set(triggers)
-    assert "recipes/**" in triggers["push"]["paths"] and "data/manifests/**" in triggers["push"]["paths"]
+    assert triggers["push"]["paths"] == ["recipes/**"]  # new data lands in the bucket; the schedule reads it
     assert workflow["permissions"]["id-token"] == "write"
     steps = workflow["jobs"]["submit"]["steps"]
     assert any(s.get("uses", "").startswith("google-github-actions/auth@") for s in steps)
@@ -237,4 +237,9 @@ def test_retrain_workflow_triggers_and_authenticates_without_keys():
     names = [s.get("name", "") for s in steps]
     images = steps[names.index(next(n for n in names if n.startswith("This commit's images")))]
     assert names.index(images["name"]) < names.index("Submit")  # submits only with its own commit's images
-    assert 'PUGC_IMAGE_TAG=$tag' in images["run"] and "${GITHUB_SHA:0:12}" in images["run"]
+    assert 'PUGC_IMAGE_TAG=$tag' in images["run"] and 'tag="${commit:0:12}"' in images["run"]
+    # the tag is the last commit that changed what the images workflow builds from: exactly its paths
+    built_from = yaml.safe_load((ROOT / ".github/workflows/images.yml").read_text())[True]["push"]["paths"]
+    log = images["run"].split("git log -1 --format=%H --", 1)[1].split(")", 1)[0].replace("\\\n", " ").split()
+    assert sorted(path.removesuffix("/**") for path in built_from) == sorted(log)
+    assert workflow["jobs"]["submit"]["steps"][0]["with"]["fetch-depth"] == 0

@@ -8,17 +8,24 @@ from tests.cluster.kube_api import KubeApiServer, namespace, node, pvc, secret, 
 
 NS = "kubeflow"
 GPU_LABEL = {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}  # recipes/paper.yaml cluster.gpu.node_selector
+WORKLOAD_IDENTITY = "iam.gke.io/gcp-service-account"
+GOOGLE_SA = "pugc-runner@acme-alignment.iam.gserviceaccount.com"
+REGISTRY = "europe-west4-docker.pkg.dev/acme-alignment/pugc"
 
 
-def complete_cluster(ns=NS, token_data=None):
+def complete_cluster(ns=NS, token_data=None, google_sa=GOOGLE_SA):
     """Everything the paper recipe's runs need, in `ns`, plus one GPU node and one CPU node."""
-    return [namespace(ns), service_account(ns, "pugc-pipeline-runner"),
-            secret(ns, "hf-token", token_data or {"token": "hf_PLANTED-token-value"}), pvc(ns, "pugc-model-cache"),
+    return [namespace(ns),
+            service_account(ns, "pugc-pipeline-runner", {WORKLOAD_IDENTITY: google_sa} if google_sa else None),
+            secret(ns, "hf-token", token_data or {"token": "hf_PLANTED-token-value"}),
+            secret(ns, "openai-api-key", {"api-key": "sk-PLANTED"}),  # the paper's evaluator, backend openai
+            pvc(ns, "pugc-model-cache"),
             node("gke-gpu-1", GPU_LABEL, gpus=8), node("gke-cpu-1", {"cloud.google.com/gke-nodepool": "default"})]
 
 
 @pytest.fixture()
-def kube(tmp_path):
+def kube(tmp_path, monkeypatch):
+    monkeypatch.setenv("PUGC_IMAGE_REGISTRY", REGISTRY)
     with KubeApiServer() as server:
         server.config_path = server.kubeconfig(tmp_path)
         yield server
@@ -46,16 +53,107 @@ def test_all_present_is_ok_and_reads_exactly_the_objects_the_recipe_names(kube, 
     code, out, err = preflight(kube, capsys, "--kube-context", "loopback")
     assert code == 0, out + err
     statuses = [text.split()[0] for text in out.splitlines()[1:-1]]
-    assert statuses == ["OK"] * 5, out
+    assert statuses == ["OK"] * 8, out
     assert "GPU nodes cloud.google.com/gke-accelerator=nvidia-h100-80gb: 1 node(s), 8 nvidia.com/gpu" in out
+    assert f"service account kubeflow/pugc-pipeline-runner: Workload Identity {GOOGLE_SA}" in out
+    assert "secret kubeflow/openai-api-key: key 'api-key' -> OPENAI_API_KEY" in out  # the evaluate task's grader
+    assert f"OK       image registry: {REGISTRY}" in out
+    assert "OK       recipe: no placeholder project, bucket or registry" in out
     assert "0 missing, 0 warning(s): ready to submit" in out
     paths = [path for path, _ in kube.requests]
     assert paths == ["/api/v1/namespaces/kubeflow", "/api/v1/namespaces/kubeflow/serviceaccounts/pugc-pipeline-runner",
-                     "/api/v1/namespaces/kubeflow/secrets/hf-token",
+                     "/api/v1/namespaces/kubeflow/secrets/hf-token", "/api/v1/namespaces/kubeflow/secrets/openai-api-key",
                      "/api/v1/namespaces/kubeflow/persistentvolumeclaims/pugc-model-cache", "/api/v1/nodes"]
     assert kube.requests[-1][1]["labelSelector"] == "cloud.google.com/gke-accelerator=nvidia-h100-80gb"
     assert set(kube.authorizations) == {"Bearer PLANTED-kube-token"}
-    assert "hf_PLANTED" not in out  # a Secret's value is read, never printed
+    assert "hf_PLANTED" not in out and "sk-PLANTED" not in out  # a Secret's value is read, never printed
+
+
+@pytest.mark.parametrize("google_sa", ["pugc-runner@my-gcp-project.iam.gserviceaccount.com",
+                                       "pugc-runner@PROJECT_ID.iam.gserviceaccount.com"])
+def test_the_placeholder_workload_identity_annotation_is_refused(kube, capsys, google_sa):
+    kube.add(*complete_cluster(google_sa=google_sa))
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1
+    subject = "service account kubeflow/pugc-pipeline-runner"
+    assert line(out, subject).startswith(f"MISSING  {subject}: annotation {WORKLOAD_IDENTITY} is the placeholder "
+                                         f"{google_sa}")
+    assert "manifests/components/gke/kustomization.yaml" in line(out, subject)
+    assert fix_after(out, subject) == (f"kubectl -n kubeflow annotate serviceaccount pugc-pipeline-runner --overwrite "
+                                       f"{WORKLOAD_IDENTITY}=pugc-runner@$PROJECT_ID.iam.gserviceaccount.com")
+    assert sum(text.startswith("MISSING") for text in out.splitlines()) == 1, out
+
+
+def test_a_service_account_without_workload_identity_is_a_warning(kube, capsys):
+    kube.add(*complete_cluster(google_sa=None))
+    code, out, _ = preflight(kube, capsys)
+    assert code == 0
+    assert line(out, "service account").startswith(f"WARN     service account kubeflow/pugc-pipeline-runner: no "
+                                                   f"{WORKLOAD_IDENTITY} annotation")
+
+
+def test_a_missing_service_account_says_the_shipped_manifest_still_holds_the_placeholder(kube, capsys):
+    kube.add(*complete_cluster())
+    del kube.objects["/api/v1/namespaces/kubeflow/serviceaccounts/pugc-pipeline-runner"]
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1  # the repository's manifests/components/gke ships pugc-runner@my-gcp-project
+    assert ("manifests/components/gke/kustomization.yaml still names the placeholder "
+            "pugc-runner@my-gcp-project.iam.gserviceaccount.com") in line(out, "service account")
+
+
+@pytest.mark.parametrize("setting, word", [
+    ("cluster.pipeline_root=gs://BUCKET/pugc", "BUCKET"),
+    ("dpo_training.export_uri=gs://my-bucket/models/pugc", "my-bucket"),
+    ("cluster.vertex.hf_token_secret=projects/PROJECT/secrets/hf-token", "PROJECT"),
+])
+def test_a_recipe_value_still_naming_a_placeholder_is_refused(kube, capsys, setting, word):
+    kube.add(*complete_cluster())
+    code, out, _ = preflight(kube, capsys, "--set", setting)
+    key, value = setting.split("=", 1)
+    assert code == 1
+    assert line(out, f"recipe {key}") == f"MISSING  recipe {key}: {value!r} still holds the placeholder {word}"
+    assert fix_after(out, f"recipe {key}") == f"set {key} to your own value in the recipe (or --set {key}=...)"
+
+
+def test_the_image_registry_unset_warns_and_a_placeholder_one_is_refused(kube, capsys, monkeypatch):
+    kube.add(*complete_cluster())
+    monkeypatch.delenv("PUGC_IMAGE_REGISTRY")
+    code, out, _ = preflight(kube, capsys)
+    assert code == 0 and line(out, "image registry").startswith("WARN     image registry: PUGC_IMAGE_REGISTRY is not set")
+    monkeypatch.setenv("PUGC_IMAGE_REGISTRY", "us-docker.pkg.dev/PROJECT_ID/pugc")
+    code, out, _ = preflight(kube, capsys)
+    assert code == 1 and "still holds the placeholder PROJECT_ID" in line(out, "image registry")
+
+
+def test_gated_models_without_a_token_secret_are_refused(kube, capsys):
+    kube.add(*complete_cluster())
+    code, out, _ = preflight(kube, capsys, "--set", "cluster.hf_token_secret=null")
+    assert code == 1
+    assert line(out, "HF_TOKEN secret") == (
+        "MISSING  HF_TOKEN secret: cluster.hf_token_secret is not set, but engines.policy.model "
+        "mistralai/Mistral-7B-Instruct-v0.2 is gated on the Hugging Face Hub: its download needs a token")
+    assert fix_after(out, "HF_TOKEN secret").startswith("kubectl -n kubeflow create secret generic hf-token")
+    # a recipe of ungated models may go without one (a warning)
+    code, out, _ = preflight(kube, capsys, "--set", "cluster.hf_token_secret=null",
+                             "--set", "engines.policy.model=Qwen/Qwen2.5-0.5B-Instruct",
+                             "--set", "engines.generator.model=Qwen/Qwen2.5-0.5B-Instruct")
+    assert code == 0 and line(out, "HF_TOKEN secret").startswith("WARN")
+
+
+@pytest.mark.parametrize("target, setting", [("vertex", "cluster.vertex.hf_token_secret"),
+                                             ("kfp", "cluster.hf_token_secret")])
+def test_compiling_gated_models_without_a_token_says_so(tmp_path, capsys, monkeypatch, target, setting):
+    from pugc import preflight as checks
+    from pugc.config import load_recipe
+
+    recipe = load_recipe("paper", ["cluster.hf_token_secret=null"])
+    warning = checks.token_warning(recipe, target)
+    assert warning.startswith("engines.policy.model mistralai/Mistral-7B-Instruct-v0.2 and engines.generator.model "
+                              "meta-llama/Meta-Llama-3-70B-Instruct are gated")
+    assert f"{setting} is not set" in warning
+    given = load_recipe("paper", [f"{setting}=projects/acme/secrets/hf-token" if target == "vertex" else
+                                  f"{setting}=hf-token"])
+    assert checks.token_warning(given, target) is None
 
 
 @pytest.mark.parametrize("missing, subject, fix", [
@@ -111,6 +209,7 @@ def test_no_gpu_node_is_a_warning_with_the_node_pool_command_not_a_failure(kube,
 def test_profile_namespace_with_an_openai_judge_checks_its_key_secret(kube, capsys):
     profile = "team-alignment"
     kube.add(*complete_cluster(ns=profile))
+    del kube.objects[f"/api/v1/namespaces/{profile}/secrets/openai-api-key"]
     code, out, _ = preflight(kube, capsys, "--namespace", profile, "--set", "engines.judge.backend=openai",
                              "--set", "engines.judge.options={api_key_env: JUDGE_API_KEY}")
     assert code == 1
