@@ -171,7 +171,7 @@ def model_card(summary: dict, training_section: dict, handoff: dict, run_id: str
               *_table(["parameter", "value"], [[k, v] for k, v in hyperparameters(training_section).items()]),
               "", "## Data", "",
               f"{summary.get('preference_pairs', 0)} preference pairs from {summary.get('input_records', 0)} "
-              f"documents ({summary.get('input_lines', 0)} input lines, {summary.get('quarantined', 0)} "
+              f"documents ({summary.get('input_lines', 0)} input {summary.get('input_unit', 'lines')}, {summary.get('quarantined', 0)} "
               "quarantined)" + (f"; published as [{dataset_repo}](https://huggingface.co/datasets/{dataset_repo})"
                                 if dataset_repo else "") + ".", "",
               *_licence_lines(summary)]
@@ -230,7 +230,7 @@ def dataset_card(summary: dict, run_id: str) -> str:
              "", f"The judge ({_model_name(models.get('judge'))}) graded every answer 1-5 with the source document "
              "as the reference answer." if judge else "",
              "", "## Sizes and drops", "",
-             f"{summary.get('input_lines', 0)} input lines, {summary.get('quarantined', 0)} quarantined as "
+             f"{summary.get('input_lines', 0)} input {summary.get('input_unit', 'lines')}, {summary.get('quarantined', 0)} quarantined as "
              "malformed.", "",
              *_table(["stage", "in", "out", "dropped"], [list(row) for row in stage_table(stages)]),
              "", "## Licences", "", *_licence_lines(summary)]

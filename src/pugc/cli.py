@@ -167,7 +167,7 @@ def _run(args, recipe, input_uri: str, started: float) -> int:
     _print_table(summary)
     if found := personal_data_line(summary):
         print(found)
-    print(f"{summary['input_lines']} input lines ({summary['quarantined']} quarantined) -> "
+    print(f"{summary['input_lines']} input {summary.get('input_unit', 'lines')} ({summary['quarantined']} quarantined) -> "
           f"{summary['preference_pairs']} preference pairs in {time.monotonic() - started:.0f}s; run folder {run_dir} "
           f"(also {Path(args.output) / 'latest'})")
     print(f"reports: {(run_dir / 'reports' / 'index.html').resolve()}")

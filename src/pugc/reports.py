@@ -274,7 +274,8 @@ def run_summary_html(summary: dict) -> str:
     from pugc.summary import LENGTH_HEADER, length_rows, stage_table
 
     rows = stage_table(summary["stages"])
-    facts = [f"input lines {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
+    facts = [f"input {summary.get('input_unit', 'lines')} {number(summary['input_lines'])} "
+             f"(quarantined {number(summary['quarantined'])})",
              f"preference pairs {number(summary['preference_pairs'])}"]
     if summary.get("run_id"):
         facts.insert(0, f"run {summary['run_id']}, recipe {summary.get('recipe')}, "
@@ -408,7 +409,8 @@ def index_html(summary: dict, reports: list[str]) -> str:
              ["input", summary.get("input_uri", "-")], ["recipe", f"{summary.get('recipe')} "
                                                                   f"(digest {summary.get('recipe_digest', '-')})"],
              ["started", summary.get("started", "-")], ["duration", f"{number(summary.get('wall_seconds'))} s"],
-             ["input lines", f"{number(summary.get('input_lines'))} ({number(summary.get('quarantined'))} quarantined)"],
+             [f"input {summary.get('input_unit', 'lines')}",
+              f"{number(summary.get('input_lines'))} ({number(summary.get('quarantined'))} quarantined)"],
              ["preference pairs", number(summary.get("preference_pairs"))]]
     total = (summary.get("cost") or {}).get("total")
     if total:

@@ -130,7 +130,8 @@ def markdown_report(summary: dict) -> str:
 
     lines = [
         "# PUGC run summary", "",
-        f"- input lines: {number(summary['input_lines'])} (quarantined {number(summary['quarantined'])})",
+        f"- input {summary.get('input_unit', 'lines')}: {number(summary['input_lines'])} "
+        f"(quarantined {number(summary['quarantined'])})",
         f"- preference pairs: {number(summary['preference_pairs'])}", "",
         "| stage | in | out | dropped |", "|---|---:|---:|---|",
     ]
@@ -251,6 +252,7 @@ def summarize(lineages: list[dict]) -> dict:
     training = next((m.get("training") for m in lineages if m["stage"] == "dpo_training"), None)
     return {
         "input_lines": as_int(ingest["input_lines"]),
+        "input_unit": ingest.get("input_unit") or "lines",  # lines (JSONL) or records (Parquet, CSV, TSV)
         "quarantined": as_int(ingest["quarantined"]),
         "input_records": as_int(ingest["input_lines"]) - as_int(ingest["quarantined"]),
         "stages": stages,

@@ -91,3 +91,21 @@ def test_any_bytes_as_csv_are_rows_or_reported_lines(data):
         for _, number, row, error in iter_input_rows(str(path)):
             assert (error is None and isinstance(row, dict)) or (error is not None and error.reason == "not_csv")
             assert number >= 1
+
+
+def test_counts_say_records_for_parquet_and_csv_and_lines_for_jsonl(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pugc.runner.ingest import quarantine_summary, input_unit
+    from pugc.stages.ingest import IngestCounts
+
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "posts.parquet")
+    write_csv(tmp_path / "posts.csv", ROWS)
+    (tmp_path / "posts.jsonl").write_text(json.dumps(ROWS[0]) + "\n")
+    assert [input_unit(str(tmp_path / name), "auto") for name in ("posts.parquet", "posts.csv", "posts.jsonl")] == \
+        ["records", "records", "lines"]
+    assert input_unit(str(tmp_path), "auto") == "records"  # a folder mixing them
+    counts = IngestCounts()
+    counts.unit, counts.input_lines, counts.quarantined["not_csv"] = "records", 3, 1
+    assert quarantine_summary(counts).startswith("quarantined 1 of 3 records (not_csv 1)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pugc.lineage import decode, encode
 
 LINEAGE_EXTRAS = ("input_fingerprint", "input_lines", "quarantined", "training", "shard_index", "shard_count", "shards",
-                  "join_index_bytes", "licenses", "tokens_in", "tokens_out", "task_seconds", "spent_before",
+                  "join_index_bytes", "licenses", "input_unit", "tokens_in", "tokens_out", "task_seconds", "spent_before",
                   "spent")
 
 

@@ -26,6 +26,7 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
         raise ValueError("no input: pass --input (or the input_uri pipeline parameter) or set input.uri in the recipe")
     started = time.monotonic()
     counts = ingest.IngestCounts()
+    counts.unit = input_unit(input_uri, config.format)
     with JsonlWriter(ugc_path) as ugc, JsonlWriter(quarantine_path) as quarantine, \
             JsonlWriter(dropped_path) as dropped:
         rows = iter_input_rows(input_uri, config.format, config.max_line_bytes)
@@ -47,7 +48,7 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
         "metrics": {**{f"repaired_{rule}": float(lines) for rule, lines in sorted(counts.repaired.items())},
                     **{f"language_{code}": float(n) for code, n in sorted(counts.languages.items())},
                     **count_metrics(counts.personal_data)},
-        "licenses": dict(sorted(counts.licenses.items())),
+        "licenses": dict(sorted(counts.licenses.items())), "input_unit": counts.unit,
         "seconds": round(time.monotonic() - started, 3), "pugc_version": __version__,
     }
     if counts.documents + duplicates + quarantined != counts.input_lines:
@@ -57,6 +58,15 @@ def run_ingest(input_uri: str, section: dict, ugc_path: str, quarantine_path: st
              quarantined, duplicates, ", ".join(f"{r} {n}" for r, n in sorted(counts.dropped.items())) or "none")
     log.info("ingest: personal data found: %s", found_summary(counts.personal_data))
     return report
+
+
+def input_unit(input_uri: str, declared: str) -> str:
+    """What the input's counts count: JSONL lines, or the records of Parquet, CSV and TSV files (a CSV record
+    may span lines; a Parquet row is no line at all)."""
+    from pugc.io import file_format, input_files
+
+    kinds = {file_format(source, declared) or "jsonl" for source in input_files(input_uri)}
+    return "lines" if kinds == {"jsonl"} else "records"
 
 
 def _renamed(rows, named_as: tuple[str, str]):
@@ -74,7 +84,7 @@ def quarantine_summary(counts) -> str:
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.quarantined.items()))
     examples = "; ".join(f"line {q.line}: {q.error}" for q in counts.examples[:QUARANTINE_EXAMPLES])
     more = f"; {total - QUARANTINE_EXAMPLES} more" if total > QUARANTINE_EXAMPLES else ""
-    return (f"quarantined {total} of {counts.input_lines} lines ({reasons}): {examples}{more} "
+    return (f"quarantined {total} of {counts.input_lines} {counts.unit} ({reasons}): {examples}{more} "
             "(all in rejected.jsonl)")
 
 

@@ -111,6 +111,7 @@ class IngestCounts:
 
     def __init__(self) -> None:
         self.input_lines = self.documents = 0
+        self.unit = "lines"  # what input_lines counts: "records" for Parquet, CSV and TSV input (runner.ingest)
         self.dropped: Counter = Counter()  # duplicates by reason
         self.quarantined: Counter = Counter()
         self.repaired: Counter = Counter()  # lines repaired, by rule (pugc.text): lone_surrogates, control_characters
@@ -219,11 +220,11 @@ def check_usable(counts: IngestCounts, config: InputConfig) -> None:
     if not counts.documents:
         dropped = ", ".join(f"{r} {n}" for r, n in sorted(counts.dropped.items()))
         raise InputError(f"input {where}: " + (f"no valid records in {counts.input_lines} lines" if not dropped
-                                               else f"no documents left of {counts.input_lines} lines")
+                                               else f"no documents left of {counts.input_lines} {counts.unit}")
                          + (f" (quarantined: {reasons})" if reasons else "")
                          + (f" (dropped: {dropped})" if dropped else ""))
     malformed = sum(counts.quarantined.values())
     fraction = malformed / counts.input_lines
     if fraction > config.max_malformed_fraction:
-        raise InputError(f"input {where}: {malformed} of {counts.input_lines} lines malformed "
+        raise InputError(f"input {where}: {malformed} of {counts.input_lines} {counts.unit} malformed "
                          f"({fraction:.0%} > input.max_malformed_fraction={config.max_malformed_fraction:.0%}): {reasons}")
