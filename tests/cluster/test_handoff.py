@@ -1,5 +1,5 @@
 """The hand-off after the gate (pugc.handoff): the Model Registry registration against a loopback server that
-speaks the registry's REST API, the KServe InferenceService rendered and validated against KServe's CRD schema
+speaks the registry's REST API, the Hub upload by huggingface_hub itself against a loopback Hub, the KServe InferenceService rendered and validated against KServe's CRD schema
 (manifests/schemas), and all of it compiled under exactly the export's conditions."""
 import json
 import shutil
@@ -188,3 +188,85 @@ def test_a_handoff_without_an_export_uri_fails_naming_the_keys():
 
     with pytest.raises(ConfigError, match="handoff.kserve .*dpo_training.export_uri"):
         load_recipe("paper", ["handoff.kserve={name: x, namespace: y}"])
+
+
+class Hub(JsonHandler):
+    """The Hugging Face Hub endpoints `HfApi.create_repo` and `upload_folder` call (repo creation, the README's
+    YAML check, pre-upload modes, the NDJSON commit), storing what was committed; every file is sent inline
+    ("regular" upload mode), so no LFS or Xet transfer is involved. The README's metadata is checked with the
+    Hub library's own card parser, as the Hub checks it."""
+    repos: dict = {}
+    files: dict = {}
+    tokens: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Hub.tokens.append(self.headers.get("Authorization"))
+        if self.path == "/api/repos/create":
+            spec = json.loads(body)
+            repo = f"{spec['organization']}/{spec['name']}" if spec.get("organization") else spec["name"]
+            Hub.repos[repo] = spec
+            return self.send_json(200, {"url": f"{self.url}/{repo}"})
+        if self.path == "/api/validate-yaml":
+            from huggingface_hub import DatasetCard, ModelCard
+
+            spec = json.loads(body)
+            try:
+                (DatasetCard if spec["repoType"] == "dataset" else ModelCard)(spec["content"])
+            except Exception as exc:  # the Hub answers a card it cannot read with 400 and the reason
+                return self.send_json(400, {"error": str(exc)})
+            return self.send_json(200, {"errors": [], "warnings": []})
+        _, _, kind, owner, name, action, _ = (self.path.split("/") + [""])[:7]
+        if action == "preupload":
+            return self.send_json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                                  for f in json.loads(body)["files"]]})
+        if action == "commit":
+            import base64
+
+            for line in body.decode().splitlines():
+                op = json.loads(line)
+                if op["key"] == "file":
+                    Hub.files[(kind, f"{owner}/{name}", op["value"]["path"])] = base64.b64decode(op["value"]["content"])
+            return self.send_json(200, {"commitUrl": f"{self.url}/{owner}/{name}/commit/{'c' * 40}",
+                                        "commitOid": "c" * 40})
+        self.send_json(404, {"error": f"no route {self.path}"})
+
+
+def test_the_upload_puts_the_model_its_card_and_the_pairs_with_theirs_on_the_hub(tmp_path, monkeypatch):
+    from pugc.cards import dataset_card, model_card
+    from pugc.handoff import upload_to_hub
+    from tests.unit.test_cards import HANDOFF, TRAINING, summary
+
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    (exported / "config.json").write_text('{"model_type": "llama"}')
+    (exported / "_COMPLETE.json").write_text("{}")  # the export's marker: not for the Hub
+    (tmp_path / "README.md").write_text(model_card(summary(), TRAINING, HANDOFF, run_id="run-7"))
+    (tmp_path / "pairs.md").write_text(dataset_card(summary(), "run-7"))
+    (tmp_path / "pairs.jsonl").write_text('{"prompt": [], "chosen": [], "rejected": []}\n')
+    monkeypatch.setenv("HF_TOKEN", "hf_write_token")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the tests' offline guard, for this server
+    Hub.repos, Hub.files, Hub.tokens = {}, {}, []
+    with LoopbackServer(Hub) as server:
+        Hub.url = server.url
+        result = upload_to_hub({**HANDOFF["hub"], "private": True}, str(exported), str(tmp_path / "README.md"),
+                               str(tmp_path / "pairs.jsonl"), str(tmp_path / "pairs.md"), endpoint=server.url)
+    assert result["model_commit"] == result["dataset_commit"] == "c" * 40
+    # private as asked (huggingface_hub 2 sends it as the repository's visibility)
+    assert {repo: spec.get("visibility", "private" if spec.get("private") else None) for repo, spec in
+            Hub.repos.items()} == {"me/pugc-model": "private", "me/pugc-pairs": "private"}
+    assert set(Hub.files) == {("models", "me/pugc-model", "config.json"), ("models", "me/pugc-model", "README.md"),
+                              ("datasets", "me/pugc-pairs", "preference_pairs.jsonl"),
+                              ("datasets", "me/pugc-pairs", "README.md")}
+    assert Hub.files[("models", "me/pugc-model", "README.md")] == (tmp_path / "README.md").read_bytes()
+    assert set(Hub.tokens) == {"Bearer hf_write_token"}
+
+
+def test_the_upload_without_a_token_says_which_secret(tmp_path, monkeypatch):
+    from pugc.handoff import HandoffError, upload_to_hub
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(HandoffError, match="no HF_TOKEN: handoff.hub.token_secret"):
+        upload_to_hub({"repo_id": "me/m"}, str(tmp_path), str(tmp_path / "README.md"))
