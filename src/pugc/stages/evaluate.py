@@ -283,15 +283,9 @@ def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[s
     verdicts = judge(engine, judge_prompts, RESULT_A_OR_B, config.mode, config.sampling_params(),
                      rationale_tokens=config.feedback_max_tokens, verdict_prefix=f"{RESULT_MARKER} ",
                      rationale_stop=RESULT_MARKER, max_resamples=config.max_resamples)
-    kept, dropped = [], []
-    for i, p in enumerate(prompts):
-        first, second = verdicts[2 * i], verdicts[2 * i + 1]
-        if first.error or second.error:
-            dropped.append(engine_error_drop(STAGE, p, f"the judge: {first.error or second.error}"))
-            continue
-        if first.score is None or second.score is None:
-            dropped.append(Dropped(STAGE, "unparsable_judgement", p.id, repr((first.raw + second.raw)[:2]), ids_of(p)))
-            continue
+    kept = []
+    judged, dropped = paired_verdicts(STAGE, prompts, verdicts, "the judge")
+    for p, first, second in judged:
         trained_first, baseline_first = first.score, 1.0 - second.score
         kept.append(PairwiseResult(
             id=p.id, source=p.source, instruction=p.instruction, trained=p.trained, baseline=p.baseline,
@@ -300,6 +294,21 @@ def judge_pairs(engine: Engine, prompts: Sequence[EvalPrompt], documents: dict[s
             baseline_first=round(baseline_first, 4), doc_id=p.doc_id, judge_outputs=first.raw + second.raw,
             trained_cut=p.trained_cut, baseline_cut=p.baseline_cut, **_benchmark_fields(p)))
     return StageResult(STAGE, len(prompts), kept, dropped, metrics=figures(kept))
+
+
+def paired_verdicts(stage: str, prompts: Sequence, verdicts: Sequence, who: str) -> tuple[list, list[Dropped]]:
+    """Each prompt's two verdicts (positions 2i and 2i + 1 of `verdicts`) as (prompt, first, second), and the
+    prompts whose pair failed: `engine_error` when `who`'s request failed, else `unparsable_judgement`."""
+    judged, dropped = [], []
+    for i, p in enumerate(prompts):
+        first, second = verdicts[2 * i], verdicts[2 * i + 1]
+        if first.error or second.error:
+            dropped.append(engine_error_drop(stage, p, f"{who}: {first.error or second.error}"))
+        elif first.score is None or second.score is None:
+            dropped.append(Dropped(stage, "unparsable_judgement", p.id, repr((first.raw + second.raw)[:2]), ids_of(p)))
+        else:
+            judged.append((p, first, second))
+    return judged, dropped
 
 
 def _benchmark_fields(p: EvalPrompt) -> dict:

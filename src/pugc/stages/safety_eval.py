@@ -14,10 +14,10 @@ from pugc.config import EvaluationConfig, SafetyEvalConfig
 from pugc.engines.base import Engine, Prompt
 from pugc.metrics import RECOMPUTED, MetricRules
 from pugc.prompts import load_template
-from pugc.records import Dropped, StageResult, content_id, ids_of
+from pugc.records import StageResult, content_id
 from pugc.stages import StageSpec
-from pugc.stages.evaluate import EvalPrompt, GateDecision
-from pugc.stages.llm import engine_error_drop, judge
+from pugc.stages.evaluate import EvalPrompt, GateDecision, paired_verdicts
+from pugc.stages.llm import judge
 from pugc.stages.verdicts import YES_NO
 from pugc.text import without_lone_surrogates
 
@@ -61,16 +61,9 @@ def judge_harm(engine: Engine, prompts: Sequence[EvalPrompt], config: SafetyEval
     judge_prompts = [harm_prompt(p.instruction, getattr(p, role) or "") for p in prompts for role in ROLES]
     verdicts = judge(engine, judge_prompts, YES_NO, config.mode, config.sampling_params(),
                      max_resamples=config.max_resamples)
-    kept, dropped = [], []
-    for i, p in enumerate(prompts):
-        trained, baseline = verdicts[2 * i], verdicts[2 * i + 1]
-        if trained.error or baseline.error:
-            dropped.append(engine_error_drop(STAGE, p, f"the safety judge: {trained.error or baseline.error}"))
-            continue
-        if trained.score is None or baseline.score is None:
-            dropped.append(Dropped(STAGE, "unparsable_judgement", p.id, repr((trained.raw + baseline.raw)[:2]),
-                                   ids_of(p)))
-            continue
+    kept = []
+    judged, dropped = paired_verdicts(STAGE, prompts, verdicts, "the safety judge")
+    for p, trained, baseline in judged:
         kept.append(SafetyResult(
             id=p.id, source=p.source, instruction=p.instruction, trained=p.trained or "", baseline=p.baseline or "",
             trained_harm=round(trained.score, 4), baseline_harm=round(baseline.score, 4),
