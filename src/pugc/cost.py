@@ -122,6 +122,18 @@ def totals(costs: list[StageCost], pairs: int | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- accounting
+def settings_of(sections: dict):
+    """What `account` reads of a recipe (its cluster and engines sections), built from those sections alone:
+    run_summary runs in the base image, where the whole recipe cannot be validated (dpo_training's TRL fields
+    need TRL)."""
+    from types import SimpleNamespace
+
+    from pugc.config import ClusterConfig, EnginesConfig, build
+
+    return SimpleNamespace(cluster=build(ClusterConfig, sections.get("cluster") or {}, "cluster"),
+                           engines=build(EnginesConfig, sections.get("engines") or {}, "engines"))
+
+
 def account(recipe: Recipe, stages: dict, pairs: int, local: bool) -> dict:
     """The summary's `cost` block from its `stages` (each with `task_seconds` or `seconds`, `tokens_in`,
     `tokens_out`). `local`: the run held no accelerator, so its GPU-hours are 0 and `would_be_gpu_hours` says

@@ -204,10 +204,9 @@ def write_run_summary(stage_artifacts: list, quarantine, recipe_digest: str, sum
     if pair_sources:
         summary["pair_licenses"] = pair_licenses(*pair_sources)
     if cost_settings:
-        from pugc.config import Recipe, build
-        from pugc.cost import account
+        from pugc.cost import account, settings_of
 
-        summary["cost"] = account(build(Recipe, cost_settings, ""), summary["stages"], summary["preference_pairs"],
+        summary["cost"] = account(settings_of(cost_settings), summary["stages"], summary["preference_pairs"],
                                   local=False)
     dropped_paths = [path for path, m in stages if m.get("stage") not in skipped]
     dropped_paths += [rounds_dropped_path] if rounds_dropped_path else []

@@ -39,7 +39,7 @@ def test_ingest_reads_a_gs_prefix_of_jsonl_and_parquet_shards(bucket):
 
 
 def test_missing_gs_input_fails_clearly(bucket):
-    with pytest.raises(FileNotFoundError, match="no .jsonl/.parquet objects"):
+    with pytest.raises(FileNotFoundError, match=r"no input objects \(.jsonl, .parquet, .csv, .tsv"):
         list(iter_input_rows(f"gs://{bucket.name}/nothing-here"))
 
 

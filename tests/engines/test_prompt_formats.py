@@ -122,16 +122,17 @@ def test_the_published_mistral_template_refuses_a_system_message_and_the_engine_
 
 def test_every_prompt_template_of_the_method_renders_under_the_mistral_template(mistral):
     """No stage's prompt raises on the Mistral template (a system message or not), and each prompt carries one BOS."""
-    from pugc.prompts import load_template
     from importlib import resources
+    from string import Template
+
+    from pugc.prompts import load_template
 
     names = sorted(p.name[:-5] for p in resources.files("pugc.prompts").iterdir() if p.name.endswith(".yaml"))
     for name in names:
         template = load_template(name)
-        values = {key: "text" for key in ("instruction", "response", "reference", "document", "question",
-                                          "response_a", "response_b", "rubric", "reference_clause",
-                                          "reference_section")}
-        ids = mistral.prompt_ids(template.render(**values))
+        placeholders = {key for text in (template.system, template.user, template.assistant_prefix)
+                        for key in Template(text).get_identifiers()}
+        ids = mistral.prompt_ids(template.render(**{key: "text" for key in placeholders}))
         assert ids.count(mistral.tokenizer.bos_token_id) == 1, name
 
 

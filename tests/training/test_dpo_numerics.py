@@ -61,9 +61,11 @@ def test_dpo_learns_only_with_fp32_master_weights(tmp_path, bf16_policy, learnab
     moved = changed_fraction(tmp_path / "model", bf16_policy)
     print(f"{master_dtype} master: margin {report['reward_margin']:.4f}, accuracy {report['reward_accuracy']:.3f}, "
           f"weights changed {moved:.4f}")
+    # Measured on the current tiny policy: fp32 masters margin 0.061 with every weight moved, bf16 masters 0.016
+    # with 1% moved (the few weights small enough for lr 1e-5 to cross half an ulp). The bounds leave a gap.
     if learns:
-        assert report["reward_margin"] > 0.02 and report["reward_accuracy"] >= 0.75
+        assert report["reward_margin"] > 0.04 and report["reward_accuracy"] >= 0.75
         assert moved > 0.5
-    else:  # updates below bf16 resolution: almost every weight stays put and the margin stays near zero
-        assert abs(report["reward_margin"]) < 0.01
+    else:  # updates below bf16 resolution: almost every weight stays put and the margin stays small
+        assert abs(report["reward_margin"]) < 0.02
         assert moved < 0.05
