@@ -54,7 +54,7 @@ def backend_run(tmp_path_factory, sample_slice, gcs_emulator, base_env, vllm_env
 def test_every_task_runs_its_compiled_command_and_every_line_is_accounted_for(backend_run):
     run, result, _, _, _ = backend_run
     shard_tasks = [t.path for t in result.tasks if t.path.startswith("for-loop")]
-    assert len(shard_tasks) == 12  # five LLM stages and evaluate x two shards, each its own task
+    assert len(shard_tasks) == 14  # six LLM stages (safety_screen among them) and evaluate x two shards, each a task
     assert all(t.returncode == 0 for t in result.tasks)
     assert {t.image for t in result.tasks} == {images.BASE, images.INFERENCE, images.TRAINER}
     assert {t.python for t in result.tasks if t.image == images.INFERENCE} == {run.images[images.INFERENCE].python}
