@@ -7,26 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pugc.config import load_recipe
 from pugc.personal_data import TYPES
-from pugc.pipelines.local import run_local
-from tests.planted_pii import NOT_PERSONAL, PLANTED, planted_documents, planted_values
+from tests.planted_pii import NOT_PERSONAL, PLANTED, planted_values
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, sample_slice):
-    root = tmp_path_factory.mktemp("personal-data")
-    source = root / "ugc.jsonl"
-    planted = [{"id": f"planted-{kind}", "text": text} for kind, text in
-               zip(PLANTED, planted_documents("Descaling a kettle with vinegar works; rinse it three times."))]
-    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in planted]
-    lines += [json.dumps({"id": f"look-alike-{i}", "text": text}) + "\n" for i, text in enumerate(NOT_PERSONAL)]
-    source.write_text(sample_slice.read_text(encoding="utf-8") + "".join(lines), encoding="utf-8")
-    recipe = load_recipe("tiny", ["ugc_filter.threshold=1.0"])  # every planted document goes on to the questions
-    summary = run_local(recipe, str(source), root, run_id="pii")
-    return root / "pii", summary
+def run(screened):
+    """The shared screens run (tests/pipelines/conftest.py): the slice, planted unsafe documents, and the
+    documents of planted personal data with their look-alikes."""
+    run_dir, summary, _, _ = screened
+    return run_dir, summary
 
 
 def test_no_planted_value_is_left_anywhere_in_the_run(run):
