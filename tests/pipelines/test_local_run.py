@@ -51,45 +51,25 @@ def run(cli_run):
     return cli_run[:3]
 
 
-def pair_texts(run_dir):
-    return sorted((p["doc_id"], p["prompt"], p["chosen"], p["rejected"]) for p in rows(run_dir / "preference_pairs.jsonl"))
-
-
-def test_a_dump_of_gzipped_jsonl_and_csv_gives_the_pairs_of_its_jsonl(cli_run, sample_slice, tmp_path):
-    """The slice as users' dumps come: gzipped JSONL around a CSV part (its malformed lines in the gzipped
-    parts), and a README the folder read skips by name; every line accounted, the same pairs as the JSONL run."""
+def write_dump(folder: Path, slice_path: Path) -> Path:
+    """The slice as users' dumps come: gzipped JSONL around a CSV part (the malformed lines in the gzipped
+    parts), each record with a licence, and a README the folder read skips by name."""
     import csv
     import gzip
 
-    root, run_dir, summary, _ = cli_run
-    lines = [licensed(line, number) for number, line in enumerate(sample_slice.read_text(encoding="utf-8")
+    lines = [licensed(line, number) for number, line in enumerate(slice_path.read_text(encoding="utf-8")
                                                                   .splitlines(keepends=True))]
-    dump = tmp_path / "export"
-    dump.mkdir()
-    with gzip.open(dump / "part-1.jsonl.gz", "wt", encoding="utf-8") as handle:
+    folder.mkdir()
+    with gzip.open(folder / "part-1.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.writelines(lines[:13])
-    with open(dump / "part-2.csv", "w", newline="", encoding="utf-8") as handle:
+    with open(folder / "part-2.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "text", "source", "domain", "license"])
         writer.writeheader()
         writer.writerows(json.loads(line) for line in lines[13:47])
-    with gzip.open(dump / "part-3.jsonl.gz", "wt", encoding="utf-8") as handle:
+    with gzip.open(folder / "part-3.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.writelines(lines[47:])
-    (dump / "README.md").write_text("forum dump, December")
-    console = io.StringIO()
-    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-        code = main(["run", "--input", str(dump), "--output", str(tmp_path), "--run-id", "dump",
-                     "--set", "input.license_field=license", "--set", f"input.allowed_licenses=[{','.join(LICENCES)}]"])
-    assert code == 0, console.getvalue()[-3000:]
-    dumped = json.loads((tmp_path / "dump" / "summary.json").read_text())
-    assert (dumped["input_lines"], dumped["quarantined"]) == (summary["input_lines"], summary["quarantined"]) == (60, 2)
-    assert pair_texts(tmp_path / "dump") == pair_texts(run_dir) and dumped["preference_pairs"] > 0
-    assert "README.md" in console.getvalue()
-    # every pair counted under its document's licence, in the summary and the pairs' dataset card
-    assert set(dumped["pair_licenses"]) <= set(LICENCES) and sum(dumped["pair_licenses"].values()) == \
-        dumped["preference_pairs"]
-    card = (tmp_path / "dump" / "preference_pairs.md").read_text()
-    assert all(f"| {licence} | {dumped['input_licenses'][licence]} | {n} |" in card
-               for licence, n in dumped["pair_licenses"].items())
+    (folder / "README.md").write_text("forum dump, December")
+    return folder
 
 
 LICENCES = ("cc-by-4.0", "cc0-1.0")
@@ -257,11 +237,22 @@ def test_the_model_and_the_pairs_carry_cards_the_hub_parser_reads(run):
     assert list(run_dir.glob("artifacts/*/run-summary/model_card"))  # also the task's Markdown artifacts
 
 
-def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sample_slice):
+@pytest.fixture(scope="module")
+def gated_cut(tmp_path_factory, sample_slice):
+    """One run for two checks: a gate nothing passes (min_win_rate 1.0) and policy answers of up to 160 tokens,
+    of which the tiny policy ends a few, under `cut_responses: rejected_only`."""
+    root = tmp_path_factory.mktemp("gated")
     console = io.StringIO()
     with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-        code = main(["run", "--input", str(sample_slice), "--output", str(tmp_path), "--run-id", "gated",
-                     "--set", "evaluation.gate.min_win_rate=1.0"])
+        code = main(["run", "--input", str(sample_slice), "--output", str(root), "--run-id", "gated",
+                     "--set", "evaluation.gate.min_win_rate=1.0",
+                     "--set", "preference_pairs.cut_responses=rejected_only",
+                     "--set", "response_sampling.max_tokens=160"])
+    return code, root, console
+
+
+def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(gated_cut):
+    code, tmp_path, console = gated_cut
     assert code == 3, console.getvalue()
     summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
     gate = summary["evaluation"]["gate"]
@@ -277,16 +268,11 @@ def test_a_model_below_the_gate_is_not_exported_and_the_run_exits_3(tmp_path, sa
     assert "export_model" not in console.getvalue()
 
 
-def test_no_pair_chooses_an_answer_cut_at_max_tokens(tmp_path, sample_slice):
+def test_no_pair_chooses_an_answer_cut_at_max_tokens(gated_cut):
     """The tiny policy rarely ends an answer (the tiny recipe allows cut answers for that reason); at 160 tokens a
     few end, and under the default `rejected_only` only those can be chosen."""
-    console = io.StringIO()
-    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-        code = main(["run", "--input", str(sample_slice), "--output", str(tmp_path), "--run-id", "cut",
-                     "--set", "preference_pairs.cut_responses=rejected_only",
-                     "--set", "response_sampling.max_tokens=160"])
-    assert code == 0, console.getvalue()
-    run_dir = tmp_path / "cut"
+    _, root, _ = gated_cut
+    run_dir = root / "gated"
     summary = json.loads((run_dir / "summary.json").read_text())
     scored = {row["id"]: row for path in run_dir.glob("artifacts/*/merge-shards*/merged")
               for row in rows(path) if "judge_scores" in row}
@@ -365,14 +351,24 @@ def test_reports_render_in_a_headless_browser(run, tmp_path):
         (reports / "loss_curve.html").read_text()
 
 
-def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
-    """Every LLM stage fanned out over 4 shards and merged: the same pairs as the unsharded run.
+def test_four_shards_of_a_gzipped_and_csv_dump_give_the_pairs_of_one_jsonl(cli_run, tmp_path, sample_slice):
+    """Every LLM stage fanned out over 4 shards and merged, reading the slice as a dump of .jsonl.gz and .csv
+    parts: the same accounting and pairs as the unsharded JSONL run, and the pairs counted by source licence.
 
     Samples are seeded per prompt, so texts and choices match exactly; expected-mode scores come from batched
     forward passes whose float rounding depends on batch shape, so they match to 1e-3, not bit for bit.
     """
-    _, run_dir, summary = run
-    sharded = run_local(load_recipe("tiny", ["cluster.shards=4"]), str(sample_slice), tmp_path, run_id="shards4")
+    _, run_dir, summary, _ = cli_run
+    dump = write_dump(tmp_path / "export", sample_slice)
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        code = main(["run", "--input", str(dump), "--output", str(tmp_path), "--run-id", "shards4",
+                     "--set", "cluster.shards=4", "--set", "input.license_field=license",
+                     "--set", f"input.allowed_licenses=[{','.join(LICENCES)}]"])
+    assert code == 0, console.getvalue()[-3000:]
+    sharded = json.loads((tmp_path / "shards4" / "summary.json").read_text())
+    assert "README.md" in console.getvalue()  # named as skipped
+    assert (sharded["input_lines"], sharded["quarantined"]) == (summary["input_lines"], summary["quarantined"]) == (60, 2)
     assert {s: (c["in"], c["out"], c["dropped"]) for s, c in sharded["stages"].items()} == \
            {s: (c["in"], c["out"], c["dropped"]) for s, c in summary["stages"].items()}
     one, four = rows(run_dir / "preference_pairs.jsonl"), rows(tmp_path / "shards4" / "preference_pairs.jsonl")
@@ -382,6 +378,11 @@ def test_four_shards_give_the_same_pairs_as_one(run, tmp_path, sample_slice):
         assert b["score_chosen"] == pytest.approx(a["score_chosen"], abs=1e-3)
         assert b["score_rejected"] == pytest.approx(a["score_rejected"], abs=1e-3)
     assert len(list((tmp_path / "shards4" / "artifacts").glob("*/for-loop-*-iteration-3"))) == 7  # 6 LLM stages + evaluate
+    # every pair counted under its document's licence, in the summary and the pairs' dataset card
+    assert set(sharded["pair_licenses"]) <= set(LICENCES) and sum(sharded["pair_licenses"].values()) == len(four)
+    card = (tmp_path / "shards4" / "preference_pairs.md").read_text()
+    assert all(f"| {licence} | {sharded['input_licenses'][licence]} | {n} |" in card
+               for licence, n in sharded["pair_licenses"].items())
 
 
 @pytest.fixture(scope="module")
