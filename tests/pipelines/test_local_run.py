@@ -19,7 +19,6 @@ from pugc.cli import main
 from pugc.config import load_recipe
 from pugc.evaluation import SELF_JUDGED
 from pugc.models import resolve_model
-from pugc.pipelines.local import run_local
 
 ONE_TO_ONE = ["ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "reward_scoring", "preference_pairs"]
 CHAIN = ["ingest_ugc", "ugc_filter", "safety_screen", "instruction_gen", "relevance_filter", "held_out_split",
