@@ -33,25 +33,11 @@ def test_a_judge_that_fails_every_evaluation_request_fails_the_run(tmp_path, sam
     assert "reward_scoring" in done.stdout  # the same server judged the training responses: only evaluation failed
 
 
-def test_an_evaluator_grades_every_evaluation_request_and_no_reward_scoring_one(tmp_path, sample_slice):
+def test_an_evaluator_grades_every_evaluation_request_and_no_reward_scoring_one(screened):
     """The reward judge (local) scores the training responses; the evaluator (served: the tiny judge's weights under
-    another name, so the run is not self-judged by model) only compares answers."""
-    import json
-
-    engine = HFEngine(EngineConfig(model="pugc-tiny/judge"))
-    seen: list[str] = []
-    with ChatServer(engine) as server:
-        original = server.complete
-        server.complete = lambda body: seen.append(json.dumps(body["messages"])) or original(body)
-        options = f"{{base_url: '{server.url}', verdict_top_logprobs: 5000}}"
-        done = subprocess.run(
-            [sys.executable, "-m", "pugc.cli", "run", "--input", str(sample_slice), "--output", str(tmp_path),
-             "--run-id", "graded", "--set",
-             f"engines.evaluator={{backend: openai, model: independent-evaluator, options: {options}}}"],
-            capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    engine.close()
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    summary = json.loads((tmp_path / "graded" / "summary.json").read_text())
+    another name, so the run is not self-judged by model) only compares answers. Read from the shared screens run
+    (tests/pipelines/conftest.py)."""
+    summary, seen = screened.summary, screened.evaluator_requests
     evaluation = summary["evaluation"]
     assert seen and all(PAIRWISE in messages for messages in seen)  # evaluation requests, every one of them
     judged = evaluation["win"] + evaluation["tie"] + evaluation["lose"]

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.e2e
 def run(screened):
     """The shared screens run (tests/pipelines/conftest.py): the slice, planted unsafe documents, and the
     documents of planted personal data with their look-alikes."""
-    run_dir, summary, _, _ = screened
-    return run_dir, summary
+    return screened.run_dir, screened.summary
 
 
 def test_no_planted_value_is_left_anywhere_in_the_run(run):

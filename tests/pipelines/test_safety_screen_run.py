@@ -15,7 +15,7 @@ def rows(path):
 
 
 def test_planted_unsafe_documents_are_dropped_and_accounted(screened):
-    run_dir, summary, _, asked = screened
+    run_dir, summary, asked = screened.run_dir, screened.summary, screened.asked
     screen = summary["stages"]["safety_screen"]
     assert sorted(asked) == [False] * (screen["in"] - 3) + [True] * 3  # one question per document, greedy
     assert screen["in"] == summary["stages"]["ugc_filter"]["out"] == summary["input_records"] - \
@@ -29,7 +29,7 @@ def test_planted_unsafe_documents_are_dropped_and_accounted(screened):
 
 
 def test_nothing_planted_reaches_a_question_or_a_pair(screened):
-    run_dir, summary, _, _ = screened
+    run_dir, summary = screened.run_dir, screened.summary
     assert summary["preference_pairs"] > 0
     pairs = rows(run_dir / "preference_pairs.jsonl")
     assert not [p for p in pairs if p["doc_id"].startswith("planted-unsafe-")]
@@ -39,7 +39,7 @@ def test_nothing_planted_reaches_a_question_or_a_pair(screened):
 
 def test_the_console_and_the_lineage_show_the_screen(screened):
     """The summary's stage entry is read from the merged artifact's lineage (its metadata): counts, model, time."""
-    _, summary, console, _ = screened
+    summary, console = screened.summary, screened.console
     screen = summary["stages"]["safety_screen"]
     assert re.search(rf"\[3/14\] safety_screen +in {screen['in']}, out {screen['out']}, dropped unsafe=3", console), \
         console
