@@ -154,7 +154,8 @@ class ConsoleFilter(io.TextIOBase):
         index = self.finished
         now = time.monotonic()
         detail = _readable(self.details.get(settings_of(stage.rpartition(".")[2]), ""))
-        self._say(f"[{index}/{len(self.plan)}] {stage_label(stage):<{self.width}} {detail:<52} "
+        counter = f"[{index}/{len(self.plan)}]".ljust(len(f"[{len(self.plan)}/{len(self.plan)}]"))  # columns line up
+        self._say(f"{counter} {stage_label(stage):<{self.width}} {detail:<52} "
                   f"{now - self.since:6.1f}s", "32")
         self.since = now
 

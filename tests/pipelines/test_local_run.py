@@ -185,8 +185,8 @@ def test_console_is_short_and_says_where_things_are(cli_run):
     finished = [line.split()[1] for line in stage_lines]  # export and summary are independent: either may end first
     assert finished[:-2] == DAG_STAGES[:-2] and sorted(finished[-2:]) == sorted(DAG_STAGES[-2:])
     assert [int(line[1:line.index("/")]) for line in stage_lines] == list(range(1, len(stage_lines) + 1))
-    assert re.search(r"\[2/14\] ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
-    assert re.search(r"\[12/14\] evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
+    assert re.search(r"\[2/14\] +ugc_filter +in 58, out \d+, .* +\d+\.\ds$", stage_lines[1])
+    assert re.search(r"\[12/14\] +evaluation_gate +\d+ judged: win \d+, tie \d+, lose \d+, .*gate passed", console)
     assert [line for line in lines if "quarantined 2 of 60 lines (not_json 2)" in line]
     assert "merge" not in console and "Executing task" not in console and "\x1b[" not in console
     assert f"{summary['preference_pairs']} preference pairs in" in lines[-3]

@@ -41,7 +41,7 @@ def test_the_console_and_the_lineage_show_the_screen(screened):
     """The summary's stage entry is read from the merged artifact's lineage (its metadata): counts, model, time."""
     summary, console = screened.summary, screened.console
     screen = summary["stages"]["safety_screen"]
-    assert re.search(rf"\[3/14\] safety_screen +in {screen['in']}, out {screen['out']}, dropped unsafe=3", console), \
+    assert re.search(rf"\[3/14\] +safety_screen +in {screen['in']}, out {screen['out']}, dropped unsafe=3", console), \
         console
     assert screen["model"] == "pugc-tiny/generator" and screen["seconds"] is not None
     assert screen["metrics"]["pass_rate"] == pytest.approx(screen["out"] / screen["in"], abs=1e-4)
