@@ -43,5 +43,5 @@ def test_a_budget_the_next_stage_would_pass_stops_the_run_before_it(tmp_path, sa
     assert spent["tokens"] == filtered["tokens_in"] + filtered["tokens_out"] > 200
     assert int(stopped.group(1).replace(",", "")) == spent["tokens"]
     assert int(stopped.group(2)) == 2 * filtered["rows_out"]  # the screen's estimate on what the filter kept
-    assert "[2/14] ugc_filter" in console.getvalue() and "safety_screen " not in console.getvalue()
+    assert re.search(r"\[2/14\] +ugc_filter", console.getvalue()) and "safety_screen " not in console.getvalue()
     assert not list(run_dir.glob("artifacts/*/*/safety-screen/screened_ugc"))  # the screen wrote nothing
